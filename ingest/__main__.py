@@ -1,0 +1,94 @@
+"""python -m ingest PATH... [--kb DIR] [--prune] [--rebuild]
+
+Ingest PDF / .txt / .md files and folders into a knowledge base, with a progress bar and a report.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ingest", description="Add documents to a knowledge base.")
+    p.add_argument("paths", nargs="*", help="PDF, .txt or .md files, or folders (searched recursively)")
+    p.add_argument("--kb", default=None, help="knowledge-base folder (default: Settings.kb, data/index/default)")
+    p.add_argument("--prune", action="store_true", help="remove documents under the given folders whose file is gone")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the vector index and manifest from kb.sqlite")
+    p.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",
+                   help="password of an encrypted PDF (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.paths and not args.rebuild:
+        build_parser().print_usage(sys.stderr)
+        print("error: give files or folders to ingest, or --rebuild", file=sys.stderr)
+        return 2
+    passwords = {}
+    for item in args.password:
+        name, sep, pw = item.partition("=")
+        if not sep:
+            print(f"error: --password takes FILE=PASSWORD, got {item!r}", file=sys.stderr)
+            return 2
+        passwords[name] = pw
+
+    from ingest.pipeline import IngestInterrupted
+    from rag.errors import RagError
+    from rag.kb import KnowledgeBase
+
+    from rag.settings import Settings
+
+    try:
+        settings = Settings()
+        kb = KnowledgeBase(args.kb or settings.kb, settings)
+        if args.rebuild:
+            n = kb.rebuild()
+            print(f"{kb.path}: rebuilt the vector index from kb.sqlite ({n} vectors)")
+        if args.paths:
+            with _TqdmProgress(disable=args.quiet) as progress:
+                report = kb.add(args.paths, prune=args.prune, passwords=passwords, progress=progress)
+            print(report.summary())
+            return 1 if report.failed and not (report.added or report.skipped or report.replaced) else 0
+    except IngestInterrupted as e:
+        print("\n" + e.report.summary())
+        return 130
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _TqdmProgress:
+    """Turns pipeline progress events into a tqdm bar over files, with chunk counts in the postfix."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable = disable
+        self.bar = None
+
+    def __enter__(self) -> "_TqdmProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, event) -> None:
+        from tqdm import tqdm
+
+        if event.stage == "start":
+            self.bar = tqdm(total=event.files_total, unit="file", disable=self.disable, dynamic_ncols=True)
+            return
+        if self.bar is None:
+            return
+        self.bar.n = event.files_done
+        name = event.path.rsplit("/", 1)[-1][:40]
+        self.bar.set_postfix_str(f"{event.chunks_done} chunks embedded | {name}", refresh=False)
+        self.bar.refresh()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

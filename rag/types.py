@@ -1,0 +1,90 @@
+"""Plain value types passed between the parts of the system."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Page:
+    """The text of one page (or the whole of a text file, as page 1)."""
+
+    number: int  # 1-based physical page number
+    text: str
+    label: str | None = None  # the PDF's own page label ("iv", "A-3") when it has one
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of one page, with its character offsets into that page's normalised text."""
+
+    text: str
+    page: int
+    start: int
+    end: int
+    page_label: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    text: str
+    score: float
+    source: str  # the document's path (or the id given to add_texts)
+    page: int
+    chunk_id: int
+    page_label: str | None = None
+    start: int = 0
+    end: int = 0
+
+    @property
+    def name(self) -> str:
+        """The file name to show a person."""
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A stored document."""
+
+    path: str
+    sha256: str
+    pages: int
+    chunks: int
+    empty_pages: tuple[int, ...] = ()  # pages without a text layer (OCR is a later step)
+    added_at: str = ""
+
+
+@dataclass
+class IngestReport:
+    """What one call of KnowledgeBase.add did."""
+
+    added: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unchanged since the last ingest
+    replaced: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # pruned because the file is gone
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what to know), e.g. pages without text
+    pages: int = 0
+    empty_pages: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"added {len(self.added)}, unchanged {len(self.skipped)}, replaced {len(self.replaced)}, "
+            f"removed {len(self.removed)}, failed {len(self.failed)}",
+            f"pages {self.pages} ({self.empty_pages} without text), chunks {self.chunks}, "
+            f"{self.seconds:.1f} s, {self.chunks_per_second:.1f} chunks/s",
+        ]
+        if self.interrupted:
+            lines.append("interrupted: everything listed above as added or replaced is committed")
+        lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
+        lines += [f"warning {path}: {what}" for path, what in self.warnings]
+        return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Shared fixtures. Unit tests run offline: any connection outside loopback fails the test."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+PDFS = SHARED / "pdfs"
+
+# Model libraries must never reach for a hub during tests.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def block_network(monkeypatch):
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and (host in ("localhost", "::1") or host.startswith("127.") or self.family == socket.AF_UNIX):
+            return real_connect(self, address)
+        raise RuntimeError(f"network access in a test: {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(monkeypatch, tmp_path_factory):
+    """Tests ignore the developer's rag.toml and RAG_* variables."""
+    for key in list(os.environ):
+        if key.startswith("RAG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("RAG_CONFIG", str(tmp_path_factory.getbasetemp() / "no-rag.toml"))
+
+
+@pytest.fixture
+def fake_settings():
+    from rag.settings import Settings
+
+    return Settings(embedder="fake", chunk_size=60, chunk_overlap=10)
+
+
+@pytest.fixture
+def make_kb(tmp_path, fake_settings):
+    """Open a knowledge base with the fake embedder (one shared instance, so calls can be counted)."""
+    from rag.kb import KnowledgeBase
+    from rag.models.fakes import FakeEmbedder
+
+    embedder = FakeEmbedder()
+    opened = []
+
+    def make(path: Path | None = None, settings=None):
+        kb = KnowledgeBase(path or tmp_path / "kb", settings or fake_settings, embedder=embedder)
+        opened.append(kb)
+        return kb
+
+    make.embedder = embedder
+    yield make
+    for kb in opened:
+        try:
+            kb.close()
+        except Exception:
+            pass
+
+
+def write_pdf(path: Path, pages: list[str], *, password: str | None = None, labels: bool = False) -> Path:
+    """A small real PDF with one text paragraph per page (reportlab; CJK via STSong-Light)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    for text in pages:
+        y = 800
+        for line in text.split("\n"):
+            c.setFont("STSong-Light", 11)
+            c.drawString(50, y, line)
+            y -= 16
+        c.showPage()
+    c.save()
+    if password or labels:
+        from pypdf import PdfReader, PdfWriter
+        from pypdf.constants import PageLabelStyle
+
+        writer = PdfWriter(clone_from=PdfReader(str(path)))
+        if labels:
+            writer.set_page_label(0, 0, style=PageLabelStyle.LOWERCASE_ROMAN)
+            if len(pages) > 1:
+                writer.set_page_label(1, len(pages) - 1, style=PageLabelStyle.DECIMAL, start=1)
+        if password:
+            writer.encrypt(user_password=password, owner_password=password + "-owner", algorithm="AES-128")
+        with open(path, "wb") as f:
+            writer.write(f)
+    return path

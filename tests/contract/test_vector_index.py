@@ -1,0 +1,74 @@
+"""Every VectorIndex implementation must pass these."""
+import numpy as np
+import pytest
+
+from rag.store.vectors import load_vector_index, make_vector_index
+
+KINDS = ["faiss-flat-ip"]
+DIM = 8
+
+
+def unit(rows):
+    v = np.asarray(rows, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture(params=KINDS)
+def kind(request):
+    return request.param
+
+
+def test_add_search_returns_ids_best_first(kind):
+    index = make_vector_index(kind, DIM)
+    vectors = unit(np.eye(DIM)[:4] + 0.01)
+    index.add(np.array([10, 20, 30, 40]), vectors)
+    scores, ids = index.search(vectors[2], k=2)
+    assert ids[0][0] == 30
+    assert scores[0][0] >= scores[0][1]
+    assert len(index) == 4
+
+
+def test_remove_makes_ids_unfindable(kind):
+    index = make_vector_index(kind, DIM)
+    vectors = unit(np.eye(DIM)[:3] + 0.01)
+    index.add(np.array([1, 2, 3]), vectors)
+    assert index.remove(np.array([2, 99])) == 1
+    _, ids = index.search(vectors[1], k=3)
+    assert 2 not in ids[0]
+    assert sorted(index.ids().tolist()) == [1, 3]
+
+
+def test_empty_index_search(kind):
+    index = make_vector_index(kind, DIM)
+    scores, ids = index.search(np.ones(DIM, dtype=np.float32), k=5)
+    assert ids.shape == (1, 0)
+
+
+def test_k_larger_than_size(kind):
+    index = make_vector_index(kind, DIM)
+    index.add(np.array([5]), unit([np.ones(DIM)]))
+    _, ids = index.search(np.ones(DIM, dtype=np.float32), k=10)
+    assert ids.tolist() == [[5]]
+
+
+def test_save_load_roundtrip(kind, tmp_path):
+    index = make_vector_index(kind, DIM)
+    rng = np.random.default_rng(0)
+    vectors = unit(rng.normal(size=(50, DIM)))
+    index.add(np.arange(100, 150), vectors)
+    index.save(tmp_path / "v.index")
+    again = load_vector_index(kind, tmp_path / "v.index", DIM)
+    assert sorted(again.ids().tolist()) == list(range(100, 150))
+    a = index.search(vectors[:5], 3)
+    b = again.search(vectors[:5], 3)
+    assert np.array_equal(a[1], b[1])
+    assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed away
+
+
+def test_wrong_dimension_is_refused(kind, tmp_path):
+    index = make_vector_index(kind, DIM)
+    with pytest.raises(ValueError):
+        index.add(np.array([1]), np.ones((1, DIM + 1), dtype=np.float32))
+    index.save(tmp_path / "v.index")
+    with pytest.raises(ValueError, match="dim"):
+        load_vector_index(kind, tmp_path / "v.index", DIM + 1)
