@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install sample-kb sample-docs chunk-sweep clean
+.PHONY: run test ingest install sample-kb sample-docs chunk-sweep ingest-bench clean
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -43,6 +43,10 @@ sample-docs: $(STAMP)
 # Re-measure the default chunk size (about 20 minutes on 2 cores; writes docs/chunking.md).
 chunk-sweep: $(STAMP)
 	$(PY) scripts/chunk_sweep.py --sizes 128,256,384 --cmrc 256 --scifact-queries 100 --scifact-docs 400
+
+# Ingestion speed on ../shared/data/pdfs/en and zh vs the embedder's own limit (writes docs/ingest.md).
+ingest-bench: $(STAMP)
+	$(PY) scripts/ingest_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

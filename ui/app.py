@@ -24,7 +24,7 @@ def main() -> None:
     settings = Settings()
     with st.sidebar:
         st.header("📚 Knowledge base")
-        kb_path = st.text_input("Folder", value=settings.kb, help="A knowledge-base folder (built by `make ingest`).")
+        kb_path = st.text_input("Folder", value=settings.kb, key="kb_path", help="A knowledge-base folder (built by `make ingest`).")
         k = st.slider("Passages", min_value=1, max_value=20, value=settings.top_k)
     if not Path(kb_path, "manifest.json").exists():
         st.warning(f"No knowledge base in `{kb_path}` yet. Build one with `make ingest DOCS=your/folder KB={kb_path}`.")
@@ -43,7 +43,7 @@ def main() -> None:
 
     st.title("Search your documents")
     st.caption("Ask in Chinese or English. Results are the passages closest in meaning, with file and page.")
-    query = st.text_input("Question", placeholder="例如：什么是倒数排名融合？ / How much is the daily meal allowance?")
+    query = st.text_input("Question", key="query", placeholder="例如：什么是倒数排名融合？ / How much is the daily meal allowance?")
     if not query.strip():
         return
     try:
