@@ -12,7 +12,8 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -81,19 +82,37 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
     return unique, folders
 
 
+@contextmanager
+def _ingest_run(kb: "KnowledgeBase", total: int, progress: Callable[[Progress], None] | None) -> Iterator[tuple[IngestReport, Callable[[Progress], None], "_Batcher"]]:
+    """The frame of one ingestion call: report, progress, batching; on Ctrl-C the documents
+    committed so far stay and IngestInterrupted carries the report; the index is saved in any case."""
+    report = IngestReport()
+    started = time.perf_counter()
+    notify = progress or (lambda event: None)
+    notify(Progress("start", files_total=total))
+    batcher = _Batcher(kb, report, notify, total)
+    try:
+        yield report, notify, batcher
+        batcher.flush()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise IngestInterrupted(report) from None
+    finally:
+        report.seconds = time.perf_counter() - started
+        kb.save()
+        notify(Progress("done", total, total, chunks_done=batcher.embedded))
+
+
 def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
                  progress: Callable[[Progress], None] | None) -> IngestReport:
     from ingest.isolate import IsolatedParser
 
-    report = IngestReport()
-    started = time.perf_counter()
-    files, folders = collect_files(paths, report)
-    notify = progress or (lambda event: None)
-    notify(Progress("start", files_total=len(files)))
+    collected = IngestReport()
+    files, folders = collect_files(paths, collected)
     max_bytes = kb.settings.max_file_mb * 1024 * 1024
     splitter = kb.make_splitter()
-    batcher = _Batcher(kb, report, notify, len(files))
-    try:
+    with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
+        report.failed += collected.failed
         with IsolatedParser(kb.settings.parse_timeout_s, kb.settings.parse_memory_mb) as parser:
             for n, file in enumerate(files, 1):
                 key = str(file)
@@ -109,15 +128,14 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                         outcome = "skipped"
                     elif (twin := kb.store.find_by_sha(sha)) is not None:
                         kb.commit_copy(twin, key, existing)  # same bytes already parsed and embedded
-                        (report.replaced if existing else report.added).append(key)
                         outcome = "replaced" if existing else "added"
+                        (report.replaced if existing else report.added).append(key)
                     else:
                         password = passwords.get(key) or passwords.get(file.name)
                         pages = parser.parse(file, password)
-                        chunks = splitter.split(pages)
                         _warn_empty_pages(report, key, pages, kb.settings.min_page_chars)
                         report.pages += len(pages)
-                        batcher.push(_Prepared(key, sha, size, pages, chunks, existing))
+                        batcher.push(_Prepared(key, sha, size, pages, splitter.split(pages), existing))
                         outcome = "queued"
                 except ParseError as e:
                     report.failed.append((key, str(e)))
@@ -125,28 +143,16 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                     report.failed.append((key, f"cannot read: {e.strerror or e}"))
                 if outcome != "queued":
                     notify(Progress("file", n, len(files), key, batcher.embedded, outcome))
-            batcher.flush()
-            if prune:
-                _prune(kb, folders, set(map(str, files)), report)
-    except KeyboardInterrupt:
-        report.interrupted = True
-        raise IngestInterrupted(report) from None
-    finally:
-        report.seconds = time.perf_counter() - started
-        kb.save()
-        notify(Progress("done", len(files), len(files), chunks_done=batcher.embedded))
+        batcher.flush()
+        if prune:
+            _prune(kb, folders, set(map(str, files)), report)
     return report
 
 
 def ingest_texts(kb: "KnowledgeBase", texts: list[str], sources: list[str] | None,
                  progress: Callable[[Progress], None] | None) -> IngestReport:
-    report = IngestReport()
-    started = time.perf_counter()
-    notify = progress or (lambda event: None)
-    notify(Progress("start", files_total=len(texts)))
     splitter = kb.make_splitter()
-    batcher = _Batcher(kb, report, notify, len(texts))
-    try:
+    with _ingest_run(kb, len(texts), progress) as (report, notify, batcher):
         for n, text in enumerate(texts, 1):
             data = text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
@@ -159,14 +165,6 @@ def ingest_texts(kb: "KnowledgeBase", texts: list[str], sources: list[str] | Non
             pages = [Page(number=1, text=normalize_text(text))]
             report.pages += 1
             batcher.push(_Prepared(key, sha, len(data), pages, splitter.split(pages), existing))
-        batcher.flush()
-    except KeyboardInterrupt:
-        report.interrupted = True
-        raise IngestInterrupted(report) from None
-    finally:
-        report.seconds = time.perf_counter() - started
-        kb.save()
-        notify(Progress("done", len(texts), len(texts), chunks_done=batcher.embedded))
     return report
 
 
