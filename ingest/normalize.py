@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Han ideographs, CJK punctuation, full-width forms, kana and hangul: characters that are written
-# without spaces between them.
-CJK = "\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+from rag.textutil import CJK
+
 _CJK_SPACE = re.compile(rf"(?<=[{CJK}])[ \t]+(?=[{CJK}])")
 _CJK_END = re.compile(rf"[{CJK}]$")
 _SENTENCE_END = re.compile(r"[。！？：；]$")
@@ -36,10 +35,6 @@ def normalize_text(text: str) -> str:
     text = _join_wrapped_cjk_lines([line.strip() for line in text.split("\n")])
     text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
-
-
-def is_cjk_char(ch: str) -> bool:
-    return bool(re.match(f"[{CJK}]", ch))
 
 
 def _join_wrapped_cjk_lines(lines: list[str]) -> str:

@@ -7,14 +7,11 @@ character, one per four other characters), so one setting fits Chinese and Engli
 """
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from typing import Sequence
 
-from ingest.normalize import CJK
+from rag.textutil import approx_tokens
 from rag.types import Chunk, Page
-
-_CJK_CHAR = re.compile(f"[{CJK}]")
 
 SEPARATORS = [
     r"\n{2,}",
@@ -26,13 +23,6 @@ SEPARATORS = [
 ]
 
 
-def approx_tokens(text: str) -> int:
-    """Cheap token estimate for a multilingual tokenizer: CJK characters count one each, other
-    characters a quarter. Within ~20% of the e5 (XLM-R) tokenizer on Chinese and English prose."""
-    cjk = len(_CJK_CHAR.findall(text))
-    return cjk + (len(text) - cjk + 3) // 4
-
-
 class Splitter(ABC):
     #: recorded in manifest.json
     config: dict
@@ -42,7 +32,7 @@ class Splitter(ABC):
 
 
 class RecursiveSplitter(Splitter):
-    def __init__(self, chunk_size: int = 400, chunk_overlap: int = 60) -> None:
+    def __init__(self, chunk_size: int = 256, chunk_overlap: int = 38) -> None:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         if chunk_overlap >= chunk_size:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["KnowledgeBase", "Settings", "Hit", "IngestReport", "DocumentInfo", "Chunk", "Page", "RagError", "EmbedderMismatch"]
+__all__ = ["KnowledgeBase", "Settings", "Hit", "IngestReport", "DocumentInfo", "Chunk", "Page", "Answer", "Citation",
+           "RagError", "EmbedderMismatch"]
 
 _WHERE = {
     "KnowledgeBase": "rag.kb",
@@ -20,6 +21,8 @@ _WHERE = {
     "DocumentInfo": "rag.types",
     "Chunk": "rag.types",
     "Page": "rag.types",
+    "Answer": "rag.types",
+    "Citation": "rag.types",
     "RagError": "rag.errors",
     "EmbedderMismatch": "rag.errors",
 }
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from rag.errors import EmbedderMismatch, RagError
     from rag.kb import KnowledgeBase
     from rag.settings import Settings
-    from rag.types import Chunk, DocumentInfo, Hit, IngestReport, Page
+    from rag.types import Answer, Chunk, Citation, DocumentInfo, Hit, IngestReport, Page
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -25,7 +25,10 @@ from rag.settings import Settings
 from rag.store.atomic import atomic_write_json
 from rag.store.docstore import DocStore, StoredDoc
 from rag.store.vectors import VectorIndex, load_vector_index, make_vector_index
-from rag.types import Chunk, DocumentInfo, Hit, IngestReport, Page
+from rag.types import Answer, Chunk, DocumentInfo, Hit, IngestReport, Page
+
+if TYPE_CHECKING:
+    from rag.models.generator import Generator
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +44,21 @@ class KnowledgeBase:
     >>> kb.search("What is multi-head attention?", k=5)
     """
 
-    def __init__(self, path: str | Path, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+    def __init__(self, path: str | Path, settings: Settings | None = None, *, embedder: Embedder | None = None,
+                 generator: "Generator | None" = None) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.settings = settings or Settings()
         self.embedder = embedder or make_embedder(self.settings)
+        self._generator = generator
+        #: why the configured generator could not load (the extractive fallback answers instead)
+        self.generator_error: str | None = None
         self.store = DocStore(self.path / "kb.sqlite")
         self._check_embedder()
         self.splitter_config = self._splitter_config()
         self._index: VectorIndex | None = None
         self._index_generation = -1
+        self._dirty = False  # the in-memory index differs from vectors.faiss
         self._index_lock = threading.RLock()
         self._write_lock = threading.Lock()
 
@@ -124,6 +132,46 @@ class KnowledgeBase:
 
         return KnowledgeBaseRetriever(kb=self, k=k or self.settings.top_k)
 
+    # ------------------------------------------------------------------ public API: answers
+    @property
+    def generator(self) -> "Generator":
+        """The configured generator, loaded on first use; if it cannot load, the extractive
+        generator answers instead and `generator_error` says why."""
+        if self._generator is None:
+            from rag.models.generator import make_generator
+
+            try:
+                generator = make_generator(self.settings)
+                generator.warm_up()
+            except Exception as e:  # missing package, missing model file, server down: fall back, say why
+                from rag.models.extractive import ExtractiveGenerator
+
+                self.generator_error = f"{self.settings.generator}: {type(e).__name__}: {e}"
+                log.warning("generator unavailable (%s); answering extractively", self.generator_error)
+                generator = ExtractiveGenerator()
+            self._generator = generator
+        return self._generator
+
+    def ask(self, question: str, history: Sequence[tuple[str, str]] | None = None) -> Answer:
+        """Answer from the documents, with citations; `Answer.refused` when they do not hold it.
+        `history` is the conversation so far as (role, text) pairs, role "user" or "assistant"."""
+        return self._chain().ask(question, history)
+
+    def stream(self, question: str, history: Sequence[tuple[str, str]] | None = None) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as they are generated, then the final Answer."""
+        return self._chain().stream(question, history)
+
+    def as_runnable(self):
+        """A LangChain Runnable: invoke("question") or invoke({"question": ..., "history": [...]}) -> Answer."""
+        from rag.langchain import AnswerRunnable
+
+        return AnswerRunnable(kb=self)
+
+    def _chain(self):
+        from rag.chain import AnswerChain
+
+        return AnswerChain(self, self.generator, self.settings)
+
     # ------------------------------------------------------------------ maintenance
     def rebuild(self) -> int:
         """Rebuild the derived files (vector index, manifest) from kb.sqlite. Returns the vector count."""
@@ -131,12 +179,15 @@ class KnowledgeBase:
             self._index = None
             (self.path / "vectors.faiss").unlink(missing_ok=True)
             index = self._fresh_index()
+            self._dirty = True
             self.save()
             return len(index)
 
     def save(self) -> None:
-        """Write the vector index and manifest.json (atomically)."""
+        """Write the vector index and manifest.json (atomically), if anything changed."""
         with self._index_lock:
+            if not self._dirty and (self.path / "manifest.json").exists():
+                return
             if self._index is not None:
                 self._index.save(self.path / "vectors.faiss")
             docs, chunks = self.store.counts()
@@ -155,6 +206,7 @@ class KnowledgeBase:
                 "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             atomic_write_json(self.path / "manifest.json", manifest)
+            self._dirty = False
 
     def close(self) -> None:
         self.store.close()
@@ -207,6 +259,7 @@ class KnowledgeBase:
             if len(new_ids):
                 self._index.add(new_ids, vectors)
             self._index_generation = generation
+            self._dirty = True
 
     def _fresh_index(self) -> VectorIndex:
         """The vector index, equal to what kb.sqlite holds now. Loads vectors.faiss on first use and
@@ -238,6 +291,7 @@ class KnowledgeBase:
             part = missing[start : start + 20000]
             index.add(part, self.store.vectors(part))
         if len(extra) or len(missing):
+            self._dirty = True
             log.info("%s: vector index synced from kb.sqlite (+%d, -%d)", self.path, len(missing), len(extra))
 
     def _check_embedder(self) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict
 
 
@@ -26,3 +27,25 @@ class KnowledgeBaseRetriever(BaseRetriever):
             )
             for h in self.kb.search(query, k=self.k)
         ]
+
+
+class AnswerRunnable(Runnable):
+    """The answer chain as a Runnable: input a question string or {"question", "history"};
+    `invoke` returns an Answer, `stream` yields the text pieces and then the Answer."""
+
+    def __init__(self, kb: Any) -> None:
+        self.kb = kb
+
+    @staticmethod
+    def _unpack(value: Any) -> tuple[str, list]:
+        if isinstance(value, str):
+            return value, []
+        return value["question"], list(value.get("history") or [])
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any):
+        question, history = self._unpack(input)
+        return self.kb.ask(question, history)
+
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any):
+        question, history = self._unpack(input)
+        yield from self.kb.stream(question, history)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -38,8 +38,8 @@ class Settings(BaseSettings):
 
     # --- splitting -------------------------------------------------------------------------
     # Default chosen by scripts/chunk_sweep.py (results in docs/chunking.md).
-    chunk_size: int = Field(400, ge=50, description="characters per chunk")
-    chunk_overlap: int = Field(60, ge=0, description="characters shared by neighbouring chunks")
+    chunk_size: int = Field(256, ge=50, description="approximate tokens per chunk (1 per CJK character, 1 per 4 others)")
+    chunk_overlap: int = Field(38, ge=0, description="approximate tokens shared by neighbouring chunks")
 
     # --- ingestion -------------------------------------------------------------------------
     parse_timeout_s: float = Field(120.0, gt=0, description="per-file limit for parsing")
@@ -49,6 +49,29 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")
+
+    # --- answering ---------------------------------------------------------------------------
+    generator: str = Field(
+        "llamacpp",
+        description="'llamacpp' (bundled Qwen2.5-Coder-0.5B GGUF) or 'llamacpp:<file.gguf>', "
+        "'transformers:<folder or hub name>' (or '<folder>::<file.gguf>'), 'openai' (any OpenAI-compatible "
+        "server: vLLM, Ollama, llama.cpp server, DeepSeek, DashScope), 'extractive' (no LLM) or 'fake' (tests).",
+    )
+    model_dir: str = Field("data/models", description="where the default GGUF is assembled once")
+    n_ctx: int = Field(4096, ge=512, description="context window given to local models")
+    llm_threads: int = Field(0, ge=0, description="CPU threads for the local model; 0 = all cores")
+    llm_gpu_layers: int = Field(0, description="llama.cpp layers offloaded to a GPU (-1 = all) when built with CUDA")
+    max_new_tokens: int = Field(200, ge=1, description="longest answer, in tokens")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    answer_passages: int = Field(4, ge=1, description="passages put in the prompt")
+    max_context_tokens: int = Field(900, ge=32, description="token budget of the passages in the prompt")
+    min_score: float = Field(0.80, description="refuse without calling the model when the best passage scores below this")
+    min_support: float = Field(0.5, ge=0.0, le=1.0, description="refuse an answer when less of it is found in its passages")
+    answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")
+    openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server")
+    openai_api_key: SecretStr = Field(SecretStr("not-needed"), description="its API key (local servers accept anything)")
+    openai_model: str = Field("", description="model name on that server")
+    openai_timeout_s: float = Field(120.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -88,3 +88,35 @@ class IngestReport:
         lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]
         lines += [f"warning {path}: {what}" for path, what in self.warnings]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a statement of an answer comes from."""
+
+    n: int  # the [n] marker in the answer text
+    source: str
+    page: int
+    quote: str  # the sentence of the passage that best supports the statement
+    chunk_id: int = 0
+    page_label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass
+class Answer:
+    """A generated (or refused) answer with its evidence."""
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    refused: bool = False
+    refusal_reason: str = ""  # "low retrieval score", "model said so", "unsupported", "no passages"
+    uncited: bool = False  # the answer cites nothing: shown with a warning
+    support: float = 0.0  # share of the answer's content words found in the passages it cites
+    hits: list[Hit] = field(default_factory=list)  # the passages given to the generator (or the closest ones)
+    question: str = ""  # the standalone question actually searched (after condensing)
+    language: str = "en"
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: condense, retrieve, first_token, generate, total

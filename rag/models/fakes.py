@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from rag.models.embedder import Embedder
+from rag.models.generator import Generator, Prompt
+from rag.support import sentences
 
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
 
@@ -54,3 +56,32 @@ class FakeEmbedder(Embedder):
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._vector(text)
+
+
+class FakeGenerator(Generator):
+    """Deterministic stand-in for a language model.
+
+    By default it answers by quoting the first sentence of each of the first two passages it was
+    given, each followed by its marker ("... [1] ... [2]"); with `responses` it replays those texts
+    in order instead. Every prompt it receives is kept in `.prompts` for tests to inspect.
+    """
+
+    name = "fake"
+    context_window = 4096
+    is_llm = True
+
+    def __init__(self, responses: list[str] | None = None, piece: int = 7) -> None:
+        self.responses = list(responses or [])
+        self.prompts: list = []
+        self.piece = piece  # characters per streamed piece
+
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+        self.prompts.append(prompt)
+        if self.responses:
+            text = self.responses.pop(0)
+        elif prompt.passages:
+            text = " ".join(f"{(sentences(p) or [p])[0]} [{n}]" for n, p in enumerate(prompt.passages[:2], 1))
+        else:  # a condensing prompt: return the last line's question unchanged
+            text = prompt.question
+        for i in range(0, len(text), self.piece):
+            yield text[i : i + self.piece]

@@ -55,3 +55,25 @@ def test_embedder_mismatch_is_a_one_line_error(tmp_path):
 def test_usage_without_paths(tmp_path):
     result = run([], tmp_path)
     assert result.returncode == 2 and "give files or folders" in result.stderr
+
+
+def run_rag(args, tmp_path, **env):
+    environment = {**os.environ, "RAG_EMBEDDER": "fake", "RAG_GENERATOR": "fake", "RAG_MIN_SCORE": "-1",
+                   "RAG_CONFIG": str(tmp_path / "none.toml"), **env}
+    return subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=300)
+
+
+def test_rag_ask_prints_answer_and_sources(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "tower.pdf", ["The Eiffel Tower is in Paris. It was finished in 1889."])
+    kb = tmp_path / "kb"
+    assert run([str(docs), "--kb", str(kb), "--quiet"], tmp_path).returncode == 0
+    result = run_rag(["ask", "When was the Eiffel Tower finished?", "--kb", str(kb)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "The Eiffel Tower is in Paris. [1]" in result.stdout
+    assert "Sources:\n  [1] tower.pdf p.1: " in result.stdout
+    refused = run_rag(["ask", "When was the Eiffel Tower finished?", "--kb", str(kb)], tmp_path, RAG_MIN_SCORE="0.999")
+    assert "The documents do not contain this information." in refused.stdout and "Closest passages:" in refused.stdout
+    found = run_rag(["search", "Eiffel", "--kb", str(kb), "-k", "1"], tmp_path)
+    assert found.stdout.startswith("[1] tower.pdf p.1")

@@ -272,3 +272,11 @@ def test_awkward_pdfs_in_one_batch(make_kb):
     assert failed["enc_user_password_1234.pdf"] == "encrypted: password required"
     assert failed["broken_huge_page_count.pdf"].startswith("broken PDF")
     assert np.array_equal(np.sort(kb._index.ids()), kb.store.chunk_ids())
+
+
+def test_unchanged_reingest_writes_nothing(make_kb, docs):
+    kb = make_kb()
+    kb.add([docs])
+    stamp = (kb.path / "vectors.faiss").stat().st_mtime_ns, (kb.path / "manifest.json").stat().st_mtime_ns
+    kb.add([docs])
+    assert ((kb.path / "vectors.faiss").stat().st_mtime_ns, (kb.path / "manifest.json").stat().st_mtime_ns) == stamp

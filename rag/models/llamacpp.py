@@ -1,0 +1,52 @@
+"""Local GGUF models through llama-cpp-python: the fast default on CPU."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from rag.models.generator import Generator, Prompt
+from rag.settings import Settings
+
+
+class LlamaCppGenerator(Generator):
+    def __init__(self, model_path: str | None, settings: Settings) -> None:
+        self.model_path = model_path
+        self.settings = settings
+        self.context_window = settings.n_ctx
+        self.name = f"llamacpp:{Path(model_path).name}" if model_path else "llamacpp:qwen2.5-coder-0.5b-instruct-q4_k_m"
+        self._llm = None
+        self._lock = threading.Lock()  # one llama context serves one request at a time
+
+    def warm_up(self) -> None:
+        if self._llm is not None:
+            return
+        from llama_cpp import Llama
+
+        from rag.models.default_gguf import default_gguf
+
+        path = self.model_path or str(default_gguf(self.settings.model_dir))
+        if not Path(path).exists():
+            raise FileNotFoundError(f"GGUF model not found: {path}")
+        self._llm = Llama(
+            model_path=path,
+            n_ctx=self.settings.n_ctx,
+            n_threads=self.settings.llm_threads or os.cpu_count() or 1,
+            n_gpu_layers=self.settings.llm_gpu_layers,
+            verbose=False,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        self.warm_up()
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+        self.warm_up()
+        with self._lock:
+            for chunk in self._llm.create_chat_completion(
+                messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True
+            ):
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
