@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install sample-kb sample-docs chunk-sweep ingest-bench clean
+.PHONY: run test ingest install sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -47,6 +47,14 @@ chunk-sweep: $(STAMP)
 # Ingestion speed on ../shared/data/pdfs/en and zh vs the embedder's own limit (writes docs/ingest.md).
 ingest-bench: $(STAMP)
 	$(PY) scripts/ingest_bench.py
+
+# Calibrate the refusal checks with the default models (about 20 minutes; writes docs/refusal.md).
+calibrate: $(STAMP)
+	$(PY) scripts/calibrate_refusal.py
+
+# Time to first token and tokens/s of the default generator (writes docs/answer_speed.md).
+answer-speed: $(STAMP)
+	$(PY) scripts/answer_speed.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
