@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     max_new_tokens: int = Field(200, ge=1, description="longest answer, in tokens")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     answer_passages: int = Field(4, ge=1, description="passages put in the prompt")
-    max_context_tokens: int = Field(900, ge=32, description="token budget of the passages in the prompt")
+    max_context_tokens: int = Field(320, ge=32, description="token budget of the passages in the prompt")
     min_score: float = Field(0.80, description="refuse without calling the model when the best passage scores below this")
     min_support: float = Field(0.5, ge=0.0, le=1.0, description="refuse an answer when less of it is found in its passages")
     answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=8, help="half Chinese, half English")
     args = ap.parse_args()
     settings = Settings()
-    all_q = [q for q in json.loads((ROOT / "data" / "docs" / "questions.json").read_text(encoding="utf-8")) if q["page"]]
+    all_q = [q for q in json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8")) if q["page"]]
     half = args.questions // 2
     questions = [q for q in all_q if q["lang"] == "zh"][:half] + [q for q in all_q if q["lang"] == "en"][:half]
     with tempfile.TemporaryDirectory() as tmp:

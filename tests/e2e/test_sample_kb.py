@@ -1,5 +1,5 @@
 """The shipped sample knowledge base with the real default embedder: every answerable question in
-data/docs/questions.json finds its page among the top 3 passages."""
+data/sample_questions.json finds its page among the top 3 passages."""
 import json
 
 import pytest
@@ -10,7 +10,7 @@ from rag.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-QUESTIONS = [q for q in json.loads((ROOT / "data" / "docs" / "questions.json").read_text(encoding="utf-8")) if q["page"]]
+QUESTIONS = [q for q in json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8")) if q["page"]]
 
 
 @pytest.fixture(scope="module")

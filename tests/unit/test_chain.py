@@ -122,8 +122,9 @@ def test_prompt_language_follows_the_question(kb_with):
     zh, en = generator.prompts
     assert zh.language == "zh" and zh.messages[0]["content"] == prompts.system_message("zh")
     assert "<资料>" in zh.messages[1]["content"] and zh.messages[1]["content"].endswith("问题：线粒体是什么？")
-    assert en.language == "en" and "reply exactly: The documents do not contain this information." in en.messages[0]["content"]
-    assert en.messages[1]["content"].startswith("<passages>\n[1] (")
+    assert en.language == "en" and "reply: The documents do not contain this information." in en.messages[0]["content"]
+    assert en.messages[1]["content"].startswith("Question: What is the Colosseum?\n\n<passages>\n[1] ")
+    assert en.messages[1]["content"].endswith("</passages>\n\nQuestion: What is the Colosseum?")
 
 
 def test_answer_language_setting_overrides(kb_with):
@@ -138,7 +139,7 @@ def test_passages_are_fenced_and_labelled_with_file_and_page(kb_with):
     kb = kb_with(generator)
     kb.ask("Eiffel Tower Paris")
     user = generator.prompts[0].messages[1]["content"]
-    assert "[1] (eiffel.pdf, page 1)\nThe Eiffel Tower is in Paris. It was finished in 1889." in user
+    assert "[1] The Eiffel Tower is in Paris. It was finished in 1889. (eiffel.pdf, page 1)" in user
     assert user.count("</passages>") == 1
 
 
@@ -150,24 +151,25 @@ def test_fence_markers_inside_documents_are_neutralised(tmp_path):
     assert user.count("</passages>") == 1 and "‹/passages>" in user
 
 
-def test_context_budget_limits_the_passages(kb_with):
+def test_passages_are_trimmed_to_their_share_of_the_budget(kb_with):
     generator = FakeGenerator()
-    kb = kb_with(generator, answer_passages=4, max_context_tokens=60)
-    kb.ask("Eiffel Tower Colosseum photo cell")
-    prompt = generator.prompts[0]
-    used = sum(generator.count_tokens(prompts.passage_block(n, h, "en")) for n, h in enumerate(
-        [Hit(t, 0, "x", 1, 0) for t in prompt.passages], 1))
-    assert 1 <= len(prompt.passages) < 4 and used <= 60
+    kb = kb_with(generator, answer_passages=2, max_context_tokens=32)
+    answer = kb.ask("When was it finished, in 1889?")
+    blocks = [prompts.passage_block(n, h, "en") for n, h in enumerate(answer.hits, 1)]
+    assert len(answer.hits) == 2 and all(generator.count_tokens(b) <= 16 for b in blocks)
+    top = answer.hits[0]
+    assert top.text == "It was finished in 1889."  # the sentence window that covers the question
+    assert EN[0][top.start : top.end] == top.text  # offsets still point into the page
 
 
-def test_a_single_passage_too_long_for_the_budget_is_cut(tmp_path):
+def test_a_passage_without_sentence_breaks_is_cut_to_fit(tmp_path):
     kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", min_score=-1.0, chunk_size=2000, chunk_overlap=0,
-                                                 max_context_tokens=100),
+                                                 max_context_tokens=100, answer_passages=1),
                        embedder=FakeEmbedder(), generator=FakeGenerator())
     kb.add_texts(["word " * 1500], sources=["long.txt"])
     kb.ask("word")
-    prompt = kb.generator.prompts[0]
-    assert len(prompt.passages) == 1 and 0 < len(prompt.passages[0]) < len("word " * 1500)
+    passage = kb.generator.prompts[0].passages[0]
+    assert 0 < len(passage) and kb.generator.count_tokens(passage) <= 100
 
 
 def test_follow_up_is_condensed_with_history(kb_with):
