@@ -17,6 +17,7 @@ Raw generations are cached in .eval-cache/ so re-running only redoes the analysi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -73,7 +74,10 @@ def generate_all(items: list[dict], settings: Settings) -> list[dict]:
     CACHE.mkdir(exist_ok=True)
     kb = KnowledgeBase(Path(tempfile.mkdtemp()) / "kb", settings.with_(embedder="fake"))  # the chain needs a kb object only
     chain = AnswerChain(kb, kb.generator, settings.with_(min_support=0.0))
-    cache_file = CACHE / f"calibration-{kb.generator.name.replace('/', '_').replace(':', '_')}.jsonl"
+    from rag import prompts
+
+    prompt_id = hashlib.sha1(json.dumps([prompts.SYSTEM, prompts.user_message("q", ["b"], "en")]).encode()).hexdigest()[:8]
+    cache_file = CACHE / f"calibration-{kb.generator.name.replace('/', '_').replace(':', '_')}-{prompt_id}.jsonl"
     done = {}
     if cache_file.exists():
         for line in cache_file.read_text(encoding="utf-8").splitlines():
