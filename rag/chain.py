@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 from rag import prompts
 from rag.models.generator import Generator, Prompt
 from rag.settings import Settings
-from rag.support import best_sentence, content_tokens, sentences, strip_markers
+from rag.support import MARKER, best_sentence, content_tokens, sentence_spans, sentences, strip_markers
 from rag.textutil import language_of
 from rag.types import Answer, Citation, Hit
 
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 History = Sequence[tuple[str, str]]  # (role, text) with role "user" or "assistant"
 
-_MARKERS = re.compile(r"\[\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*\]|【\s*(\d+)\s*】")
+_MARKERS = re.compile(MARKER)
+# markers standing after a sentence's full stop: "Paris. [1] It was…"
+_MARKERS_AFTER_STOP = re.compile(rf"([。！？.!?])(\s*)((?:(?:{MARKER})\s*)+)")
 
 
 class AnswerChain:
@@ -122,7 +124,7 @@ class AnswerChain:
 
     def _focus(self, hit: Hit, question: str, share: int, n: int, language: str) -> Hit:
         wanted = content_tokens(question)
-        spans = _sentence_spans(hit.text)
+        spans = sentence_spans(hit.text)
         best, best_key = None, None
         for i in range(len(spans)):
             for j in range(i, len(spans)):
@@ -177,7 +179,7 @@ def cite(text: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
     citations: dict[int, Citation] = {}
     sentence_of = {}
     # "Paris. [1] It was…": a marker after the full stop belongs to the sentence before it
-    attached = re.sub(r"([。！？.!?])(\s*)((?:(?:\[\s*\d+(?:\s*[,，、]\s*\d+)*\s*\]|【\s*\d+\s*】)\s*)+)", r" \3\1\2", text)
+    attached = _MARKERS_AFTER_STOP.sub(lambda m: f" {m.group(3)}{m.group(1)}{m.group(2)}", text)
     for sentence in sentences(attached):
         for m in _MARKERS.finditer(sentence):
             for n in _numbers(m):
@@ -225,17 +227,6 @@ def _is_refusal(text: str, language: str) -> bool:
     variants = prompts.REFUSAL_VARIANTS["zh"] + prompts.REFUSAL_VARIANTS["en"]
     # a refusal is short: a long answer that mentions "not mentioned" somewhere is still an answer
     return len(flat) <= 2.5 * len(prompts.REFUSAL[language]) + 20 and any(v.lower() in flat for v in variants)
-
-
-def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`, covering it without gaps."""
-    ends = [m.end() for m in re.finditer(r"[。！？；!?;]+[”’」』）)]*|\.(?=\s)|\n+", text)]
-    spans, start = [], 0
-    for end in ends + [len(text)]:
-        if end > start and text[start:end].strip():
-            spans.append((start, end))
-            start = end
-    return spans or [(0, len(text))]
 
 
 def _cut(hit: Hit, start: int, end: int) -> Hit:

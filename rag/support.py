@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE = re.compile(r"(?<=[。！？；!?;])\s*|(?<=\.)\s+|\n+")
+# A sentence ends at 。！？；!?; (with any closing quotes or brackets), at a full stop followed by
+# white space, or at a line break.
+_SENTENCE_END = re.compile(r"[。！？；!?;]+[”’」』）)]*|\.(?=\s)|\n+")
+# A citation marker: [1], [1, 2], [1、2] or 【1】. Group 1 or 2 holds the number(s).
+MARKER = r"\[\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*\]|【\s*(\d+)\s*】"
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]|\d+(?:[.,:]\d+)*%?")
-_MARKER = re.compile(r"\[\s*\d+(?:\s*[,，、]\s*\d+)*\s*\]|【\d+】")
+_MARKER = re.compile(MARKER)
 _ZH_STOP = set("的了是在和与及或也都而就这那有为以于把被对从到中上下之其个我你他她它们吗呢吧啊")
 _EN_STOP = set(
     "a an the of to in on at by for with from and or but is are was were be been being it its this that these those "
@@ -19,8 +23,18 @@ _EN_STOP = set(
 )
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, in order, covering it without gaps."""
+    spans, start = [], 0
+    for end in [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]:
+        if end > start and text[start:end].strip():
+            spans.append((start, end))
+            start = end
+    return spans or [(0, len(text))]
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
+    return [text[a:b].strip() for a, b in sentence_spans(text) if text[a:b].strip()]
 
 
 def strip_markers(text: str) -> str:
