@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-INDEX_KIND = "faiss-flat-ip"
+FLAT, IVF = "faiss-flat-ip", "faiss-ivf-flat"
 KEYWORD_KIND = "bm25s"
 
 
@@ -233,6 +233,8 @@ class KnowledgeBase:
         with self._index_lock:
             if self._keywords is not None or self._dirty:
                 self._fresh_keywords()  # built once per ingestion run here, not per document
+            if self._index is not None:
+                self._switch_index_kind()
             if not (self._dirty or self._keywords_dirty) and (self.path / "manifest.json").exists():
                 return
             if self._index is not None and self._dirty:
@@ -252,7 +254,7 @@ class KnowledgeBase:
                     "normalized": self.embedder.normalized,
                 },
                 "splitter": self.splitter_config,
-                "index": {"kind": INDEX_KIND, "file": "vectors.faiss", "vectors": len(self._index) if self._index is not None else None},
+                "index": {"kind": self._index.kind if self._index is not None else None, "file": "vectors.faiss", "vectors": len(self._index) if self._index is not None else None},
                 "keywords": {"kind": KEYWORD_KIND, "pointer": "keywords.json", "terms": self.store.get_meta("terms_version"),
                              "chunks": len(self._keywords) if self._keywords is not None else None},
                 "counts": {"documents": docs, "chunks": chunks},
@@ -329,13 +331,46 @@ class KnowledgeBase:
         if self._index is None:
             file = self.path / "vectors.faiss"
             try:
-                self._index = load_vector_index(INDEX_KIND, file, dim) if file.exists() else make_vector_index(INDEX_KIND, dim)
+                self._index = (load_vector_index(file, dim, nprobe=self.settings.ivf_nprobe) if file.exists()
+                               else make_vector_index(FLAT, dim))
             except Exception as e:  # a damaged derived file is rebuilt from the source of truth
                 log.warning("%s: %s; rebuilding it from kb.sqlite", file, e)
-                self._index = make_vector_index(INDEX_KIND, dim)
+                self._index = make_vector_index(FLAT, dim)
         self._sync(self._index)
         self._index_generation = generation
         return self._index
+
+    def _wanted_kind(self, n: int, current: str) -> str:
+        mode, threshold = self.settings.vector_index, self.settings.ann_threshold
+        if mode != "auto":
+            return IVF if mode == "ivf" else FLAT
+        if current == IVF:  # hysteresis: a few removals around the threshold do not flip it back and forth
+            return IVF if n >= threshold // 2 else FLAT
+        return IVF if n >= threshold else FLAT
+
+    def _switch_index_kind(self) -> None:
+        """Rebuild the vector index as the kind its size calls for (Settings.vector_index), from the
+        vectors in kb.sqlite. Called when saving, i.e. once per ingestion run."""
+        index = self._index
+        want = self._wanted_kind(len(index), index.kind)
+        if want == index.kind or len(index) == 0:
+            return
+        import time
+
+        t = time.perf_counter()
+        dim = int(self.store.get_meta("dim") or 0) or self.embedder.dim
+        if want == IVF:
+            from rag.store.faiss_ivf import FaissIvfIndex
+
+            new = FaissIvfIndex.build(dim, list(self.store.iter_vectors()), len(index), nprobe=self.settings.ivf_nprobe)
+        else:
+            new = make_vector_index(FLAT, dim)
+            for ids, vectors in self.store.iter_vectors():
+                new.add(ids, vectors)
+        self._index = new
+        self._dirty = True
+        log.info("%s: %d chunks: vector index switched from %s to %s in %.1f s", self.path, len(new), index.kind, want,
+                 time.perf_counter() - t)
 
     def _fresh_keywords(self) -> KeywordIndex:
         """The keyword index, equal to what kb.sqlite holds now: loaded from keywords-*/ on first use;

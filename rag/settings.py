@@ -50,6 +50,11 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")
+    vector_index: Literal["auto", "flat", "ivf"] = Field(
+        "auto", description="'flat' = exact search; 'ivf' = FAISS IVF (approximate, for large knowledge bases); "
+        "'auto' = flat below ann_threshold chunks, IVF from there on (the switch is recorded in manifest.json)")
+    ann_threshold: int = Field(200_000, ge=1, description="chunks from which 'auto' switches to IVF (back to flat below half of it)")
+    ivf_nprobe: int = Field(32, ge=1, description="IVF cells scanned per query (more = slower and closer to exact)")
     retrieval: Literal["hybrid", "dense", "keyword"] = Field(
         "hybrid", description="'hybrid' fuses dense (meaning) and BM25 (keyword) rankings; or one of them alone")
     candidates: int = Field(50, ge=1, description="passages each ranking contributes to the fusion")

@@ -1,6 +1,7 @@
 """Calibrate the two code-side refusal checks of the answer chain (writes docs/refusal.md/.json).
 
-1. Score gate (`min_score`): top-1 retrieval scores of answerable questions vs off-topic ones, with
+1. Score gate (`min_score`): what the gate sees (the best dense similarity among the passages the
+   chain prompts with, after hybrid retrieval) for answerable questions vs off-topic ones, with
    the default embedder. Answerable: the sample documents' questions and CMRC2018 *trial*
    questions over their paragraphs. Off-topic: SciFact train queries and CMRC trial questions asked
    of the sample knowledge base, and the sample questions marked unanswerable. The threshold keeps
@@ -32,7 +33,7 @@ CACHE = ROOT / ".eval-cache"
 sys.path.insert(0, str(ROOT))
 
 from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.chain import AnswerChain, _is_refusal  # noqa: E402
+from rag.chain import AnswerChain, _is_refusal, relevance  # noqa: E402
 from rag.textutil import language_of  # noqa: E402
 from rag.types import Hit  # noqa: E402
 from rag.eval.datasets import rgb_items, squad_items  # noqa: E402
@@ -119,7 +120,9 @@ def gate_scores(settings: Settings, cmrc_paragraphs: int) -> dict:
         cmrc.add_texts([c for _, c in paragraphs], sources=[i for i, _ in paragraphs])
 
         def top(kb, qs):
-            return [kb.search(q, k=1)[0].score for q in qs]
+            # what the chain's gate sees: the best dense similarity among the passages it would prompt with
+            k = settings.answer_passages
+            return [relevance(kb.search(q, k=max(k, settings.top_k))[:k]) for q in qs]
 
         scores = {
             "answerable: sample questions / sample docs": top(sample, [q["question"] for q in questions if q["page"]]),

@@ -55,9 +55,9 @@ class FaissFlatIndex(VectorIndex):
 
     @classmethod
     def load(cls, path: Path, dim: int) -> "FaissFlatIndex":
-        import faiss
+        from rag.store.vectors import load_vector_index
 
-        index = faiss.read_index(str(path))
-        if index.d != dim:
-            raise ValueError(f"{path}: vectors have dim {index.d}, the embedder gives {dim}")
-        return cls(dim, index)
+        index = load_vector_index(path, dim)
+        if not isinstance(index, cls):
+            raise ValueError(f"{path} holds a {index.kind} index, not {cls.kind}")
+        return index

@@ -40,17 +40,31 @@ class VectorIndex(ABC):
     def load(cls, path: Path, dim: int) -> "VectorIndex": ...
 
 
-def make_vector_index(kind: str, dim: int) -> VectorIndex:
+KINDS = ("faiss-flat-ip", "faiss-ivf-flat")
+
+
+def make_vector_index(kind: str, dim: int, *, nprobe: int = 32) -> VectorIndex:
     if kind == "faiss-flat-ip":
         from rag.store.faiss_index import FaissFlatIndex
 
         return FaissFlatIndex(dim)
-    raise ValueError(f"unknown vector index {kind!r}")
+    if kind == "faiss-ivf-flat":
+        from rag.store.faiss_ivf import FaissIvfIndex
+
+        return FaissIvfIndex(dim, nprobe=nprobe)
+    raise ValueError(f"unknown vector index {kind!r}: use one of {', '.join(KINDS)}")
 
 
-def load_vector_index(kind: str, path: Path, dim: int) -> VectorIndex:
-    if kind == "faiss-flat-ip":
-        from rag.store.faiss_index import FaissFlatIndex
+def load_vector_index(path: Path, dim: int, *, nprobe: int = 32) -> VectorIndex:
+    """Read a saved index; its kind is told by the file itself (FAISS records the index type)."""
+    import faiss
 
-        return FaissFlatIndex.load(path, dim)
-    raise ValueError(f"unknown vector index {kind!r}")
+    from rag.store.faiss_index import FaissFlatIndex
+    from rag.store.faiss_ivf import FaissIvfIndex
+
+    index = faiss.read_index(str(path))
+    if index.d != dim:
+        raise ValueError(f"{path}: vectors have dim {index.d}, the embedder gives {dim}")
+    if isinstance(index, faiss.IndexIVF):
+        return FaissIvfIndex(dim, index, nprobe)
+    return FaissFlatIndex(dim, index)

@@ -4,7 +4,7 @@ import pytest
 
 from rag.store.vectors import load_vector_index, make_vector_index
 
-KINDS = ["faiss-flat-ip"]
+KINDS = ["faiss-flat-ip", "faiss-ivf-flat"]
 DIM = 8
 
 
@@ -57,7 +57,8 @@ def test_save_load_roundtrip(kind, tmp_path):
     vectors = unit(rng.normal(size=(50, DIM)))
     index.add(np.arange(100, 150), vectors)
     index.save(tmp_path / "v.index")
-    again = load_vector_index(kind, tmp_path / "v.index", DIM)
+    again = load_vector_index(tmp_path / "v.index", DIM)
+    assert again.kind == kind  # the file tells its kind
     assert sorted(again.ids().tolist()) == list(range(100, 150))
     a = index.search(vectors[:5], 3)
     b = again.search(vectors[:5], 3)
@@ -69,6 +70,25 @@ def test_wrong_dimension_is_refused(kind, tmp_path):
     index = make_vector_index(kind, DIM)
     with pytest.raises(ValueError):
         index.add(np.array([1]), np.ones((1, DIM + 1), dtype=np.float32))
+    index.add(np.array([1]), unit([np.ones(DIM)]))
     index.save(tmp_path / "v.index")
     with pytest.raises(ValueError, match="dim"):
-        load_vector_index(kind, tmp_path / "v.index", DIM + 1)
+        load_vector_index(tmp_path / "v.index", DIM + 1)
+
+
+def test_ivf_recall_against_exact_search():
+    """IVF with the default nprobe finds >= 95% of the exact top 10 on clustered data."""
+    from rag.store.faiss_ivf import FaissIvfIndex
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(50, 32))
+    vectors = unit(centres[rng.integers(0, 50, 20000)] + 0.5 * rng.normal(size=(20000, 32)))
+    ids = np.arange(20000) * 3
+    exact = make_vector_index("faiss-flat-ip", 32)
+    exact.add(ids, vectors)
+    approx = FaissIvfIndex.build(32, [(ids[:10000], vectors[:10000]), (ids[10000:], vectors[10000:])], len(ids))
+    assert approx._index.nlist > 1 and len(approx) == 20000
+    queries = unit(centres[rng.integers(0, 50, 100)] + 0.5 * rng.normal(size=(100, 32)))
+    truth, found = exact.search(queries, 10)[1], approx.search(queries, 10)[1]
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    assert recall >= 0.95

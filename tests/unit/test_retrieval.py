@@ -218,3 +218,36 @@ def test_rag_fusion_off_by_default_makes_no_extra_call(kb):
     kb2.ask("meal allowance?")
     assert len(generator.prompts) == 1
     kb2.close()
+
+
+# --- vector index kind by size -------------------------------------------------------------------
+def test_vector_index_switches_to_ivf_by_size_and_back(tmp_path):
+    texts = [f"Report number {i} covers topic {i % 7} in region {i % 11}." for i in range(120)]
+    kb = KnowledgeBase(tmp_path / "kb", settings(ann_threshold=100), embedder=FakeEmbedder())
+    kb.add_texts(texts[:60], sources=[f"r{i}" for i in range(60)])
+    assert json.loads((kb.path / "manifest.json").read_text())["index"]["kind"] == "faiss-flat-ip"
+    kb.add_texts(texts[60:], sources=[f"r{i}" for i in range(60, 120)])
+    manifest = json.loads((kb.path / "manifest.json").read_text())
+    assert manifest["index"]["kind"] == "faiss-ivf-flat" and manifest["index"]["vectors"] == 120
+    exact = kb.search("Report number 77", k=1, mode="dense")[0].name
+    kb = reopen(kb, ann_threshold=100)
+    assert kb.dense_search(kb.embed_query("x"), 1)[1].shape == (1, 1)
+    assert type(kb._index).__name__ == "FaissIvfIndex"  # loaded as saved, no rebuild
+    assert kb.search("Report number 77", k=1, mode="dense")[0].name == exact == "r77"
+    for i in range(30):  # 90 left: still >= half the threshold, stays IVF (hysteresis)
+        kb.remove(f"r{i}")
+    assert json.loads((kb.path / "manifest.json").read_text())["index"]["kind"] == "faiss-ivf-flat"
+    for i in range(30, 80):  # 40 left: back to exact search
+        kb.remove(f"r{i}")
+    manifest = json.loads((kb.path / "manifest.json").read_text())
+    assert manifest["index"]["kind"] == "faiss-flat-ip" and manifest["index"]["vectors"] == 40
+    assert kb.search("Report number 99", k=1, mode="dense")[0].name == "r99"
+    kb.close()
+
+
+def test_vector_index_kind_can_be_forced(tmp_path):
+    kb = KnowledgeBase(tmp_path / "kb", settings(vector_index="ivf"), embedder=FakeEmbedder())
+    kb.add_texts(TEXTS, sources=SOURCES)
+    assert json.loads((kb.path / "manifest.json").read_text())["index"]["kind"] == "faiss-ivf-flat"
+    assert kb.search("hotel approval", k=1)[0].name == "hotel.txt"
+    kb.close()
