@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install eval-deps eval sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean
+.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -44,6 +44,11 @@ eval-deps: $(STAMP)
 
 eval: eval-deps
 	$(PY) scripts/eval.py $(if $(QUICK),--quick) $(EVAL_ARGS)
+
+# Speed and memory vs the naive LangChain pipeline; latency at 10k / 100k / 1M chunks (writes docs/bench.md).
+# About an hour on 2 CPU cores (the 1M-chunk knowledge base is built once into .eval-cache/). BENCH_ARGS passes options.
+bench: eval-deps
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 # Re-render the shipped sample PDFs (committed; only needed after editing the script).
 sample-docs: $(STAMP)

@@ -15,6 +15,7 @@ from rag.models.embedder import Embedder
 
 
 class CachingEmbedder(Embedder):
+    SLICE = 256
     def __init__(self, inner: Embedder, folder: Path) -> None:
         self.inner = inner
         self.name, self.normalized = inner.name, inner.normalized
@@ -56,11 +57,14 @@ class CachingEmbedder(Embedder):
         keys = [self._key("p", t) for t in texts]
         have = self._get(keys)
         todo = [i for i, k in enumerate(keys) if k not in have]
-        if todo:
-            vectors = self.inner.embed_passages([texts[i] for i in todo])
-            self._put([(keys[i], v) for i, v in zip(todo, vectors)])
-            have.update({keys[i]: v for i, v in zip(todo, vectors)})
-            self.embedded += len(todo)
+        for start in range(0, len(todo), self.SLICE):  # saved slice by slice: an interrupted run keeps its work
+            part = todo[start : start + self.SLICE]
+            vectors = self.inner.embed_passages([texts[i] for i in part])
+            self._put([(keys[i], v) for i, v in zip(part, vectors)])
+            have.update({keys[i]: v for i, v in zip(part, vectors)})
+            self.embedded += len(part)
+            if len(todo) > self.SLICE:
+                print(f"   embedded {min(start + self.SLICE, len(todo))}/{len(todo)}", flush=True)
         return np.stack([have[k] for k in keys]) if keys else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
