@@ -125,6 +125,6 @@ def source_card(title: str, quote: str, source: str, page_no: int, lang: str, ke
                               key=f"{key}:dl", on_click="ignore")
         if show:
             try:
-                st.image(page_png(str(path), page_no, path.stat().st_mtime), caption=t("page_caption", lang, name=path.name, page=page_no), width="stretch")
+                st.image(page_png(str(path), page_no, path.stat().st_mtime, quote), caption=t("page_caption", lang, name=path.name, page=page_no), width="stretch")
             except RagError as e:
                 st.info(str(e))

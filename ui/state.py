@@ -24,6 +24,6 @@ def forget_kb(path: str) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def page_png(path: str, page: int, mtime: float) -> bytes:
-    """The rendered page, cached per file version (`mtime` is part of the key)."""
-    return render_page(path, page)
+def page_png(path: str, page: int, mtime: float, highlight: str = "") -> bytes:
+    """The rendered page with the quote marked, cached per file version (`mtime` is part of the key)."""
+    return render_page(path, page, highlight=highlight)

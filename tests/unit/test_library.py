@@ -121,6 +121,24 @@ def test_render_page(tmp_path):
         render_page(tmp_path / "gone.pdf", 1)
 
 
+def test_render_page_marks_the_quote(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pdf = write_pdf(tmp_path / "one.pdf", ["Intro line.\nThe meal allowance is 60 dollars per day.\nLast line."])
+    plain = Image.open(io.BytesIO(render_page(pdf, 1, width=600))).convert("RGB")
+    marked = Image.open(io.BytesIO(render_page(pdf, 1, width=600, highlight="The meal allowance is  60 dollars per day."))).convert("RGB")
+    def yellow(im):
+        a = np.asarray(im).astype(int)
+        return int(((a[..., 0] > 200) & (a[..., 1] > 180) & (a[..., 2] < 150)).sum())
+
+    assert yellow(plain) == 0 and yellow(marked) > 100
+    missing = Image.open(io.BytesIO(render_page(pdf, 1, width=600, highlight="nothing like this is on the page"))).convert("RGB")
+    assert yellow(missing) == 0
+
+
 def test_configure_changes_answer_settings_and_reloads_the_generator(tmp_path):
     with KnowledgeBase(tmp_path / "kb", FAKE, generator=FakeGenerator()) as kb:
         loaded = kb.generator
