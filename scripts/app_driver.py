@@ -7,6 +7,7 @@ pointed at them, so nothing is downloaded at run time.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -128,8 +129,9 @@ class AppDriver:
             return ""
 
     # ------------------------------------------------------------------ gestures
-    def upload(self, paths: list[Path], timeout: float = 120) -> str:
-        """Choose the files, press 'Add to knowledge base', return the upload report's text."""
+    def upload(self, paths: list[Path], timeout: float = 120, during: Path | None = None) -> str:
+        """Choose the files, press 'Add to knowledge base', return the upload report's text
+        (with `during`, a screenshot of the progress is saved there once the first file is done)."""
         from selenium.webdriver.common.by import By
 
         field = self.wait_until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] input[type="file"]'),
@@ -140,6 +142,10 @@ class AppDriver:
         button = self.wait_until(lambda d: (b := d.find_element(By.CSS_SELECTOR, ".st-key-ingest button")).is_enabled() and b,
                                  30, "the ingest button to be enabled")
         button.click()
+        if during is not None:
+            self.wait_until(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stProgress"]')
+                            and "✅" in self.text(), timeout, "the first file to be ingested")
+            self.screenshot(during)
         return self.wait_for(".st-key-ingest_report", timeout=timeout).text
 
     def ask(self, question: str, timeout: float = 120) -> str:
@@ -155,10 +161,10 @@ class AppDriver:
         self.wait_until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')) >= before + 2,
                         timeout, "the answer to start")
 
-        def finished(d):  # the final answer ends with a caption (timing, refusal reason) or is an alert
+        def finished(d):  # a final answer ends with its timing caption ("2.1 s · …", "用时 2.1 秒 · …"); a failure is an error
             last = d.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')[-1]
-            done = last.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"], [data-testid="stAlert"]')
-            return done and not last.find_elements(By.CSS_SELECTOR, '[data-testid="stSpinner"]') and last
+            timing = any(re.search(r"\d (s|秒) · ", c.text) for c in last.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]'))
+            return (timing or last.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')) and last
 
         return self.wait_until(finished, timeout, "the answer to finish").text
 
@@ -174,6 +180,14 @@ class AppDriver:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", image)
         time.sleep(0.5)
         return image
+
+    def scroll_to_last_question(self) -> None:
+        """Scroll so that the last question and the start of its answer are at the top."""
+        from selenium.webdriver.common.by import By
+
+        messages = self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", messages[-2])
+        time.sleep(0.5)
 
     def scroll_to_bottom(self) -> None:
         self.driver.execute_script(

@@ -86,9 +86,16 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
         if answer.hits:
             st.markdown(t("closest", lang))
             for j, hit in enumerate(answer.hits[:3]):
-                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.score), hit.text,
+                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.score), shorten(hit.text),
                             hit.source, hit.page, lang, key=f"{key}:h{j}")
-        return
+    else:
+        show_cited(answer, lang, key)
+    total = answer.timings.get("total")
+    if total is not None:
+        st.caption(t("timing", lang, total=total, generator=generator))
+
+
+def show_cited(answer: Answer, lang: str, key: str) -> None:
     st.markdown(answer.text)
     if answer.uncited:
         st.caption(t("uncited", lang))
@@ -104,9 +111,11 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
         for j, hit in enumerate(answer.hits):
             source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.score), hit.text,
                         hit.source, hit.page, lang, key=f"{key}:h{j}")
-    total = answer.timings.get("total")
-    if total is not None:
-        st.caption(t("timing", lang, total=total, generator=generator))
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def source_card(title: str, quote: str, source: str, page_no: int, lang: str, key: str) -> None:

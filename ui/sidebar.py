@@ -151,7 +151,7 @@ def documents(kb: KnowledgeBase, lang: str) -> None:
         left, right = st.columns([5, 1], vertical_alignment="center")
         note = t("doc_empty_pages", lang, n=len(d.empty_pages)) if d.empty_pages else ""
         left.markdown(f"**{md(name)}**  \n{t('doc_line', lang, pages=d.pages, chunks=d.chunks)}{note}")
-        if right.button("🗑️", key=f"del_doc_{i}", help=t("delete_doc", lang)):
+        if right.button("", icon=":material/delete:", key=f"del_doc_{i}", help=t("delete_doc", lang)):
             ss["_confirm_doc"] = d.path
         if ss.get("_confirm_doc") == d.path:
             st.warning(t("delete_doc_confirm", lang, name=name))
