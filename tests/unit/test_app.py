@@ -211,3 +211,29 @@ def test_wrong_embedder_is_a_message_not_a_traceback(library, monkeypatch):
     monkeypatch.setenv("RAG_EMBEDDER", "fake:32")
     at = start()
     assert "was built with the embedder" in texts(at.error)
+
+
+def test_every_label_has_both_languages_with_the_same_placeholders():
+    import string
+
+    from ui.i18n import LABELS, language_from
+
+    for key, texts_ in LABELS.items():
+        assert set(texts_) == {"zh", "en"}, key
+        fields = [{f for _, f, _, _ in string.Formatter().parse(texts_[lang]) if f} for lang in ("zh", "en")]
+        assert fields[0] == fields[1], key
+    assert language_from("zh-CN", None) == "zh" and language_from(None, "zh-TW,zh;q=0.9,en;q=0.8") == "zh"
+    assert language_from("en-GB", "zh-CN") == "en" and language_from(None, None) == "en"
+
+
+def test_server_defaults_are_local_and_quiet():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["server"]["maxUploadSize"] == Settings.model_fields["max_file_mb"].default
+    assert config["client"]["showErrorDetails"] == "none"
+    assert "--server.address 127.0.0.1" in (ROOT / "Makefile").read_text()
