@@ -86,7 +86,7 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
         if answer.hits:
             st.markdown(t("closest", lang))
             for j, hit in enumerate(answer.hits[:3]):
-                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.score), shorten(hit.text),
+                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=similarity(hit)), shorten(hit.text),
                             hit.source, hit.page, lang, key=f"{key}:h{j}")
     else:
         show_cited(answer, lang, key)
@@ -109,8 +109,15 @@ def show_cited(answer: Answer, lang: str, key: str) -> None:
     elif answer.hits:
         st.markdown(f"**{t('sources', lang)}**")
         for j, hit in enumerate(answer.hits):
-            source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.score), hit.text,
+            source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=similarity(hit)), hit.text,
                         hit.source, hit.page, lang, key=f"{key}:h{j}")
+
+
+def similarity(hit) -> float:
+    """Cosine similarity to the question: `Hit.dense` where retrieval is hybrid (its `score` is then a
+    rank-fusion score, meaningless to a reader), else `score`."""
+    dense = getattr(hit, "dense", None)
+    return hit.score if dense is None else dense
 
 
 def shorten(text: str, limit: int = 300) -> str:
