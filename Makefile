@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean
+.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean browser screenshots
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -33,7 +33,7 @@ run: $(STAMP) sample-kb
 ingest: $(STAMP)
 	$(PY) -m ingest $(DOCS) --kb $(KB)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 # Quality on public benchmarks vs the naive LangChain pipeline (writes docs/eval.md, .json, .png).
@@ -49,6 +49,18 @@ eval: eval-deps
 # About an hour on 2 CPU cores (the 1M-chunk knowledge base is built once into .eval-cache/). BENCH_ARGS passes options.
 bench: eval-deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# Headless Chromium for the browser test (and make screenshots): Debian's packages, installed when
+# missing and this runs as root with apt; otherwise the browser test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	     && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji) \
+	     || echo "chromium not installed (needs root and apt): the browser test will be skipped"; }
+
+# Screenshots of the app for the README, with the default models (writes docs/screenshots/*.png).
+screenshots: $(STAMP) browser
+	$(PY) scripts/screenshots.py
 
 # Re-render the shipped sample PDFs (committed; only needed after editing the script).
 sample-docs: $(STAMP)

@@ -208,6 +208,19 @@ class KnowledgeBase:
 
         return AnswerRunnable(kb=self)
 
+    def configure(self, **changes) -> None:
+        """Change answer settings of this open knowledge base (passages, language, generator...), e.g.
+        the preferences a person saved in the app. A changed generator setting drops the loaded
+        generator, so the next answer loads the new one. The embedder and splitter cannot change."""
+        fixed = {"embedder", "chunk_size", "chunk_overlap"} & changes.keys()
+        if fixed:
+            raise ValueError(f"{sorted(fixed)} are fixed when a knowledge base is built")
+        settings = self.settings.with_(**changes)
+        if any(getattr(settings, k) != getattr(self.settings, k) for k in changes
+               if k == "generator" or k.startswith(("openai_", "llm_")) or k in ("n_ctx", "model_dir")):
+            self._generator, self.generator_error = None, None
+        self.settings = settings
+
     def _chain(self):
         from rag.chain import AnswerChain
 

@@ -1,68 +1,71 @@
-"""Streamlit page: search the knowledge base and read the passages with file and page.
+"""Streamlit ChatPDF app: choose a knowledge base, upload PDFs, chat with cited, streamed answers.
 
-All logic lives in rag.KnowledgeBase; this file only lays out what it returns.
-(The chat with generated answers comes on top of this page.)
+Layout only: every decision (retrieval, prompting, refusal, ingestion, where files go) is made by
+rag.KnowledgeBase and rag.library; this package lays out what they return.
+    make run      # http://127.0.0.1:8501 on the sample knowledge base
 """
 from __future__ import annotations
 
-import html
+import logging
+import sys
 from pathlib import Path
 
-import streamlit as st
+# `streamlit run ui/app.py` puts ui/ on sys.path, not the repository root that holds the ui package.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
-from rag import KnowledgeBase, RagError, Settings
+import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="Knowledge base search", page_icon="📚", layout="wide")
+from rag.errors import RagError  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+from ui import chat, sidebar  # noqa: E402
+from ui.i18n import LANGS, language_from, t  # noqa: E402
+from ui.state import open_kb  # noqa: E402
+
+log = logging.getLogger("rag.ui")
+
+st.set_page_config(page_title="ChatPDF · rag-kb", page_icon="📚", layout="wide")
 
 
-@st.cache_resource(show_spinner=False)
-def open_kb(path: str) -> KnowledgeBase:
-    return KnowledgeBase(path, Settings())
-
-
-def main() -> None:
-    settings = Settings()
+def interface_language() -> str:
+    if "ui_lang" not in st.session_state:
+        headers = st.context.headers or {}
+        st.session_state["ui_lang"] = language_from(st.context.locale, headers.get("Accept-Language"))
     with st.sidebar:
-        st.header("📚 Knowledge base")
-        kb_path = st.text_input("Folder", value=settings.kb, key="kb_path", help="A knowledge-base folder (built by `make ingest`).")
-        k = st.slider("Passages", min_value=1, max_value=20, value=settings.top_k)
-    if not Path(kb_path, "manifest.json").exists():
-        st.warning(f"No knowledge base in `{kb_path}` yet. Build one with `make ingest DOCS=your/folder KB={kb_path}`.")
+        return st.selectbox("🌐 " + t("interface_language", st.session_state["ui_lang"]), list(LANGS),
+                            format_func=LANGS.get, key="ui_lang")
+
+
+def main(lang: str) -> None:
+    base = Settings()
+    root = Path(base.kb).parent
+    name = sidebar.choose_kb(root, base, lang)
+    if name is None:
+        st.title(t("page_title", lang))
+        st.info(t("no_kb", lang))
         return
     try:
-        kb = open_kb(kb_path)
+        kb = open_kb(str(root / name))
     except RagError as e:
-        st.error(str(e))
+        st.error(t("cannot_open", lang, reason=e))
         return
-    docs = kb.documents()
+    sidebar.apply_preferences(kb, base)
     with st.sidebar:
-        st.caption(f"{len(docs)} documents · {sum(d.chunks for d in docs)} passages · embedder `{kb.embedder.name}`")
-        for d in docs:
-            note = f" · {len(d.empty_pages)} pages without text" if d.empty_pages else ""
-            st.markdown(f"- **{Path(d.path).name}** — {d.pages} pages, {d.chunks} passages{note}")
-
-    st.title("Search your documents")
-    st.caption("Ask in Chinese or English. Results are the passages closest in meaning, with file and page.")
-    query = st.text_input("Question", key="query", placeholder="例如：什么是倒数排名融合？ / How much is the daily meal allowance?")
-    if not query.strip():
-        return
-    try:
-        with st.spinner("Searching…"):
-            hits = kb.search(query, k=k)
-    except RagError as e:
-        st.error(str(e))
-        return
-    except Exception as e:  # a person sees a sentence, not a traceback
-        st.error(f"Search failed: {type(e).__name__}: {e}")
-        return
-    if not hits:
-        st.info("Nothing found: the knowledge base is empty.")
-        return
-    for rank, hit in enumerate(hits, 1):
-        page = f"page {hit.page}" + (f" (labelled {hit.page_label})" if hit.page_label else "")
-        with st.container(border=True):
-            st.markdown(f"**{rank}. {html.escape(hit.name)}** · {page} · similarity {hit.score:.3f}")
-            st.text(hit.text)
+        sidebar.new_chat_button(name, lang)
+        sidebar.upload(kb, name, lang)
+        sidebar.documents(kb, lang)
+        sidebar.preferences(kb, name, base, lang)
+        sidebar.delete_kb(root, name, lang)
+    chat.page(kb, name, lang)
 
 
-main()
+_lang = "en"
+try:
+    _lang = interface_language()
+    main(_lang)
+except RagError as e:  # a failure the library explains: show its sentence
+    st.error(str(e))
+except Exception as e:  # anything else: a sentence for the person, the traceback for the server log
+    log.exception("app failure")
+    st.error(t("unexpected", _lang, reason=f"{type(e).__name__}: {e}"))

@@ -1,0 +1,179 @@
+"""Several knowledge bases side by side, and what a front end needs around them.
+
+A library is a folder whose sub-folders are knowledge bases (the app uses the parent of
+`Settings.kb`, so `data/index/default` sits in the library `data/index`). This module holds the
+service logic the Streamlit app (and later an HTTP API) shares: list / create / delete knowledge
+bases, the answer preferences saved in each one, storing an uploaded PDF safely inside it, and
+removing a document together with its stored file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from rag.errors import RagError
+from rag.store.atomic import atomic_write_json
+
+if TYPE_CHECKING:
+    from rag.kb import KnowledgeBase
+    from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREFS_FILE = "preferences.json"
+FILES_DIR = "files"  # uploaded files are kept here so they can be shown and downloaded later
+_MARKERS = ("kb.sqlite", "manifest.json")
+_NAME = re.compile(r"^[\w\u3400-\u9fff][\w\u3400-\u9fff .-]{0,63}$")
+
+
+# ---------------------------------------------------------------------- knowledge bases
+def is_kb(path: Path) -> bool:
+    return path.is_dir() and any((path / m).exists() for m in _MARKERS)
+
+
+def list_kbs(root: str | Path) -> list[str]:
+    """Names of the knowledge bases directly under `root`, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and is_kb(p))
+
+
+def check_name(name: str) -> str:
+    """A knowledge-base name is one folder name: letters, digits, CJK, space, '-', '_', '.'; no path."""
+    name = unicodedata.normalize("NFC", name).strip()
+    if not _NAME.match(name) or name.endswith("."):
+        raise RagError(f"{name!r} is not a usable knowledge-base name: use up to 64 letters, digits, "
+                       "'-', '_' or spaces, starting with a letter or digit")
+    return name
+
+
+def create_kb(root: str | Path, name: str, settings: "Settings") -> Path:
+    """Create an empty knowledge base `root/name` (built with `settings`' embedder and splitter)."""
+    from rag.kb import KnowledgeBase
+
+    name = check_name(name)
+    path = Path(root) / name
+    if path.exists():
+        raise RagError(f"{path} already exists")
+    with KnowledgeBase(path, settings) as kb:
+        kb.save()
+    return path
+
+
+def delete_kb(root: str | Path, name: str) -> None:
+    """Delete the knowledge base `root/name` and everything in its folder (its uploaded files too)."""
+    path = Path(root) / check_name(name)
+    if path.resolve().parent != Path(root).resolve() or not is_kb(path):
+        raise RagError(f"{path} is not a knowledge base")
+    shutil.rmtree(path)
+
+
+# ---------------------------------------------------------------------- saved preferences
+class Preferences(BaseModel):
+    """The answer settings a person picks in the app, saved in the knowledge-base folder.
+    Only fields that do not change how the knowledge base is built (the embedder and splitter
+    are fixed at creation)."""
+
+    answer_passages: int = Field(4, ge=1, le=12)
+    answer_language: Literal["auto", "zh", "en"] = "auto"
+    generator: str = Field("llamacpp", max_length=300)
+    openai_base_url: str = Field("http://127.0.0.1:8000/v1", max_length=500)
+    openai_model: str = Field("", max_length=200)
+
+    @classmethod
+    def defaults(cls, settings: "Settings") -> "Preferences":
+        return cls(**{k: getattr(settings, k) for k in cls.model_fields})
+
+
+def load_prefs(kb_path: str | Path, settings: "Settings") -> Preferences:
+    """The preferences saved in `kb_path`, or the ones `settings` gives (a damaged file is logged and ignored)."""
+    file = Path(kb_path) / PREFS_FILE
+    base = Preferences.defaults(settings).model_dump()
+    if not file.exists():
+        return Preferences(**base)
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+        return Preferences(**{**base, **{k: v for k, v in saved.items() if k in Preferences.model_fields}})
+    except (OSError, ValueError, ValidationError, AttributeError) as e:
+        log.warning("%s: ignored (%s)", file, e)
+        return Preferences(**base)
+
+
+def save_prefs(kb_path: str | Path, prefs: Preferences) -> None:
+    atomic_write_json(Path(kb_path) / PREFS_FILE, prefs.model_dump())
+
+
+# ---------------------------------------------------------------------- uploaded files
+def safe_filename(name: str, suffix: str = ".pdf") -> str:
+    """A file name that is safe to create: no folders, no control or shell-special characters,
+    no leading dot, at most 120 characters, ending in `suffix`. Letters of any script are kept."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    stem = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+    stem = "".join(ch if (ch.isalnum() or ch in " -_.()（）") else "_" for ch in stem)
+    stem = re.sub(r"[\s_]+", lambda m: "_" if "_" in m.group() else " ", stem).strip(" ._")
+    return (stem[:120] or "document") + suffix
+
+
+def looks_like_pdf(data: bytes) -> bool:
+    """PDF by its bytes: the '%PDF-' header within the first 1024 bytes (where readers look for it)."""
+    return b"%PDF-" in data[:1024]
+
+
+def store_upload(kb_path: str | Path, filename: str, data: bytes, max_mb: float) -> Path:
+    """Write an uploaded PDF into `<kb>/files/` under a sanitised name and return its path. Refuses
+    (RagError with the reason) content that is not a PDF whatever its name, and files over `max_mb`.
+    An existing file of the same name is kept as `.<name>.previous` until `settle_upload` is called."""
+    if len(data) > max_mb * 1024 * 1024:
+        raise RagError(f"too large: {len(data) / 2**20:.1f} MB (limit {max_mb:g} MB)")
+    if not data:
+        raise RagError("empty file")
+    if not looks_like_pdf(data):
+        raise RagError("not a PDF: the file does not start with a PDF header (%PDF-)")
+    folder = (Path(kb_path) / FILES_DIR).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = (folder / safe_filename(filename)).resolve()
+    if target.parent != folder:  # cannot happen after safe_filename; checked because it must never happen
+        raise RagError(f"refused file name {filename!r}")
+    if target.exists():
+        os.replace(target, _previous(target))
+    tmp = target.with_name(f".{target.name}.part")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)
+    return target
+
+
+def settle_upload(path: Path, ok: bool) -> None:
+    """After ingestion: keep the new file if it was ingested (or unchanged); otherwise put back the
+    file it replaced, or delete it, so the folder always matches what the knowledge base holds."""
+    previous = _previous(path)
+    if ok:
+        previous.unlink(missing_ok=True)
+    elif previous.exists():
+        os.replace(previous, path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(f".{path.name}.previous")
+
+
+def remove_document(kb: "KnowledgeBase", path: str) -> list[str]:
+    """Remove a document from the knowledge base; a file the app stored in `<kb>/files/` goes too."""
+    removed = kb.remove(path)
+    folder = (kb.path / FILES_DIR).resolve()
+    for p in removed:
+        file = Path(p)
+        if file.parent.resolve() == folder and file.is_file():
+            file.unlink()
+    return removed

