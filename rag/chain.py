@@ -206,10 +206,14 @@ def cite(text: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
     sentence_of = {}
     # "Paris. [1] It was…": a marker after the full stop belongs to the sentence before it
     attached = _MARKERS_AFTER_STOP.sub(lambda m: f" {m.group(3)}{m.group(1)}{m.group(2)}", text)
-    for sentence in sentences(attached):
+    parts = sentences(attached)
+    for k, sentence in enumerate(parts):
+        # a marker standing alone ("[1]" opening the answer on its own line) belongs to what follows it
+        owner = sentence if strip_markers(sentence).strip() else next(
+            (p for p in parts[k + 1 :] if strip_markers(p).strip()), text)
         for m in _MARKERS.finditer(sentence):
             for n in _numbers(m):
-                sentence_of.setdefault(n, sentence)
+                sentence_of.setdefault(n, owner)
 
     def replace(m: re.Match) -> str:
         valid = [n for n in _numbers(m) if 1 <= n <= len(hits)]

@@ -220,3 +220,9 @@ def test_runnable_invoke_and_stream(kb_with):
     assert isinstance(answer, Answer) and answer.citations
     items = list(runnable.stream({"question": "Where is the Colosseum in Rome?", "history": []}))
     assert isinstance(items[-1], Answer)
+
+
+def test_a_marker_opening_the_answer_quotes_the_sentence_it_introduces():
+    hits = [hit("Economy class is the standard for all flights. Premium economy is allowed on flights over six hours.")]
+    text, citations = cite("[1]\nPremium economy is allowed on flights over six hours.", hits)
+    assert citations[0].quote == "Premium economy is allowed on flights over six hours."
