@@ -137,12 +137,14 @@ def test_answer_language_setting_overrides(kb_with):
     assert generator.prompts[0].language == "zh"
 
 
-def test_passages_are_fenced_and_labelled_with_file_and_page(kb_with):
+def test_passages_are_fenced_and_numbered_without_labels_to_copy(kb_with):
     generator = FakeGenerator()
     kb = kb_with(generator)
-    kb.ask("Eiffel Tower Paris")
+    answer = kb.ask("Eiffel Tower Paris")
     user = generator.prompts[0].messages[1]["content"]
-    assert "[1] The Eiffel Tower is in Paris. It was finished in 1889. (eiffel.pdf, page 1)" in user
+    assert "[1] The Eiffel Tower is in Paris. It was finished in 1889.\n" in user
+    assert "eiffel.pdf" not in user  # the code knows the source of [1]
+    assert answer.citations[0].source == "eiffel.pdf"
     assert user.count("</passages>") == 1
 
 
@@ -154,15 +156,20 @@ def test_fence_markers_inside_documents_are_neutralised(tmp_path):
     assert user.count("</passages>") == 1 and "‹/passages>" in user
 
 
-def test_passages_are_trimmed_to_their_share_of_the_budget(kb_with):
+def test_passages_are_trimmed_to_their_share_of_the_budget(tmp_path):
+    long = ("The Eiffel Tower is in Paris. It is made of wrought iron and was designed by the engineering company "
+            "of Gustave Eiffel. It was finished in 1889.")
     generator = FakeGenerator()
-    kb = kb_with(generator, answer_passages=2, max_context_tokens=32)
+    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", min_score=-1.0, answer_passages=2, max_context_tokens=32),
+                       embedder=FakeEmbedder(), generator=generator)
+    kb.add_texts([long, EN[1]], sources=["eiffel.pdf", "rome.pdf"])
     answer = kb.ask("When was it finished, in 1889?")
     blocks = [prompts.passage_block(n, h, "en") for n, h in enumerate(answer.hits, 1)]
     assert len(answer.hits) == 2 and all(generator.count_tokens(b) <= 16 for b in blocks)
     top = answer.hits[0]
     assert top.text == "It was finished in 1889."  # the sentence window that covers the question
-    assert EN[0][top.start : top.end] == top.text  # offsets still point into the page
+    assert long[top.start : top.end] == top.text  # offsets still point into the page
+    kb.close()
 
 
 def test_a_passage_without_sentence_breaks_is_cut_to_fit(tmp_path):
