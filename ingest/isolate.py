@@ -11,18 +11,27 @@ import json
 import select
 import subprocess
 import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 
+from ingest.parse import ParseOptions
 from rag.errors import ParseError
 from rag.types import Page
 
 
 class IsolatedParser:
-    """`parse(path)` in a child process; raises ParseError on failure, timeout or crash."""
+    """`parse(path)` in a child process; raises ParseError on failure, timeout or crash.
 
-    def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048) -> None:
+    Time limit: `timeout_s` for reading the file, and `ocr_page_timeout_s` more for each page the
+    child OCRs (it announces each one), so a long scan is not cut off but a stuck page is."""
+
+    def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048, options: ParseOptions | None = None,
+                 ocr_page_timeout_s: float = 60.0) -> None:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.options = options or ParseOptions()
+        self.ocr_page_timeout_s = ocr_page_timeout_s
         self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "IsolatedParser":
@@ -44,23 +53,35 @@ class IsolatedParser:
             self._proc = self._start()
         proc = self._proc
         try:
-            proc.stdin.write(json.dumps({"path": str(path), "password": password}) + "\n")
+            request = {"path": str(path), "password": password, "options": asdict(self.options)}
+            proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # it died: reported below
-        ready, _, _ = select.select([proc.stdout], [], [], self.timeout_s)
-        if not ready:
-            self.close()
-            raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s")
-        line = proc.stdout.readline()
-        if not line:
-            code = proc.wait(timeout=5)
-            self.close()
-            raise ParseError(f"parser process died (exit code {code}): the file crashed the PDF library or needed more than {self.memory_mb} MB")
-        reply = json.loads(line)
+        deadline = time.monotonic() + self.timeout_s
+        ocr_note = ""
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.close()
+                raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s" if not ocr_note else
+                                 f"timed out: OCR of {ocr_note} took longer than {self.ocr_page_timeout_s:g} s")
+            line = proc.stdout.readline()
+            if not line:
+                code = proc.wait(timeout=5)
+                self.close()
+                raise ParseError(f"parser process died (exit code {code}): the file crashed the PDF library or needed more than {self.memory_mb} MB")
+            reply = json.loads(line)
+            if "progress" in reply:  # one more page to OCR: it gets its own time budget
+                event = reply["progress"]
+                ocr_note = f"page {event.get('ocr')} of {event.get('of')}"
+                deadline = time.monotonic() + self.ocr_page_timeout_s
+                continue
+            break
         if "error" in reply:
             raise ParseError(reply["error"])
-        return [Page(number=n, text=text, label=label) for n, text, label in reply["ok"]]
+        return [Page(number=n, text=text, label=label, ocr=ocr, ocr_seconds=secs, garbage=garbage)
+                for n, text, label, ocr, secs, garbage in reply["ok"]]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(2048, ge=256, description="address-space limit of the parser process")
     max_file_mb: float = Field(200.0, gt=0, description="larger files are refused")
     min_page_chars: int = Field(10, ge=0, description="pages with fewer characters count as 'no text layer'")
+    # --- OCR (pages with no text layer, or garbage text: ingest/ocr.py, ingest/garbage.py) -----
+    ocr: bool = Field(True, description="OCR pages without a usable text layer (rapidocr, bundled zh/en models)")
+    ocr_max_pages: int = Field(50, ge=0, description="most pages OCR'd per file (OCR takes ~3-20 s a page on 2 cores)")
+    ocr_page_timeout_s: float = Field(120.0, gt=0, description="time limit per OCR'd page, on top of parse_timeout_s")
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")
