@@ -5,6 +5,7 @@ and enclosed between markers the model is told to treat as quoted material only.
 """
 from __future__ import annotations
 
+from rag import guard
 from rag.types import Hit
 
 REFUSAL = {
@@ -54,6 +55,7 @@ def passage_block(n: int, hit: Hit, language: str) -> str:
     copies a label that stands first instead of answering (measured on the sample questions)."""
     label = PAGE[language].format(name=hit.name, page=hit.page_label or hit.page)
     text = " ".join(hit.text.split())  # line breaks from the PDF layout cost tokens and mean nothing
+    text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/guard.py)
     # Markers that could close the fence early are neutralised inside the passage.
     for marker in (CLOSE[language], OPEN[language]):
         text = text.replace(marker, marker.replace("<", "‹"))

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     min_score: float = Field(0.85, description="refuse without calling the model when the best passage scores below this (calibrated: docs/refusal.md)")
     min_support: float = Field(0.55, ge=0.0, le=1.0, description="refuse an answer when less of it is found in its passages (calibrated: docs/refusal.md)")
     answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")
+    # --- safety (rag/safety.py, rag/guard.py) -----------------------------------------------
+    safety: Literal["wordlist", "off"] = Field("wordlist", description="content-safety filter on questions and answers")
+    safety_words: str = Field("", description="word-list file ([category] headers, one phrase a line); '' = the bundled zh/en list")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server")
     openai_api_key: SecretStr = Field(SecretStr("not-needed"), description="its API key (local servers accept anything)")
     openai_model: str = Field("", description="model name on that server")
