@@ -12,12 +12,16 @@ import select
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ingest.parse import ParseOptions
 from rag.errors import ParseError
 from rag.types import Page
+
+
+class _OcrTimeout(Exception):
+    """OCR of one page ran out of time (the parser process was killed)."""
 
 
 class IsolatedParser:
@@ -33,6 +37,7 @@ class IsolatedParser:
         self.options = options or ParseOptions()
         self.ocr_page_timeout_s = ocr_page_timeout_s
         self._proc: subprocess.Popen | None = None
+        self.last_warning = ""  # set by parse() when the file was read again without OCR
 
     def __enter__(self) -> "IsolatedParser":
         return self
@@ -48,12 +53,25 @@ class IsolatedParser:
         )
 
     def parse(self, path: str | Path, password: str | None = None) -> list[Page]:
+        """The pages; when OCR of a page runs out of time, the file is read again without OCR (its
+        text layer is kept) and `last_warning` says so."""
+        self.last_warning = ""
+        try:
+            return self._parse(path, password, self.options)
+        except _OcrTimeout as e:
+            if not self.options.ocr:
+                raise ParseError(str(e)) from None
+            pages = self._parse(path, password, replace(self.options, ocr=False))
+            self.last_warning = f"{e}: OCR skipped for this file, its text layer kept"
+            return pages
+
+    def _parse(self, path: str | Path, password: str | None, options: ParseOptions) -> list[Page]:
         if self._proc is None or self._proc.poll() is not None:
             self.close()
             self._proc = self._start()
         proc = self._proc
         try:
-            request = {"path": str(path), "password": password, "options": asdict(self.options)}
+            request = {"path": str(path), "password": password, "options": asdict(options)}
             proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
@@ -64,8 +82,9 @@ class IsolatedParser:
             ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 self.close()
-                raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s" if not ocr_note else
-                                 f"timed out: OCR of {ocr_note} took longer than {self.ocr_page_timeout_s:g} s")
+                if ocr_note:
+                    raise _OcrTimeout(f"timed out: OCR of {ocr_note} took longer than {self.ocr_page_timeout_s:g} s")
+                raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s")
             line = proc.stdout.readline()
             if not line:
                 code = proc.wait(timeout=5)

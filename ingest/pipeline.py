@@ -136,6 +136,8 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                     else:
                         password = passwords.get(key) or passwords.get(file.name)
                         pages = parser.parse(file, password)
+                        if parser.last_warning:
+                            report.warnings.append((key, parser.last_warning))
                         _report_pages(report, key, pages, s)
                         report.pages += len(pages)
                         batcher.push(_Prepared(key, sha, size, pages, splitter.split(pages), existing))
@@ -223,11 +225,14 @@ def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) 
     report.empty_pages += len(empty)
     if not empty:
         return
-    garbage = [p.number for p in empty if p.garbage and not p.ocr]
-    blank = [p.number for p in empty if not p.garbage and not p.ocr]
-    failed = [p.number for p in empty if p.ocr]
-    if settings.ocr:
+    tried = [p for p in empty if p.ocr or p.ocr_seconds > 0]  # OCR ran on them and found (next to) nothing
+    garbage = [p.number for p in empty if p.garbage and p not in tried]
+    blank = [p.number for p in empty if not p.garbage and p not in tried]
+    failed = [p.number for p in tried]
+    if settings.ocr and len([p for p in pages if p.ocr or p.ocr_seconds > 0]) >= settings.ocr_max_pages:
         why = f"over the OCR limit of {settings.ocr_max_pages} pages per file (setting ocr_max_pages)"
+    elif settings.ocr:
+        why = "OCR did not run (see the warning above)"
     else:
         why = "OCR is switched off (setting ocr)"
     if garbage:
@@ -236,7 +241,7 @@ def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) 
     if blank:
         report.warnings.append((path, f"no text layer on {_where(blank, pages)}: scanned? Not OCR'd: {why}"))
     if failed:
-        report.warnings.append((path, f"OCR found no text on {_where(failed, pages)}"))
+        report.warnings.append((path, f"OCR found no more text than the text layer on {_where(failed, pages)}"))
 
 
 def _where(numbers: list[int], pages: list[Page]) -> str:

@@ -61,17 +61,26 @@ def test_ocr_page_limit_and_report(tmp_path, make_kb, fake_settings):
     kb = make_kb(settings=fake_settings.with_(ocr_max_pages=0))
     report = kb.add([first])
     assert report.ocr_pages == 0 and report.empty_pages == 1
-    assert any("OCR limit of 0 pages" in w for _, w in report.warnings)
+    assert any("over the OCR limit of 0 pages" in w for _, w in report.warnings)
     kb2 = make_kb(tmp_path / "kb2")
     report = kb2.add([first])
     assert report.ocr_pages == 1 and report.ocr_seconds > 0 and "OCR: 1 pages" in report.summary()
     assert kb2.search("scanned note trains", k=1)[0].source == str(first)
 
 
-def test_ocr_time_limit_is_per_page_in_the_parser_process(tmp_path):
+def test_ocr_time_limit_is_per_page_and_the_text_layer_is_kept(tmp_path):
     pdf = scanned_pdf(tmp_path, ["A page that takes longer than the limit."])
+    mixed = tmp_path / "mixed.pdf"
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(str(write_pdf(tmp_path / "text.pdf", ["A page with a real text layer."]))))
+    writer.append(PdfReader(str(pdf)))
+    writer.write(str(mixed))
     with IsolatedParser(timeout_s=60, ocr_page_timeout_s=0.2) as parser:
-        with pytest.raises(ParseError, match=r"timed out: OCR of page 1 of 1 took longer than 0.2 s"):
-            parser.parse(pdf)
+        pages = parser.parse(mixed)  # OCR of page 2 runs out of time: read again without OCR
+        assert pages[0].text == "A page with a real text layer." and pages[1].text == "" and not pages[1].ocr
+        assert parser.last_warning == "timed out: OCR of page 1 of 1 took longer than 0.2 s: OCR skipped for this file, its text layer kept"
+    with IsolatedParser(timeout_s=60, ocr_page_timeout_s=0.2, options=ParseOptions(ocr=True)) as parser:
         # the parser process was replaced: the next file works
         assert parser.parse(write_pdf(tmp_path / "t.pdf", ["Plain text page here."]))[0].text == "Plain text page here."
