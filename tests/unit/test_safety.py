@@ -127,3 +127,22 @@ def test_instruction_sentences_are_recognised(sentence):
 ])
 def test_ordinary_sentences_are_not_instructions(sentence):
     assert not guard.is_instruction(sentence)
+
+
+def test_few_false_positives_on_real_documents():
+    """Sentences of the shipped handbook and two papers taken for instructions: only the handbook's
+    quoted example of an attack (which is one)."""
+    from conftest import PDFS
+    from ingest.parse import ParseOptions, parse_file
+    from rag.support import sentence_spans
+
+    flagged, total = [], 0
+    for pdf in [*sorted((ROOT / "data" / "docs").glob("*.pdf")), PDFS / "en" / "attention_is_all_you_need_1706.03762.pdf",
+                PDFS / "zh" / "cn_ai_textbook_chapter1.pdf"]:
+        for page in parse_file(pdf, options=ParseOptions(ocr=False)):
+            for start, end in sentence_spans(page.text):
+                total += 1
+                if guard.is_instruction(page.text[start:end]):
+                    flagged.append(page.text[start:end])
+    assert total > 1000
+    assert len(flagged) == 1 and "忽略以上所有指令" in flagged[0], flagged
