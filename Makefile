@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean browser screenshots
+.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean browser screenshots robustness injection check
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -81,6 +81,21 @@ calibrate: $(STAMP)
 # Time to first token and tokens/s of the default generator (writes docs/answer_speed.md).
 answer-speed: $(STAMP)
 	$(PY) scripts/answer_speed.py
+
+# Verify a knowledge base (SQLite integrity, vector ids = chunk ids, manifest) and rebuild derived files.
+check: $(STAMP)
+	$(PY) -m ingest --check --kb $(KB)
+
+# Prompt-injection held rate with the fake generator and the default local model (~5-10 min; docs/injection.json).
+injection: $(STAMP)
+	$(PY) scripts/injection_eval.py
+
+# Robustness table (docs/robustness.md): all shared PDFs in one batch with OCR (~20-40 min on 2 cores),
+# 10 SIGKILL crash runs, and the injection results of `make injection`.
+robustness: $(STAMP)
+	$(PY) scripts/robustness_report.py --ingest --crash 10
+	test -f docs/injection.json || $(PY) scripts/injection_eval.py
+	$(PY) scripts/robustness_report.py --write
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,4 +1,4 @@
-"""python -m ingest PATH... [--kb DIR] [--prune] [--rebuild]
+"""python -m ingest PATH... [--kb DIR] [--prune] [--rebuild] | --check [--no-repair]
 
 Ingest PDF / .txt / .md files and folders into a knowledge base, with a progress bar and a report.
 """
@@ -15,6 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kb", default=None, help="knowledge-base folder (default: Settings.kb, data/index/default)")
     p.add_argument("--prune", action="store_true", help="remove documents under the given folders whose file is gone")
     p.add_argument("--rebuild", action="store_true", help="rebuild the vector index and manifest from kb.sqlite")
+    p.add_argument("--check", action="store_true",
+                   help="verify kb.sqlite and that the vector index and manifest match it; rebuild them from kb.sqlite if not")
+    p.add_argument("--no-repair", action="store_true", help="with --check: only report, change nothing")
     p.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",
                    help="password of an encrypted PDF (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -24,9 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.check:
+        from ingest.check import check_kb
+        from rag.errors import RagError
+        from rag.settings import Settings
+
+        settings = Settings()
+        try:
+            report = check_kb(args.kb or settings.kb, repair=not args.no_repair, settings=settings)
+        except RagError as e:  # e.g. another process is writing: the repair waits for no one
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(report.summary())
+        return 0 if report.ok else 1
     if not args.paths and not args.rebuild:
         build_parser().print_usage(sys.stderr)
-        print("error: give files or folders to ingest, or --rebuild", file=sys.stderr)
+        print("error: give files or folders to ingest, or --rebuild, or --check", file=sys.stderr)
         return 2
     passwords = {}
     for item in args.password:

@@ -11,19 +11,33 @@ import json
 import select
 import subprocess
 import sys
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from ingest.parse import ParseOptions
 from rag.errors import ParseError
 from rag.types import Page
 
 
-class IsolatedParser:
-    """`parse(path)` in a child process; raises ParseError on failure, timeout or crash."""
+class _OcrTimeout(Exception):
+    """OCR of one page ran out of time (the parser process was killed)."""
 
-    def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048) -> None:
+
+class IsolatedParser:
+    """`parse(path)` in a child process; raises ParseError on failure, timeout or crash.
+
+    Time limit: `timeout_s` for reading the file, and `ocr_page_timeout_s` more for each page the
+    child OCRs (it announces each one), so a long scan is not cut off but a stuck page is."""
+
+    def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048, options: ParseOptions | None = None,
+                 ocr_page_timeout_s: float = 60.0) -> None:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
+        self.options = options or ParseOptions()
+        self.ocr_page_timeout_s = ocr_page_timeout_s
         self._proc: subprocess.Popen | None = None
+        self.last_warning = ""  # set by parse() when the file was read again without OCR
 
     def __enter__(self) -> "IsolatedParser":
         return self
@@ -39,28 +53,54 @@ class IsolatedParser:
         )
 
     def parse(self, path: str | Path, password: str | None = None) -> list[Page]:
+        """The pages; when OCR of a page runs out of time, the file is read again without OCR (its
+        text layer is kept) and `last_warning` says so."""
+        self.last_warning = ""
+        try:
+            return self._parse(path, password, self.options)
+        except _OcrTimeout as e:
+            if not self.options.ocr:
+                raise ParseError(str(e)) from None
+            pages = self._parse(path, password, replace(self.options, ocr=False))
+            self.last_warning = f"{e}: OCR skipped for this file, its text layer kept"
+            return pages
+
+    def _parse(self, path: str | Path, password: str | None, options: ParseOptions) -> list[Page]:
         if self._proc is None or self._proc.poll() is not None:
             self.close()
             self._proc = self._start()
         proc = self._proc
         try:
-            proc.stdin.write(json.dumps({"path": str(path), "password": password}) + "\n")
+            request = {"path": str(path), "password": password, "options": asdict(options)}
+            proc.stdin.write(json.dumps(request) + "\n")
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # it died: reported below
-        ready, _, _ = select.select([proc.stdout], [], [], self.timeout_s)
-        if not ready:
-            self.close()
-            raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s")
-        line = proc.stdout.readline()
-        if not line:
-            code = proc.wait(timeout=5)
-            self.close()
-            raise ParseError(f"parser process died (exit code {code}): the file crashed the PDF library or needed more than {self.memory_mb} MB")
-        reply = json.loads(line)
+        deadline = time.monotonic() + self.timeout_s
+        ocr_note = ""
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.close()
+                if ocr_note:
+                    raise _OcrTimeout(f"timed out: OCR of {ocr_note} took longer than {self.ocr_page_timeout_s:g} s")
+                raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s")
+            line = proc.stdout.readline()
+            if not line:
+                code = proc.wait(timeout=5)
+                self.close()
+                raise ParseError(f"parser process died (exit code {code}): the file crashed the PDF library or needed more than {self.memory_mb} MB")
+            reply = json.loads(line)
+            if "progress" in reply:  # one more page to OCR: it gets its own time budget
+                event = reply["progress"]
+                ocr_note = f"page {event.get('ocr')} of {event.get('of')}"
+                deadline = time.monotonic() + self.ocr_page_timeout_s
+                continue
+            break
         if "error" in reply:
             raise ParseError(reply["error"])
-        return [Page(number=n, text=text, label=label) for n, text, label in reply["ok"]]
+        return [Page(number=n, text=text, label=label, ocr=ocr, ocr_seconds=secs, garbage=garbage)
+                for n, text, label, ocr, secs, garbage in reply["ok"]]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -5,12 +5,23 @@ A parser turns one file into normalised pages. It raises ParseError with a human
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from rag.errors import ParseError
 from rag.types import Page
 
 SUPPORTED = {".pdf", ".txt", ".md", ".markdown"}
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """How pages without a usable text layer are handled (from Settings; sent to the parser process)."""
+
+    ocr: bool = True  # OCR pages with no text, or garbage text
+    ocr_max_pages: int = 50  # per file; the pages beyond are reported, not OCR'd
+    min_page_chars: int = 10  # fewer characters than this: "no text layer"
 
 
 class Parser(ABC):
@@ -19,12 +30,13 @@ class Parser(ABC):
         """All pages of the file, text normalised; a page without text has text ''."""
 
 
-def parser_for(path: Path) -> Parser:
+def parser_for(path: Path, options: ParseOptions | None = None,
+               on_progress: Callable[[dict], None] | None = None) -> Parser:
     suffix = path.suffix.lower()
     if suffix == ".pdf":
         from ingest.pdf import PdfParser
 
-        return PdfParser()
+        return PdfParser(options or ParseOptions(), on_progress)
     if suffix in (".txt", ".md", ".markdown"):
         from ingest.text import TextParser
 
@@ -32,6 +44,8 @@ def parser_for(path: Path) -> Parser:
     raise ParseError(f"unsupported file type {suffix or '(none)'}: use PDF, .txt or .md")
 
 
-def parse_file(path: str | Path, password: str | None = None) -> list[Page]:
+def parse_file(path: str | Path, password: str | None = None, options: ParseOptions | None = None,
+               on_progress: Callable[[dict], None] | None = None) -> list[Page]:
+    """`on_progress({"ocr": k, "of": n})` is called before each OCR'd page."""
     path = Path(path)
-    return parser_for(path).parse(path, password)
+    return parser_for(path, options, on_progress).parse(path, password)

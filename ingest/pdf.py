@@ -1,11 +1,16 @@
-"""PDF pages with pypdf: page numbers, page labels, empty-password decryption, per-page errors."""
+"""PDF pages with pypdf: page numbers, page labels, empty-password decryption, per-page errors;
+pages with no text or garbage text (ingest.garbage) are OCR'd (ingest.ocr) when options allow."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from dataclasses import replace
+from typing import Callable
+
+from ingest.garbage import text_quality
 from ingest.normalize import normalize_text
-from ingest.parse import Parser
+from ingest.parse import ParseOptions, Parser
 from rag.errors import ParseError
 from rag.types import Page
 
@@ -16,6 +21,10 @@ MAX_PAGES = 20000
 
 
 class PdfParser(Parser):
+    def __init__(self, options: ParseOptions | None = None, on_progress: Callable[[dict], None] | None = None) -> None:
+        self.options = options or ParseOptions()
+        self.on_progress = on_progress
+
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         from pypdf import PdfReader
         from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
@@ -49,8 +58,52 @@ class PdfParser(Parser):
             except Exception as e:  # pypdf raises many types on damaged content streams
                 log.warning("%s: page %d: text not extracted (%s)", path, i + 1, _reason(e))
                 text = ""
-            pages.append(Page(number=i + 1, text=normalize_text(text), label=labels[i]))
-        return pages
+            quality = text_quality(text)
+            pages.append(Page(number=i + 1, text="" if quality.garbage else normalize_text(text), label=labels[i],
+                              garbage=quality.reason if quality.garbage else ""))
+        return self._ocr(path, password, pages)
+
+    def _ocr(self, path: Path, password: str | None, pages: list[Page]) -> list[Page]:
+        """Replace the text of pages without a usable text layer by OCR, up to ocr_max_pages."""
+        wanted = [p.number - 1 for p in pages if len(p.text.strip()) < self.options.min_page_chars]
+        wanted = wanted[: self.options.ocr_max_pages]
+        if not self.options.ocr or not wanted:
+            return pages
+        from ingest.ocr import ocr_pages
+
+        def progress(k: int, n: int) -> None:
+            if self.on_progress is not None:
+                self.on_progress({"ocr": k, "of": n})
+
+        try:
+            found = ocr_pages(_engine(), path, wanted, password, progress)
+        except MemoryError:
+            raise
+        except Exception as e:  # pdfium cannot open what pypdf could: keep the text layer, say why
+            log.warning("%s: OCR not possible (%s)", path, _reason(e))
+            return pages
+        out = list(pages)
+        for index, (text, seconds) in found.items():
+            text = normalize_text(text)
+            # a short but real text layer (a heading page) stays when OCR reads less from it
+            if out[index].garbage or len(text) > len(out[index].text.strip()):
+                out[index] = replace(out[index], text=text, ocr=True, ocr_seconds=seconds)
+            else:
+                out[index] = replace(out[index], ocr_seconds=seconds)
+        return out
+
+
+_ENGINE = None
+
+
+def _engine():
+    """One OCR engine per process (its models take ~2 s to load)."""
+    global _ENGINE
+    if _ENGINE is None:
+        from ingest.ocr import make_ocr
+
+        _ENGINE = make_ocr("rapidocr")
+    return _ENGINE
 
 
 def _decrypt(reader, password: str | None) -> None:

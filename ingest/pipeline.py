@@ -106,6 +106,7 @@ def _ingest_run(kb: "KnowledgeBase", total: int, progress: Callable[[Progress], 
 def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
                  progress: Callable[[Progress], None] | None) -> IngestReport:
     from ingest.isolate import IsolatedParser
+    from ingest.parse import ParseOptions
 
     collected = IngestReport()
     files, folders = collect_files(paths, collected)
@@ -113,7 +114,9 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
     splitter = kb.make_splitter()
     with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
         report.failed += collected.failed
-        with IsolatedParser(kb.settings.parse_timeout_s, kb.settings.parse_memory_mb) as parser:
+        s = kb.settings
+        options = ParseOptions(ocr=s.ocr, ocr_max_pages=s.ocr_max_pages, min_page_chars=s.min_page_chars)
+        with IsolatedParser(s.parse_timeout_s, s.parse_memory_mb, options, s.ocr_page_timeout_s) as parser:
             for n, file in enumerate(files, 1):
                 key = str(file)
                 outcome = "failed"
@@ -133,7 +136,9 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                     else:
                         password = passwords.get(key) or passwords.get(file.name)
                         pages = parser.parse(file, password)
-                        _warn_empty_pages(report, key, pages, kb.settings.min_page_chars)
+                        if parser.last_warning:
+                            report.warnings.append((key, parser.last_warning))
+                        _report_pages(report, key, pages, s)
                         report.pages += len(pages)
                         batcher.push(_Prepared(key, sha, size, pages, splitter.split(pages), existing))
                         outcome = "queued"
@@ -209,13 +214,41 @@ class _Batcher:
         self.notify(Progress("file", self.done, self.total, doc.path, self.embedded, "replaced" if doc.replace else "added"))
 
 
-def _warn_empty_pages(report: IngestReport, path: str, pages: list[Page], min_chars: int) -> None:
-    empty = [p.number for p in pages if len(p.text.strip()) < min_chars]
+def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) -> None:
+    """Count OCR'd pages and warn about pages still without text, saying why."""
+    ocr = [p for p in pages if p.ocr]
+    report.ocr_pages += len(ocr)
+    report.ocr_seconds += sum(p.ocr_seconds for p in pages)
+    if ocr:
+        report.warnings.append((path, f"OCR on {_where([p.number for p in ocr], pages)} ({sum(p.ocr_seconds for p in ocr):.1f} s)"))
+    empty = [p for p in pages if len(p.text.strip()) < settings.min_page_chars]
     report.empty_pages += len(empty)
-    if empty:
-        word = "page" if len(empty) == 1 else "pages"
-        where = "every page" if len(empty) == len(pages) else f"{word} {_ranges(empty)} ({len(empty)} of {len(pages)})"
-        report.warnings.append((path, f"no text layer on {where}: scanned? Not searchable until OCR is enabled"))
+    if not empty:
+        return
+    tried = [p for p in empty if p.ocr or p.ocr_seconds > 0]  # OCR ran on them and found (next to) nothing
+    garbage = [p.number for p in empty if p.garbage and p not in tried]
+    blank = [p.number for p in empty if not p.garbage and p not in tried]
+    failed = [p.number for p in tried]
+    if settings.ocr and len([p for p in pages if p.ocr or p.ocr_seconds > 0]) >= settings.ocr_max_pages:
+        why = f"over the OCR limit of {settings.ocr_max_pages} pages per file (setting ocr_max_pages)"
+    elif settings.ocr:
+        why = "OCR did not run (see the warning above)"
+    else:
+        why = "OCR is switched off (setting ocr)"
+    if garbage:
+        reasons = sorted({p.garbage for p in empty if p.garbage and not p.ocr})
+        report.warnings.append((path, f"unusable text layer ({'; '.join(reasons)}) on {_where(garbage, pages)}: left out, {why}"))
+    if blank:
+        report.warnings.append((path, f"no text layer on {_where(blank, pages)}: scanned? Not OCR'd: {why}"))
+    if failed:
+        report.warnings.append((path, f"OCR found no more text than the text layer on {_where(failed, pages)}"))
+
+
+def _where(numbers: list[int], pages: list[Page]) -> str:
+    if len(numbers) == len(pages):
+        return "every page" if len(pages) > 1 else "the page"
+    word = "page" if len(numbers) == 1 else "pages"
+    return f"{word} {_ranges(numbers)} ({len(numbers)} of {len(pages)})"
 
 
 def _ranges(numbers: list[int]) -> str:

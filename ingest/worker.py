@@ -1,4 +1,6 @@
-"""The parser process: reads {"path", "password"} JSON lines on stdin, answers one JSON line each.
+"""The parser process: reads {"path", "password", "options"} JSON lines on stdin and answers each
+with one final JSON line ({"ok": pages} or {"error": reason}), preceded by {"progress": {...}} lines
+while it OCRs (the parent extends its time limit per OCR'd page).
 
 Run by ingest.isolate as `python -m ingest.worker MEMORY_MB` so that it starts clean: it does not
 re-import the caller's script (as multiprocessing would) and its memory limit is its own.
@@ -24,15 +26,21 @@ def main() -> None:
     memory_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
     _limit_memory(memory_mb)
     logging.disable(logging.WARNING)  # pypdf's warnings about damaged files: the result says enough
-    from ingest.parse import parse_file
+    from ingest.parse import ParseOptions, parse_file
     from rag.errors import ParseError
 
     out = sys.stdout
+
+    def progress(event: dict) -> None:
+        out.write(json.dumps({"progress": event}) + "\n")
+        out.flush()
+
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            pages = parse_file(request["path"], request.get("password"))
-            reply = {"ok": [[p.number, p.text, p.label] for p in pages]}
+            options = ParseOptions(**request.get("options", {}))
+            pages = parse_file(request["path"], request.get("password"), options, progress)
+            reply = {"ok": [[p.number, p.text, p.label, p.ocr, p.ocr_seconds, p.garbage] for p in pages]}
         except ParseError as e:
             reply = {"error": str(e)}
         except MemoryError:

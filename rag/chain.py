@@ -14,8 +14,9 @@ import re
 import time
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from rag import prompts
+from rag import guard, prompts
 from rag.models.generator import Generator, Prompt
+from rag.safety import make_safety_filter, refusal as safety_refusal
 from rag.settings import Settings
 from rag.support import MARKER, best_sentence, content_tokens, sentence_spans, sentences, strip_markers
 from rag.textutil import language_of
@@ -51,6 +52,11 @@ class AnswerChain:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         language = s.answer_language if s.answer_language != "auto" else language_of(question)
+
+        if (blocked := self._unsafe(question, language, t0)) is not None:  # content safety (rag/safety.py)
+            yield blocked.text
+            yield blocked
+            return
 
         standalone = self.condense(question, history or [], language)
         timings["condense"] = time.perf_counter() - t0
@@ -176,6 +182,12 @@ class AnswerChain:
         if _is_refusal(text, language):
             return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason="model said so",
                           hits=hits, question=question, language=language)
+        why = guard.check_answer(text, [h.text for h in hits], prompts.system_message(language))  # rag/guard.py
+        if why:
+            return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=f"guard: {why}",
+                          hits=hits, question=question, language=language)
+        if (blocked := self._unsafe(text, language, None)) is not None:
+            return blocked
         text, citations = cite(text, hits)
         uncited = not citations
         support = answer_support(text, citations, hits)
@@ -187,6 +199,15 @@ class AnswerChain:
                           hits=hits, question=question, language=language)
         return Answer(text=text, citations=citations, uncited=uncited, support=support, hits=hits,
                       question=question, language=language)
+
+    def _unsafe(self, text: str, language: str, t0: float | None) -> Answer | None:
+        """A polite refusal when the content-safety filter flags `text` (a question or an answer)."""
+        verdict = make_safety_filter(self.settings.safety, self.settings.safety_words).check(text)
+        if verdict.allowed:
+            return None
+        timings = {"total": time.perf_counter() - t0} if t0 is not None else {}
+        return Answer(text=safety_refusal(language, verdict), refused=True, refusal_reason=f"content safety: {verdict.category}",
+                      language=language, timings=timings)
 
     def _refusal(self, language, reason, hits, question, timings, t0) -> Answer:
         return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=reason, hits=hits,

@@ -5,6 +5,7 @@ the model is told to treat as quoted material only.
 """
 from __future__ import annotations
 
+from rag import guard
 from rag.types import Hit
 
 REFUSAL = {
@@ -53,6 +54,7 @@ def passage_block(n: int, hit: Hit, language: str) -> str:
     default model copied such labels into its answers (a leading label instead of the answer; a
     trailing "（file，第 n 页）" after every Chinese sentence, which also ran answers to the length limit)."""
     text = " ".join(hit.text.split())  # line breaks from the PDF layout cost tokens and mean nothing
+    text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/guard.py)
     # Markers that could close the fence early are neutralised inside the passage.
     for marker in (CLOSE[language], OPEN[language]):
         text = text.replace(marker, marker.replace("<", "‹"))

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(2048, ge=256, description="address-space limit of the parser process")
     max_file_mb: float = Field(200.0, gt=0, description="larger files are refused")
     min_page_chars: int = Field(10, ge=0, description="pages with fewer characters count as 'no text layer'")
+    # --- OCR (pages with no text layer, or garbage text: ingest/ocr.py, ingest/garbage.py) -----
+    ocr: bool = Field(True, description="OCR pages without a usable text layer (rapidocr, bundled zh/en models)")
+    ocr_max_pages: int = Field(50, ge=0, description="most pages OCR'd per file (OCR takes ~3-20 s a page on 2 cores)")
+    ocr_page_timeout_s: float = Field(120.0, gt=0, description="time limit per OCR'd page, on top of parse_timeout_s")
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")
@@ -89,6 +93,9 @@ class Settings(BaseSettings):
     min_score: float = Field(0.85, description="refuse without calling the model when the best passage scores below this (calibrated: docs/refusal.md)")
     min_support: float = Field(0.55, ge=0.0, le=1.0, description="refuse an answer when less of it is found in its passages (calibrated: docs/refusal.md)")
     answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")
+    # --- safety (rag/safety.py, rag/guard.py) -----------------------------------------------
+    safety: Literal["wordlist", "off"] = Field("wordlist", description="content-safety filter on questions and answers")
+    safety_words: str = Field("", description="word-list file ([category] headers, one phrase a line); '' = the bundled zh/en list")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server")
     openai_api_key: SecretStr = Field(SecretStr("not-needed"), description="its API key (local servers accept anything)")
     openai_model: str = Field("", description="model name on that server")

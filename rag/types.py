@@ -11,6 +11,9 @@ class Page:
     number: int  # 1-based physical page number
     text: str
     label: str | None = None  # the PDF's own page label ("iv", "A-3") when it has one
+    ocr: bool = False  # the text was recognised from the rendered page (no usable text layer)
+    ocr_seconds: float = 0.0
+    garbage: str = ""  # why the text layer was judged unusable (ingest.garbage), "" when it was fine
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class IngestReport:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, what to know), e.g. pages without text
     pages: int = 0
     empty_pages: int = 0
+    ocr_pages: int = 0  # pages whose text was recognised by OCR
+    ocr_seconds: float = 0.0
     chunks: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -85,6 +90,8 @@ class IngestReport:
             f"pages {self.pages} ({self.empty_pages} without text), chunks {self.chunks}, "
             f"{self.seconds:.1f} s, {self.chunks_per_second:.1f} chunks/s",
         ]
+        if self.ocr_pages:
+            lines.append(f"OCR: {self.ocr_pages} pages in {self.ocr_seconds:.1f} s")
         if self.interrupted:
             lines.append("interrupted: everything listed above as added or replaced is committed")
         lines += [f"FAILED {path}: {reason}" for path, reason in self.failed]

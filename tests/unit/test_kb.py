@@ -258,12 +258,13 @@ def test_importing_rag_loads_no_model_library():
     assert out == "[]"
 
 
-def test_awkward_pdfs_in_one_batch(make_kb):
-    """47 encrypted, corrupt, scanned and odd PDFs: no exception escapes, each failure has a reason."""
+def test_awkward_pdfs_in_one_batch(make_kb, fake_settings):
+    """47 encrypted, corrupt, scanned and odd PDFs: no exception escapes, each failure has a reason.
+    (OCR off here to keep the test fast: test_ocr.py covers it, scripts/robustness_report.py runs all.)"""
     folder = PDFS / "awkward"
     files = sorted(folder.glob("*.pdf"))
     assert len(files) == 47
-    kb = make_kb()
+    kb = make_kb(settings=fake_settings.with_(ocr=False))
     report = kb.add([folder])
     accounted = {p for p in set(report.added) | {p for p, _ in report.failed} if p.endswith(".pdf")}
     assert accounted == {str(f) for f in files}  # (SOURCE.md in that folder is ingested too)
