@@ -98,6 +98,7 @@ def _check(path: Path, conn: sqlite3.Connection, report: CheckReport, repair: bo
         conn.close()
 
     derived_ok = _check_vectors(path, chunk_ids, dim[0] if dim else None, report)
+    derived_ok = _check_keywords(path, chunk_ids, report) and derived_ok
     derived_ok = _check_manifest(path, report) and derived_ok
     if repair and not derived_ok and not report.fatal:
         from rag.kb import KnowledgeBase
@@ -105,12 +106,11 @@ def _check(path: Path, conn: sqlite3.Connection, report: CheckReport, repair: bo
 
         with KnowledgeBase(path, _settings_for(path, settings or Settings())) as kb:
             n = kb.rebuild()
-        report.repaired.append(f"rebuilt vectors.faiss ({n} vectors) and manifest.json from kb.sqlite")
+        report.repaired.append(f"rebuilt vectors.faiss ({n} vectors), the keyword index and manifest.json from kb.sqlite")
     return report
 
 
 def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: CheckReport) -> bool:
-    from rag.kb import INDEX_KIND
     from rag.store.vectors import load_vector_index
 
     file = path / "vectors.faiss"
@@ -120,7 +120,7 @@ def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: C
             return False
         return True
     try:
-        index = load_vector_index(INDEX_KIND, file, int(dim) if dim else _file_dim(file))
+        index = load_vector_index(file, int(dim) if dim else _file_dim(file))
     except Exception as e:
         report.problems.append(f"{file.name} cannot be read: {type(e).__name__}: {e}")
         return False
@@ -132,6 +132,30 @@ def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: C
     missing = np.setdiff1d(chunk_ids, ids)
     report.problems.append(f"{file.name} ids differ from the chunk ids in kb.sqlite: {len(missing)} missing, "
                            f"{len(extra)} not in kb.sqlite" + (", duplicates" if len(np.unique(ids)) != len(ids) else ""))
+    return False
+
+
+def _check_keywords(path: Path, chunk_ids: np.ndarray, report: CheckReport) -> bool:
+    """The BM25 folder named by keywords.json must load and hold exactly the chunk ids (a missing one
+    is only a problem when there are chunks: it is rebuilt on first search anyway)."""
+    from rag.store.atomic import read_folder_pointer
+    from rag.store.keywords import keyword_index_class
+
+    try:
+        saved = read_folder_pointer(path / "keywords.json")
+        if saved is None:
+            if len(chunk_ids):
+                report.problems.append(f"keywords.json is missing ({len(chunk_ids)} chunks in kb.sqlite)")
+                return False
+            return True
+        folder, info = saved
+        ids = np.sort(keyword_index_class(info["kind"]).load(folder).ids())
+    except Exception as e:
+        report.problems.append(f"the keyword index cannot be read: {type(e).__name__}: {e}")
+        return False
+    if np.array_equal(ids, chunk_ids):
+        return True
+    report.problems.append(f"the keyword index holds {len(ids)} chunks, kb.sqlite {len(chunk_ids)}")
     return False
 
 
