@@ -10,6 +10,7 @@ is the token-count-weighted mean of the windows' mean-pooled vectors, L2-normali
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -25,7 +26,6 @@ PASSAGE_PREFIX = "passage: "
 
 class E5TorchEmbedder(Embedder):
     name = "e5-torch:multilingual-e5-small-q4"
-    dim = 384
     normalized = True
 
     def __init__(self, model_dir: str | Path = "data/models", device: str = "auto", threads: int = 0,
@@ -39,7 +39,16 @@ class E5TorchEmbedder(Embedder):
         self.max_batch_tokens = max_batch_tokens
         self._model = None
         self._tokenizer = None
+        self._dim: int | None = None
         self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        """384 for the bundled model; a given folder's config says its own (read without loading)."""
+        if self._dim is None:
+            config = json.loads((self.folder / "config.json").read_text(encoding="utf-8")) if self.folder else {}
+            self._dim = int(config.get("hidden_size", 384))
+        return self._dim
 
     @property
     def device(self) -> str:  # type: ignore[override]
@@ -72,8 +81,9 @@ class E5TorchEmbedder(Embedder):
             finally:
                 if bar:
                     hf_logging.enable_progress_bar()
-            if model.config.hidden_size != self.dim:
-                raise RuntimeError(f"{folder}: hidden size {model.config.hidden_size}, expected {self.dim}")
+            if self.folder is None and model.config.hidden_size != 384:
+                raise RuntimeError(f"{folder}: hidden size {model.config.hidden_size}, expected 384 for multilingual-e5-small")
+            self._dim = model.config.hidden_size
             tokenizer.no_padding()
             tokenizer.no_truncation()
             self._unk = tokenizer.token_to_id("<unk>")
