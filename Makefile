@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean
+.PHONY: run test ingest install eval-deps eval sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -35,6 +35,15 @@ ingest: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Quality on public benchmarks vs the naive LangChain pipeline (writes docs/eval.md, .json, .png).
+# QUICK=1: subsamples (about an hour on 2 CPU cores, minutes with a GPU); without it: the full sets.
+# EVAL_ARGS passes more options, e.g. EVAL_ARGS="--device cuda" or "--sets scifact,cmrc".
+eval-deps: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,eval]'
+
+eval: eval-deps
+	$(PY) scripts/eval.py $(if $(QUICK),--quick) $(EVAL_ARGS)
 
 # Re-render the shipped sample PDFs (committed; only needed after editing the script).
 sample-docs: $(STAMP)

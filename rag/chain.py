@@ -55,11 +55,17 @@ class AnswerChain:
         standalone = self.condense(question, history or [], language)
         timings["condense"] = time.perf_counter() - t0
 
+        rewrites: list[str] = []
+        if s.fusion_queries and self.generator.is_llm:
+            t = time.perf_counter()
+            rewrites = self.rewrite(standalone, s.fusion_queries, language)
+            timings["rewrite"] = time.perf_counter() - t
+
         t = time.perf_counter()
-        hits = self.kb.search(standalone, k=max(s.answer_passages, s.top_k))
+        hits = self.kb.search(standalone, k=max(s.answer_passages, s.top_k), extra_queries=rewrites)
         timings["retrieve"] = time.perf_counter() - t
 
-        if not hits or hits[0].score < s.min_score:
+        if not hits or relevance(hits[: s.answer_passages]) < s.min_score:
             reason = "no passages" if not hits else "low retrieval score"
             answer = self._refusal(language, reason, hits, standalone, timings, t0)
             yield answer.text
@@ -102,6 +108,19 @@ class AnswerChain:
         rewritten = rewritten[0].strip() if rewritten else ""
         # a rewrite that lost the question (empty, or rambling) is worse than none
         return rewritten if 0 < len(rewritten) <= 3 * len(question) + 200 else question
+
+    def rewrite(self, question: str, n: int, language: str) -> list[str]:
+        """RAG-Fusion: up to n rewrites of the question by the generator, each searched and fused."""
+        prompt = Prompt(messages=[{"role": "user", "content": prompts.fusion_message(question, n, language)}],
+                        question=question, language=language)
+        lines = strip_markers(self.generator.generate(prompt, max_tokens=40 * n, temperature=0.0)).splitlines()
+        out: list[str] = []
+        for line in lines:
+            line = re.sub(r"^\s*(?:[-*•]|\d+[.)、:：]|[（(]?\d+[)）])\s*", "", line).strip()
+            # a rewrite far longer than the question is an answer, not a query
+            if line and line != question and line not in out and len(line) <= 3 * len(question) + 60:
+                out.append(line)
+        return out[:n]
 
     def fit_context(self, hits: list[Hit], question: str, language: str) -> list[Hit]:
         """The passages, in rank order, within the token budget: each passage gets an equal share and
@@ -172,6 +191,13 @@ class AnswerChain:
     def _refusal(self, language, reason, hits, question, timings, t0) -> Answer:
         return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=reason, hits=hits,
                       question=question, language=language, timings={**timings, "total": time.perf_counter() - t0})
+
+
+def relevance(hits: list[Hit]) -> float:
+    """How relevant the best of these passages is to the question: the highest dense similarity.
+    The fused (RRF) or reranker score orders passages but has no absolute scale; cosine does, and
+    the gate's threshold was calibrated on it (docs/refusal.md)."""
+    return max((h.dense if h.dense is not None else h.score) for h in hits) if hits else float("-inf")
 
 
 def cite(text: str, hits: list[Hit]) -> tuple[str, list[Citation]]:

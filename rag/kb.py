@@ -4,6 +4,8 @@ A knowledge base is a folder (GUIDE.md section 5):
     manifest.json   what built it (embedder, splitter, index kind) and counts, for people and tools
     kb.sqlite       documents, pages, chunks and their embeddings: the source of truth
     vectors.faiss   the vector index over chunk ids, derived from kb.sqlite (rebuilt when stale)
+    keywords.json   names the folder keywords-*/ holding the BM25 index over the chunks' stored terms,
+                    derived from kb.sqlite likewise
     write.lock      held by the one process that writes
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,18 +25,21 @@ import numpy as np
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.models.embedder import Embedder, make_embedder
 from rag.settings import Settings
-from rag.store.atomic import atomic_write_json
+from rag.store.atomic import atomic_write_json, read_folder_pointer, write_folder_atomically
 from rag.store.docstore import DocStore, StoredDoc
+from rag.store.keywords import KeywordIndex, keyword_index_class
 from rag.store.vectors import VectorIndex, load_vector_index, make_vector_index
 from rag.types import Answer, Chunk, DocumentInfo, Hit, IngestReport, Page
 
 if TYPE_CHECKING:
     from rag.models.generator import Generator
+    from rag.models.reranker import Reranker
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 INDEX_KIND = "faiss-flat-ip"
+KEYWORD_KIND = "bm25s"
 
 
 class KnowledgeBase:
@@ -59,6 +65,11 @@ class KnowledgeBase:
         self._index: VectorIndex | None = None
         self._index_generation = -1
         self._dirty = False  # the in-memory index differs from vectors.faiss
+        self._reranker: "Reranker | None | bool" = False  # False: not made yet
+        self._query_vectors: "OrderedDict[str, np.ndarray]" = OrderedDict()  # repeated questions skip the embedder
+        self._keywords: KeywordIndex | None = None
+        self._keywords_generation = -1
+        self._keywords_dirty = False  # the in-memory keyword index differs from keywords-*/
         self._index_lock = threading.RLock()
         self._write_lock = threading.Lock()
 
@@ -107,24 +118,54 @@ class KnowledgeBase:
         return self.store.documents()
 
     # ------------------------------------------------------------------ public API: search
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """The k passages closest in meaning to `query`, best first."""
+    def search(self, query: str, k: int | None = None, *, mode: str | None = None,
+               extra_queries: Sequence[str] = ()) -> list[Hit]:
+        """The k best passages for `query`, best first.
+
+        mode (default Settings.retrieval): "hybrid" fuses the dense (meaning) and BM25 (keyword)
+        rankings by reciprocal rank; "dense" or "keyword" use one. `extra_queries` (RAG-Fusion:
+        rewrites of the question) are searched too and every ranking is fused. The configured
+        reranker, if any, reorders the fused candidates. Every hit carries its dense similarity
+        (`Hit.dense`), the absolute relevance the refusal gate uses."""
+        from rag.retrieval import search
+
         k = k or self.settings.top_k
         if not query.strip():
             return []
-        qvec = self.embedder.embed_query(query)
+        return search(self, [query, *[q for q in extra_queries if q.strip()]], k, mode or self.settings.retrieval)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector; the last 256 distinct queries are kept (a chat repeats and rephrases)."""
         with self._index_lock:
-            index = self._fresh_index()
-            scores, ids = index.search(qvec[None, :], k)
-        rows = self.store.chunks([int(i) for i in ids[0] if i >= 0])
-        hits = []
-        for score, cid in zip(scores[0], ids[0]):
-            row = rows.get(int(cid))
-            if row is None:  # removed by a writer after the search
-                continue
-            hits.append(Hit(text=row.text, score=float(score), source=row.path, page=row.page, chunk_id=row.id,
-                            page_label=row.page_label, start=row.start, end=row.end))
-        return hits
+            vec = self._query_vectors.get(query)
+            if vec is not None:
+                self._query_vectors.move_to_end(query)
+                return vec
+        vec = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        with self._index_lock:
+            self._query_vectors[query] = vec
+            while len(self._query_vectors) > 256:
+                self._query_vectors.popitem(last=False)
+        return vec
+
+    @property
+    def reranker(self) -> "Reranker | None":
+        """The configured reranker (Settings.reranker), made on first use; None for rank fusion only."""
+        if self._reranker is False:
+            from rag.models.reranker import make_reranker
+
+            self._reranker = make_reranker(self.settings, generator=lambda: self.generator)
+        return self._reranker
+
+    def dense_search(self, qvecs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the n nearest chunks to each query vector (the vector index, kept fresh)."""
+        with self._index_lock:
+            return self._fresh_index().search(np.atleast_2d(qvecs), n)
+
+    def keyword_search(self, query_terms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the n best BM25 matches (the keyword index, kept fresh)."""
+        with self._index_lock:
+            return self._fresh_keywords().search(query_terms, n)
 
     def as_retriever(self, k: int | None = None):
         """A LangChain BaseRetriever returning Documents with metadata source, page, score, chunk_id."""
@@ -180,16 +221,27 @@ class KnowledgeBase:
             (self.path / "vectors.faiss").unlink(missing_ok=True)
             index = self._fresh_index()
             self._dirty = True
+            self._keywords = None
+            (self.path / "keywords.json").unlink(missing_ok=True)
+            self._fresh_keywords()
+            self._keywords_dirty = True
             self.save()
             return len(index)
 
     def save(self) -> None:
         """Write the vector index and manifest.json (atomically), if anything changed."""
         with self._index_lock:
-            if not self._dirty and (self.path / "manifest.json").exists():
+            if self._keywords is not None or self._dirty:
+                self._fresh_keywords()  # built once per ingestion run here, not per document
+            if not (self._dirty or self._keywords_dirty) and (self.path / "manifest.json").exists():
                 return
-            if self._index is not None:
+            if self._index is not None and self._dirty:
                 self._index.save(self.path / "vectors.faiss")
+            if self._keywords is not None and self._keywords_dirty:
+                from rag.terms import VERSION
+
+                write_folder_atomically(self.path / "keywords.json", self._keywords.save,
+                                        {"kind": KEYWORD_KIND, "terms": VERSION, "generation": self._keywords_generation})
             docs, chunks = self.store.counts()
             manifest = {
                 "format": FORMAT,
@@ -201,12 +253,15 @@ class KnowledgeBase:
                 },
                 "splitter": self.splitter_config,
                 "index": {"kind": INDEX_KIND, "file": "vectors.faiss", "vectors": len(self._index) if self._index is not None else None},
+                "keywords": {"kind": KEYWORD_KIND, "pointer": "keywords.json", "terms": self.store.get_meta("terms_version"),
+                             "chunks": len(self._keywords) if self._keywords is not None else None},
                 "counts": {"documents": docs, "chunks": chunks},
                 "generation": self.store.generation(),
                 "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             atomic_write_json(self.path / "manifest.json", manifest)
             self._dirty = False
+            self._keywords_dirty = False
 
     def close(self) -> None:
         self.store.close()
@@ -232,8 +287,11 @@ class KnowledgeBase:
         """Store one parsed and embedded document (one transaction) and update the vector index."""
         if len(vectors):
             self._record_dim(vectors.shape[1])
+        from rag.terms import terms
+
         has_text = [len(p.text.strip()) >= self.settings.min_page_chars for p in pages]
-        new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, has_text, chunks, vectors, replace)
+        new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, has_text, chunks, vectors, replace,
+                                                                 terms=[terms(c.text) for c in chunks])
         self._apply(np.array(new_ids, dtype=np.int64), vectors, old_ids, generation)
 
     def commit_copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
@@ -278,6 +336,57 @@ class KnowledgeBase:
         self._sync(self._index)
         self._index_generation = generation
         return self._index
+
+    def _fresh_keywords(self) -> KeywordIndex:
+        """The keyword index, equal to what kb.sqlite holds now: loaded from keywords-*/ on first use;
+        chunks removed since are masked; chunks added since make it rebuild from the stored terms
+        (BM25 weights are collection-wide). Call with _index_lock held."""
+        generation = self.store.generation()
+        if self._keywords is not None and generation == self._keywords_generation:
+            return self._keywords
+        from rag.terms import VERSION
+
+        cls = keyword_index_class(KEYWORD_KIND)
+        self._store_terms(VERSION)
+        if self._keywords is None:
+            saved = None
+            try:
+                saved = read_folder_pointer(self.path / "keywords.json")
+                if saved and saved[1].get("terms") == VERSION and saved[1].get("kind") == KEYWORD_KIND:
+                    self._keywords = cls.load(saved[0])
+            except Exception as e:  # a damaged derived file is rebuilt from the source of truth
+                log.warning("%s: %s; rebuilding the keyword index from kb.sqlite", saved[0] if saved else self.path, e)
+                self._keywords = None
+        want = self.store.chunk_ids()
+        have = self._keywords.ids() if self._keywords is not None else None
+        if have is None or len(np.setdiff1d(want, have, assume_unique=True)):
+            ids, term_lists = [], []
+            for part_ids, part_terms in self.store.iter_terms():
+                ids.append(part_ids)
+                term_lists += part_terms
+            self._keywords = cls.build(np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64), term_lists)
+            self._keywords_dirty = True
+        else:
+            extra = np.setdiff1d(have, want, assume_unique=True)
+            if len(extra):
+                self._keywords.remove(extra)
+                self._keywords_dirty = True
+        self._keywords_generation = generation
+        return self._keywords
+
+    def _store_terms(self, version: str) -> None:
+        """Make kb.sqlite hold the terms of every chunk under the current tokenizer: a knowledge base
+        from before BM25, or from another tokenizer version, is tokenised once here."""
+        from rag.terms import terms
+
+        stored = self.store.get_meta("terms_version")
+        if stored != version:
+            if stored is not None:
+                log.info("%s: keyword terms were made by %s; re-tokenising for %s", self.path, stored, version)
+                self.store.set_terms([], replace_all=True)
+            self.store.set_meta({"terms_version": version})
+        while rows := self.store.chunks_without_terms():
+            self.store.set_terms([(i, terms(text)) for i, text in rows])
 
     def _sync(self, index: VectorIndex) -> None:
         """Make the index hold exactly the chunk ids of kb.sqlite (after a crash, or another writer)."""

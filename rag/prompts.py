@@ -73,3 +73,15 @@ def condense_message(question: str, history: list[tuple[str, str]], language: st
         who = ("用户" if role == "user" else "助手") if language == "zh" else ("User" if role == "user" else "Assistant")
         lines.append(f"{who}: {text}")
     return CONDENSE[language].format(history="\n".join(lines), question=question)
+
+
+FUSION = {
+    "zh": "为了在文档中检索，请把下面的问题换 {n} 种不同的说法（同义词、更具体或更概括），每行一个，不要编号，不要回答问题。\n\n问题：{question}",
+    "en": "To search documents, write {n} different rephrasings of the question below (synonyms, more specific, "
+          "more general), one per line, no numbering, do not answer it.\n\nQuestion: {question}",
+}
+
+
+def fusion_message(question: str, n: int, language: str) -> str:
+    """RAG-Fusion: ask for n search rewrites of the question."""
+    return FUSION[language].format(n=n, question=question)

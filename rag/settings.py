@@ -50,6 +50,21 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")
+    retrieval: Literal["hybrid", "dense", "keyword"] = Field(
+        "hybrid", description="'hybrid' fuses dense (meaning) and BM25 (keyword) rankings; or one of them alone")
+    candidates: int = Field(50, ge=1, description="passages each ranking contributes to the fusion")
+    rrf_k: float = Field(60.0, gt=0, description="reciprocal-rank fusion constant: score += weight / (rrf_k + rank)")
+    dense_weight: float = Field(1.0, ge=0, description="weight of the dense ranking in the fusion")
+    keyword_weight: float = Field(1.0, ge=0, description="weight of the BM25 ranking in the fusion")
+    reranker: str = Field(
+        "none",
+        description="reorders the fused candidates: 'none' (rank fusion only, the offline default), "
+        "'cross-encoder:<hub name or folder>' (sentence-transformers CrossEncoder, e.g. "
+        "cross-encoder:BAAI/bge-reranker-v2-m3), 'llm' (asks the generator) or 'fake' (tests)",
+    )
+    rerank_depth: int = Field(20, ge=1, description="fused candidates the reranker scores")
+    fusion_queries: int = Field(0, ge=0, le=8, description="RAG-Fusion: rewrites of the question the generator writes "
+                                "and that are searched too (0 = off; each costs a model call)")
 
     # --- answering ---------------------------------------------------------------------------
     generator: str = Field(

@@ -29,13 +29,15 @@ class Hit:
     """One search result."""
 
     text: str
-    score: float
+    score: float  # the ranking score: cosine (dense), BM25 (keyword), fused RRF (hybrid) or the reranker's
     source: str  # the document's path (or the id given to add_texts)
     page: int
     chunk_id: int
     page_label: str | None = None
     start: int = 0
     end: int = 0
+    dense: float | None = None  # cosine similarity to the question (absolute relevance; the refusal gate)
+    keyword: float | None = None  # BM25 score when the keyword index found it
 
     @property
     def name(self) -> str:

@@ -35,38 +35,9 @@ from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.chain import AnswerChain, _is_refusal  # noqa: E402
 from rag.textutil import language_of  # noqa: E402
 from rag.types import Hit  # noqa: E402
+from rag.eval.datasets import rgb_items, squad_items  # noqa: E402
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(0, 17)]
-
-
-# ------------------------------------------------------------------ data
-def rgb_items(n: int, seed: int = 0) -> list[dict]:
-    rows = [json.loads(line) for line in (SHARED / "rgb" / "zh_refine.json").open(encoding="utf-8")]
-    rng = random.Random(seed)
-    picked = rng.sample(rows, n)
-    items = []
-    for row in picked:
-        answers = [a for group in row["answer"] for a in (group if isinstance(group, list) else [group])]
-        for noise in (1.0, 0.4):
-            n_neg = round(5 * noise)
-            passages = row["negative"][:n_neg] + row["positive"][: 5 - n_neg]
-            random.Random(row["id"]).shuffle(passages)
-            items.append({"set": "rgb", "id": f"rgb-{row['id']}-{noise}", "question": row["query"], "passages": passages,
-                          "answers": answers, "answerable": noise < 1.0})
-    return items
-
-
-def squad_items(n: int, seed: int = 0) -> list[dict]:
-    data = json.loads((SHARED / "squad2_dev_cs224n" / "dev-v2.0.json").read_text(encoding="utf-8"))["data"]
-    pos, neg = [], []
-    for article in data:
-        for p in article["paragraphs"]:
-            for qa in p["qas"]:
-                item = {"set": "squad2", "id": f"squad-{qa['id']}", "question": qa["question"], "passages": [p["context"]],
-                        "answers": [a["text"] for a in qa["answers"]], "answerable": not qa["is_impossible"]}
-                (neg if qa["is_impossible"] else pos).append(item)
-    rng = random.Random(seed)
-    return rng.sample(pos, n) + rng.sample(neg, n)
 
 
 # ------------------------------------------------------------------ support calibration

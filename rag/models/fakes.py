@@ -9,6 +9,7 @@ import numpy as np
 
 from rag.models.embedder import Embedder
 from rag.models.generator import Generator, Prompt
+from rag.models.reranker import Reranker
 from rag.support import sentences
 
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
@@ -85,3 +86,22 @@ class FakeGenerator(Generator):
             text = prompt.question
         for i in range(0, len(text), self.piece):
             yield text[i : i + self.piece]
+
+
+class FakeReranker(Reranker):
+    """Scores a passage by the share of the question's words (CJK characters, Latin words) it holds.
+    Counts its calls so tests can check when reranking happens."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def warm_up(self) -> None:
+        pass
+
+    def scores(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        wanted = {t.lower() for t in _TOKEN.findall(query)}
+        return np.array([len(wanted & {t.lower() for t in _TOKEN.findall(p)}) / max(1, len(wanted)) for p in passages],
+                        dtype=np.float32)

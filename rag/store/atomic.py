@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -43,3 +44,33 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_folder_atomically(pointer: Path, write: Callable[[Path], None], info: dict[str, Any]) -> None:
+    """Write a multi-file structure crash-safely: `write(folder)` fills a new folder beside `pointer`,
+    then `pointer` (a JSON file naming the folder, plus `info`) is replaced atomically, then older
+    folders are removed. A directory cannot be renamed over a non-empty one, hence the pointer."""
+    pointer = Path(pointer)
+    folder = Path(tempfile.mkdtemp(prefix=f"{pointer.stem}-", dir=pointer.parent))
+    try:
+        write(folder)
+        for file in folder.iterdir():
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(folder)
+        atomic_write_json(pointer, {**info, "folder": folder.name})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    for old in pointer.parent.glob(f"{pointer.stem}-*"):
+        if old.is_dir() and old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_folder_pointer(pointer: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(folder, info) named by a pointer written by write_folder_atomically, or None when absent."""
+    pointer = Path(pointer)
+    if not pointer.exists():
+        return None
+    info = json.loads(pointer.read_text(encoding="utf-8"))
+    return pointer.parent / info["folder"], info

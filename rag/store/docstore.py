@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS chunks(
     embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+-- keyword terms of each chunk (space-separated; rag.terms), so BM25 is rebuilt without re-tokenising
+CREATE TABLE IF NOT EXISTS terms(
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+    terms TEXT NOT NULL
+);
 """
 
 
@@ -148,6 +153,7 @@ class DocStore:
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         replace: StoredDoc | None = None,
+        terms: Sequence[Sequence[str]] | None = None,
     ) -> tuple[list[int], list[int], int]:
         """Store one document in one transaction, replacing `replace` if given.
         Returns (new chunk ids, chunk ids removed with the replaced version, generation after)."""
@@ -173,6 +179,9 @@ class DocStore:
                         (doc_id, ch.page, ch.page_label, ch.start, ch.end, ch.text, vec.tobytes()),
                     ).lastrowid
                 )
+            if terms is not None:
+                c.executemany("INSERT INTO terms(chunk_id, terms) VALUES(?,?)",
+                              [(i, " ".join(t)) for i, t in zip(new_ids, terms)])
         return new_ids, removed, generation
 
     def copy_document(self, source: StoredDoc, path: str, replace: StoredDoc | None = None) -> tuple[list[int], list[int], int]:
@@ -196,6 +205,9 @@ class DocStore:
                 (doc_id, source.id),
             )
             new_ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=? AND id>? ORDER BY id", (doc_id, first))]
+            old_ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=? ORDER BY id", (source.id,))]
+            c.executemany("INSERT INTO terms(chunk_id, terms) SELECT ?, terms FROM terms WHERE chunk_id=?",
+                          list(zip(new_ids, old_ids)))
         return new_ids, removed, generation
 
     def delete_document(self, doc: StoredDoc) -> tuple[list[int], int]:
@@ -218,6 +230,7 @@ class DocStore:
 
     def _delete(self, c: sqlite3.Connection, doc_id: int) -> list[int]:
         ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+        c.execute("DELETE FROM terms WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id=?)", (doc_id,))
         c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
         c.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
         c.execute("DELETE FROM documents WHERE id=?", (doc_id,))
@@ -245,6 +258,34 @@ class DocStore:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             yield ids, np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
             last = int(ids[-1])
+
+    def iter_terms(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, list[list[str]]]]:
+        """(ids, term lists) of every chunk that has stored terms, in id order, in batches."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute("SELECT chunk_id, terms FROM terms WHERE chunk_id>? ORDER BY chunk_id LIMIT ?",
+                                          (last, batch)).fetchall()
+            if not rows:
+                return
+            yield np.array([r[0] for r in rows], dtype=np.int64), [r[1].split() for r in rows]
+            last = int(rows[-1][0])
+
+    def chunks_without_terms(self, limit: int = 5000) -> list[tuple[int, str]]:
+        """(id, text) of chunks whose terms are not stored (knowledge bases from before BM25)."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT id, text FROM chunks WHERE id NOT IN (SELECT chunk_id FROM terms) ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+
+    def set_terms(self, rows: Sequence[tuple[int, Sequence[str]]], *, replace_all: bool = False) -> None:
+        """Store terms for existing chunks (a back-fill, or all of them after a tokenizer change).
+        Changes no generation: the chunks themselves are unchanged."""
+        with self.transaction() as c:
+            if replace_all:
+                c.execute("DELETE FROM terms")
+            c.executemany("INSERT OR REPLACE INTO terms(chunk_id, terms) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id=?)",
+                          [(i, " ".join(t), i) for i, t in rows])
 
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         rows = self._select(

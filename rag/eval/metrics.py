@@ -1,0 +1,89 @@
+"""Retrieval and answer metrics, as defined by BEIR / pytrec_eval (nDCG, recall) and SQuAD (EM, F1)."""
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from typing import Mapping, Sequence
+
+
+def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
+    """nDCG@k with graded relevance and the linear gain rel / log2(rank + 1), as BEIR reports it."""
+    dcg = sum(relevance.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
+    ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
+    idcg = sum(r / math.log2(rank + 2) for rank, r in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevant: set[str] | Mapping[str, int], k: int) -> float:
+    """Share of the relevant documents found in the top k."""
+    wanted = {d for d in relevant if (relevant[d] > 0 if isinstance(relevant, Mapping) else True)}
+    return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
+
+
+def all_found_at_k(ranked: Sequence[str], relevant: set[str], k: int) -> float:
+    """1.0 when every relevant document is in the top k (HotpotQA: both supporting paragraphs)."""
+    return float(set(relevant) <= set(ranked[:k]))
+
+
+def reciprocal_rank(ranked: Sequence[str], relevant: set[str]) -> float:
+    for rank, doc in enumerate(ranked, 1):
+        if doc in relevant:
+            return 1.0 / rank
+    return 0.0
+
+
+def dedupe(ranked: Sequence[str]) -> list[str]:
+    """Chunk-level results folded to documents: first occurrence wins (max-score folding)."""
+    seen: set[str] = set()
+    return [d for d in ranked if not (d in seen or seen.add(d))]
+
+
+# --- answers -----------------------------------------------------------------------------------
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_ZH_PUNCT = "，。！？；：、“”‘’（）《》【】…—·「」『』"
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no English articles, single spaces.
+    Chinese punctuation is removed too (the CMRC2018 evaluation does the same)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation) | set(_ZH_PUNCT))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _tokens(text: str) -> list[str]:
+    """Words for English; characters for Chinese (CMRC2018's F1 is character-level)."""
+    norm = normalize_answer(text)
+    if _CJK.search(norm):
+        return [ch for ch in norm if not ch.isspace()]
+    return norm.split()
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(normalize_answer(prediction) == normalize_answer(g) for g in golds))
+
+
+def f1(prediction: str, golds: Sequence[str]) -> float:
+    """Best token-overlap F1 against any gold answer."""
+    best = 0.0
+    pred = _tokens(prediction)
+    for gold in golds:
+        ref = _tokens(gold)
+        common = Counter(pred) & Counter(ref)
+        same = sum(common.values())
+        if not pred or not ref:
+            best = max(best, float(pred == ref))
+        elif same:
+            p, r = same / len(pred), same / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def contains_answer(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 when a gold answer appears in the prediction after normalisation (RGB's accuracy rule:
+    generated answers are sentences, so containment, not equality, is what they check)."""
+    norm = normalize_answer(prediction)
+    return float(any(normalize_answer(g) and normalize_answer(g) in norm for g in golds))

@@ -1,0 +1,79 @@
+"""BM25 over stored chunk terms with bm25s (sparse matrix, numpy scoring; saved as .npy + JSON, no pickle)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rag.store.keywords import KeywordIndex
+
+
+class Bm25Index(KeywordIndex):
+    kind = "bm25s"
+
+    def __init__(self, model, ids: np.ndarray, alive: np.ndarray) -> None:
+        self._model = model  # None when empty
+        self._ids = np.asarray(ids, dtype=np.int64)
+        self._alive = np.asarray(alive, dtype=np.float32)  # 1 searchable, 0 removed
+        self._row = {int(i): r for r, i in enumerate(self._ids)}
+
+    @classmethod
+    def build(cls, ids: np.ndarray, term_lists: Sequence[Sequence[str]]) -> "Bm25Index":
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) != len(term_lists):
+            raise ValueError(f"{len(ids)} ids but {len(term_lists)} term lists")
+        model = None
+        if len(ids):
+            import bm25s
+
+            model = bm25s.BM25()  # Lucene variant, k1=1.5, b=0.75
+            model.index([list(t) for t in term_lists], show_progress=False)
+        return cls(model, ids, np.ones(len(ids), dtype=np.float32))
+
+    def search(self, query_terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        if self._model is None or k <= 0:
+            return empty
+        vocab = self._model.vocab_dict
+        known = [t for t in query_terms if t in vocab]
+        if not known:
+            return empty
+        scores = self._model.get_scores(known) * self._alive
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[scores[top] > 0]
+        return scores[top].astype(np.float32), self._ids[top]
+
+    def remove(self, ids: np.ndarray) -> int:
+        rows = [self._row[int(i)] for i in ids if int(i) in self._row]
+        rows = [r for r in rows if self._alive[r] > 0]
+        self._alive[rows] = 0
+        return len(rows)
+
+    def ids(self) -> np.ndarray:
+        return self._ids[self._alive > 0]
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        np.save(folder / "ids.npy", self._ids, allow_pickle=False)
+        np.save(folder / "alive.npy", self._alive, allow_pickle=False)
+        if self._model is not None:
+            self._model.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Bm25Index":
+        folder = Path(folder)
+        ids = np.load(folder / "ids.npy", allow_pickle=False)
+        alive = np.load(folder / "alive.npy", allow_pickle=False)
+        model = None
+        if len(ids):
+            import bm25s
+
+            model = bm25s.BM25.load(str(folder), show_progress=False, allow_pickle=False)
+            params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+            if params.get("num_docs") not in (None, len(ids)):
+                raise ValueError(f"{folder}: {params.get('num_docs')} BM25 rows but {len(ids)} ids")
+        return cls(model, ids, alive)
