@@ -145,9 +145,9 @@ class E5TorchEmbedder(Embedder):
                     mask[r, : len(ids) + 2] = 1
                 ids_t = torch.from_numpy(input_ids).to(self._device)
                 mask_t = torch.from_numpy(mask).to(self._device)
-                hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
-                m = mask_t.unsqueeze(-1).to(hidden.dtype)
-                means = ((hidden * m).sum(1).float() / m.sum(1).float()).cpu().numpy()
+                hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
+                m = mask_t.unsqueeze(-1).float()
+                means = ((hidden * m).sum(1) / m.sum(1)).cpu().numpy()  # pooled in float32 also on CUDA (fp16 model)
                 for r, k in enumerate(order[start:end]):
                     t, ids = windows[k]
                     w = max(len(ids), 1)
