@@ -51,7 +51,11 @@ def load_sets(args):
 def retrieval(embedder, rset) -> dict:
     ids = list(rset.docs)
     t = time.perf_counter()
-    docs = embedder.embed_passages([rset.docs[i] for i in ids])
+    texts = [rset.docs[i] for i in ids]
+    docs = []
+    for k in range(0, len(texts), 64):  # in parts, so an interrupted run keeps what the cache has
+        docs.append(embedder.embed_passages(texts[k : k + 64]))
+    docs = np.concatenate(docs)
     qids = list(rset.queries)
     queries = np.stack([embedder.embed_query(rset.queries[q]) for q in qids])
     seconds = time.perf_counter() - t
