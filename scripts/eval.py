@@ -292,6 +292,7 @@ def main() -> None:
     parser.add_argument("--reranker", default="", help="e.g. cross-encoder:BAAI/bge-reranker-v2-m3 or llm")
     parser.add_argument("--rerank-queries", type=int, default=0, help="rerank only the first N queries (0 = all)")
     parser.add_argument("--no-fusion", action="store_true")
+    parser.add_argument("--answers", type=int, default=0, help="items per answer set (default: the profile's)")
     args = parser.parse_args()
     args.systems = args.systems.split(",")
     profile = 0 if args.quick else 1
@@ -332,7 +333,7 @@ def main() -> None:
         results["retrieval"].append(eval_retrieval(rset, embedder, settings, args, n_fusion))
         write(results, args)
     if "answers" in sets:
-        sizes = SIZES["answers"][profile]
+        sizes = {k: args.answers for k in SIZES["answers"][profile]} if args.answers else SIZES["answers"][profile]
         items = datasets.rgb_items(sizes["rgb"]) + datasets.squad_items(sizes["squad"]) + datasets.cmrc_items(sizes["cmrc"])
         print(f"== answers: {len(items)} items", flush=True)
         rows = eval_answers(items, embedder, settings)
