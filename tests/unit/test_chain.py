@@ -137,13 +137,12 @@ def test_answer_language_setting_overrides(kb_with):
     assert generator.prompts[0].language == "zh"
 
 
-def test_passages_are_fenced_and_numbered_without_labels_to_copy(kb_with):
+def test_passages_are_fenced_and_labelled_with_file_and_page(kb_with):
     generator = FakeGenerator()
     kb = kb_with(generator)
     answer = kb.ask("Eiffel Tower Paris")
     user = generator.prompts[0].messages[1]["content"]
-    assert "[1] The Eiffel Tower is in Paris. It was finished in 1889.\n" in user
-    assert "eiffel.pdf" not in user  # the code knows the source of [1]
+    assert "[1] The Eiffel Tower is in Paris. It was finished in 1889. (eiffel.pdf, page 1)" in user
     assert answer.citations[0].source == "eiffel.pdf"
     assert user.count("</passages>") == 1
 
