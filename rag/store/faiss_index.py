@@ -52,12 +52,3 @@ class FaissFlatIndex(VectorIndex):
         import faiss
 
         atomic_write(Path(path), lambda tmp: faiss.write_index(self._index, tmp))
-
-    @classmethod
-    def load(cls, path: Path, dim: int) -> "FaissFlatIndex":
-        from rag.store.vectors import load_vector_index
-
-        index = load_vector_index(path, dim)
-        if not isinstance(index, cls):
-            raise ValueError(f"{path} holds a {index.kind} index, not {cls.kind}")
-        return index

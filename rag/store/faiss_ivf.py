@@ -102,12 +102,3 @@ class FaissIvfIndex(VectorIndex):
         if self._index is None:
             raise ValueError("an untrained IVF index has nothing to save")
         atomic_write(Path(path), lambda tmp: faiss.write_index(self._index, tmp))
-
-    @classmethod
-    def load(cls, path: Path, dim: int) -> "FaissIvfIndex":
-        from rag.store.vectors import load_vector_index
-
-        index = load_vector_index(path, dim)
-        if not isinstance(index, cls):
-            raise ValueError(f"{path} holds a {index.kind} index, not {cls.kind}")
-        return index

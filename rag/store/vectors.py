@@ -36,8 +36,12 @@ class VectorIndex(ABC):
         """Write to `path` atomically."""
 
     @classmethod
-    @abstractmethod
-    def load(cls, path: Path, dim: int) -> "VectorIndex": ...
+    def load(cls, path: Path, dim: int) -> "VectorIndex":
+        """Read a saved index of this kind (load_vector_index reads any kind)."""
+        index = load_vector_index(path, dim)
+        if not isinstance(index, cls):
+            raise ValueError(f"{path} holds a {index.kind} index, not {cls.kind}")
+        return index
 
 
 KINDS = ("faiss-flat-ip", "faiss-ivf-flat")
