@@ -37,6 +37,7 @@ from rag.chain import AnswerChain, _is_refusal, relevance  # noqa: E402
 from rag.textutil import language_of  # noqa: E402
 from rag.types import Hit  # noqa: E402
 from rag.eval.datasets import rgb_items, squad_items  # noqa: E402
+from rag.eval.report import read_rows_by_id  # noqa: E402
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(0, 17)]
 
@@ -50,11 +51,7 @@ def generate_all(items: list[dict], settings: Settings) -> list[dict]:
 
     prompt_id = hashlib.sha1(json.dumps([prompts.SYSTEM, prompts.user_message("q", ["b"], "en")]).encode()).hexdigest()[:8]
     cache_file = CACHE / f"calibration-{kb.generator.name.replace('/', '_').replace(':', '_')}-{prompt_id}.jsonl"
-    done = {}
-    if cache_file.exists():
-        for line in cache_file.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            done[row["id"]] = row
+    done = read_rows_by_id(cache_file)
     with cache_file.open("a", encoding="utf-8") as out:
         for k, item in enumerate(items, 1):
             if item["id"] in done:

@@ -38,7 +38,7 @@ from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import (all_found_at_k, contains_answer, dedupe, exact_match, f1, ndcg_at_k,  # noqa: E402
                               recall_at_k, reciprocal_rank)
 from rag.eval.naive import NaivePipeline  # noqa: E402
-from rag.eval.report import machine, table  # noqa: E402
+from rag.eval.report import machine, read_rows_by_id, table  # noqa: E402
 from rag.models.embedder import make_embedder  # noqa: E402
 from rag.support import strip_markers  # noqa: E402
 from rag.textutil import language_of  # noqa: E402
@@ -141,11 +141,7 @@ def eval_answers(items: list[dict], embedder: CachingEmbedder, settings: Setting
     config = hashlib.sha1(json.dumps(settings.model_dump(mode="json", exclude={"openai_api_key"}), sort_keys=True).encode()
                           + Path(ROOT / "rag" / "prompts.py").read_bytes() + Path(ROOT / "rag" / "chain.py").read_bytes()).hexdigest()[:10]
     cache_file = CACHE / f"answers-{embedder.name.replace(':', '_').replace('/', '_')}-{config}.jsonl"
-    done = {}
-    if cache_file.exists():
-        for line in cache_file.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            done[row["id"]] = row
+    done = read_rows_by_id(cache_file)
     generator = None
     with cache_file.open("a", encoding="utf-8") as log, tempfile.TemporaryDirectory() as tmp:
         for n, item in enumerate(items, 1):

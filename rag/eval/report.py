@@ -35,3 +35,13 @@ def table(header: list[str], rows: list[list], align: str | None = None) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def read_rows_by_id(path: Path) -> dict[str, dict]:
+    """The rows of a JSON-lines cache of generations, by their "id" (empty when the file is absent)."""
+    import json
+
+    if not path.exists():
+        return {}
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return {row["id"]: row for row in rows}
