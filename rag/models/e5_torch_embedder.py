@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import Embedder, resolve_device
+from rag.models.embedder import E5_FAMILY, Embedder, resolve_device
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "
@@ -26,6 +26,7 @@ PASSAGE_PREFIX = "passage: "
 
 class E5TorchEmbedder(Embedder):
     name = "e5-torch:multilingual-e5-small-q4"
+    compatible = E5_FAMILY
     normalized = True
 
     def __init__(self, model_dir: str | Path = "data/models", device: str = "auto", threads: int = 0,
@@ -53,6 +54,10 @@ class E5TorchEmbedder(Embedder):
     @property
     def device(self) -> str:  # type: ignore[override]
         return str(self._device) if self._model is not None else resolve_device(self._requested_device)
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
 
     def warm_up(self) -> None:
         with self._lock:

