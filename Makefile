@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep ingest-bench calibrate answer-speed clean browser screenshots robustness injection check
+.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -69,10 +69,6 @@ sample-docs: $(STAMP)
 # Re-measure the default chunk size (about 20 minutes on 2 cores; writes docs/chunking.md).
 chunk-sweep: $(STAMP)
 	$(PY) scripts/chunk_sweep.py --sizes 128,256,384 --cmrc 256 --scifact-queries 100 --scifact-docs 400
-
-# Ingestion speed on ../shared/data/pdfs/en and zh vs the embedder's own limit (writes docs/ingest.md).
-ingest-bench: $(STAMP)
-	$(PY) scripts/ingest_bench.py
 
 # Calibrate the refusal checks with the default models (about 20 minutes; writes docs/refusal.md).
 calibrate: $(STAMP)

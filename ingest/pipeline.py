@@ -20,6 +20,7 @@ import numpy as np
 from ingest.normalize import normalize_text
 from ingest.parse import SUPPORTED
 from rag.errors import ParseError
+from rag.store.atomic import file_sha256
 from rag.store.docstore import StoredDoc
 from rag.types import Chunk, IngestReport, Page
 
@@ -124,7 +125,7 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                     size = file.stat().st_size
                     if size > max_bytes:
                         raise ParseError(f"too large: {size / 2**20:.0f} MB (limit {kb.settings.max_file_mb:g} MB)")
-                    sha = _sha256(file)
+                    sha = file_sha256(file)
                     existing = kb.store.find(key)
                     if existing is not None and existing.sha256 == sha:
                         report.skipped.append(key)
@@ -271,11 +272,4 @@ def _prune(kb: "KnowledgeBase", folders: list[Path], present: set[str], report: 
                 kb.delete_stored(doc)
                 report.removed.append(info.path)
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingest_bench import cpu_name  # noqa: E402
+from rag.eval.report import cpu_name  # noqa: E402
 from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.types import Answer  # noqa: E402
 

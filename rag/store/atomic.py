@@ -1,12 +1,22 @@
-"""Crash-safe file writes: write a temporary file beside the target, fsync, rename over it."""
+"""Crash-safe file writes (a temporary file beside the target, fsync, rename over it) and file hashes."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
