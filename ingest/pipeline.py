@@ -111,22 +111,18 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
 
     collected = IngestReport()
     files, folders = collect_files(paths, collected)
-    max_bytes = kb.settings.max_file_mb * 1024 * 1024
     splitter = kb.make_splitter()
     with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
         report.failed += collected.failed
         s = kb.settings
         options = ParseOptions(ocr=s.ocr, ocr_max_pages=s.ocr_max_pages, min_page_chars=s.min_page_chars)
-        with IsolatedParser(s.parse_timeout_s, s.parse_memory_mb, options, s.ocr_page_timeout_s) as parser:
+        with _Prefetcher(kb, files, passwords,
+                         IsolatedParser(s.parse_timeout_s, s.parse_memory_mb, options, s.ocr_page_timeout_s)) as ahead:
             for n, file in enumerate(files, 1):
                 key = str(file)
                 outcome = "failed"
                 try:
-                    size = file.stat().st_size
-                    if size > max_bytes:
-                        raise ParseError(f"too large: {size / 2**20:.0f} MB (limit {kb.settings.max_file_mb:g} MB)")
-                    sha = file_sha256(file)
-                    existing = kb.store.find(key)
+                    sha, size, existing, parsing = ahead.take(n - 1)
                     if existing is not None and existing.sha256 == sha:
                         report.skipped.append(key)
                         outcome = "skipped"
@@ -135,10 +131,9 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                         outcome = "replaced" if existing else "added"
                         (report.replaced if existing else report.added).append(key)
                     else:
-                        password = passwords.get(key) or passwords.get(file.name)
-                        pages = parser.parse(file, password)
-                        if parser.last_warning:
-                            report.warnings.append((key, parser.last_warning))
+                        pages, warning = (parsing or ahead.parse(n - 1)).result()
+                        if warning:
+                            report.warnings.append((key, warning))
                         _report_pages(report, key, pages, s)
                         report.pages += len(pages)
                         batcher.push(_Prepared(key, sha, size, pages, splitter.split(pages), existing))
@@ -172,6 +167,69 @@ def ingest_texts(kb: "KnowledgeBase", texts: list[str], sources: list[str] | Non
             report.pages += 1
             batcher.push(_Prepared(key, sha, len(data), pages, splitter.split(pages), existing))
     return report
+
+
+class _Prefetcher:
+    """Parses the next file while the current one is split and embedded.
+
+    The parser child process reads file n+1 while this process embeds file n, so parsing time
+    hides behind embedding (they use different processes; on 2 cores pypdf's one thread and the
+    embedder's still overlap usefully). Hashing and the store lookups stay in the calling thread
+    (SQLite connections belong to it); one background thread only talks to the parser process.
+    Written by hand: the parser needs its own process for time and memory limits (ingest.isolate),
+    and a one-file look-ahead over it is a few lines."""
+
+    def __init__(self, kb: "KnowledgeBase", files: list[Path], passwords: dict[str, str], parser) -> None:
+        self.kb, self.files, self.passwords, self.parser = kb, files, passwords, parser
+        self.plans: dict[int, tuple | Exception] = {}
+        self.pool = None
+
+    def __enter__(self) -> "_Prefetcher":
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="parse")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.parser.close()  # kills a parse in flight (Ctrl-C), so the thread returns at once
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def parse(self, i: int):
+        """Start parsing file i; a future of (pages, warning)."""
+        file = self.files[i]
+        password = self.passwords.get(str(file)) or self.passwords.get(file.name)
+
+        def run():
+            pages = self.parser.parse(file, password)
+            return pages, self.parser.last_warning
+
+        return self.pool.submit(run)
+
+    def _plan(self, i: int) -> None:
+        if i >= len(self.files) or i in self.plans:
+            return
+        file = self.files[i]
+        try:
+            size, limit = file.stat().st_size, self.kb.settings.max_file_mb
+            if size > limit * 1024 * 1024:
+                raise ParseError(f"too large: {size / 2**20:.0f} MB (limit {limit:g} MB)")
+            sha = file_sha256(file)
+            existing = self.kb.store.find(str(file))
+            unchanged = existing is not None and existing.sha256 == sha
+            parsing = None if unchanged or self.kb.store.find_by_sha(sha) is not None else self.parse(i)
+            self.plans[i] = (sha, size, existing, parsing)
+        except (ParseError, OSError) as e:
+            self.plans[i] = e
+
+    def take(self, i: int) -> tuple:
+        """(sha256, size, stored document at that path, future of the parse or None) of file i,
+        after starting on file i+1. Raises what hashing file i raised."""
+        self._plan(i)
+        self._plan(i + 1)
+        plan = self.plans.pop(i)
+        if isinstance(plan, Exception):
+            raise plan
+        return plan
 
 
 class _Batcher:

@@ -303,3 +303,30 @@ def test_unchanged_reingest_writes_nothing(make_kb, docs):
     stamp = (kb.path / "vectors.faiss").stat().st_mtime_ns, (kb.path / "manifest.json").stat().st_mtime_ns
     kb.add([docs])
     assert ((kb.path / "vectors.faiss").stat().st_mtime_ns, (kb.path / "manifest.json").stat().st_mtime_ns) == stamp
+
+
+def test_next_file_is_parsed_while_this_one_is_embedded(tmp_path, monkeypatch):
+    """The parser process gets file n+1 before file n's chunks are embedded (ingest.pipeline._Prefetcher)."""
+    import ingest.pipeline as pipeline
+    from rag.models.fakes import FakeEmbedder
+
+    (tmp_path / "docs").mkdir()
+    for i in range(3):
+        write_pdf(tmp_path / "docs" / f"d{i}.pdf", [f"Document {i} talks about topic number {i}."])
+    started: list[str] = []
+    real_parse = pipeline._Prefetcher.parse
+    monkeypatch.setattr(pipeline._Prefetcher, "parse", lambda self, i: (started.append(self.files[i].name), real_parse(self, i))[1])
+
+    seen_at_embedding: list[list[str]] = []
+
+    class Spy(FakeEmbedder):
+        def embed_passages(self, texts):
+            seen_at_embedding.append(list(started))
+            return super().embed_passages(texts)
+
+    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", embed_batch_size=1), embedder=Spy())
+    report = kb.add([tmp_path / "docs"])
+    kb.close()
+    assert len(report.added) == 3 and not report.failed
+    assert started == ["d0.pdf", "d1.pdf", "d2.pdf"]  # each file parsed once, in order
+    assert "d1.pdf" in seen_at_embedding[0]  # file 2 was on its way while file 1 was embedded
