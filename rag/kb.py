@@ -414,11 +414,7 @@ class KnowledgeBase:
         want = self.store.chunk_ids()
         have = self._keywords.ids() if self._keywords is not None else None
         if have is None or len(np.setdiff1d(want, have, assume_unique=True)):
-            ids, term_lists = [], []
-            for part_ids, part_terms in self.store.iter_terms():
-                ids.append(part_ids)
-                term_lists += part_terms
-            self._keywords = cls.build(np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64), term_lists)
+            self._keywords = cls.build_from_batches(self.store.iter_terms())
             self._keywords_dirty = True
         else:
             extra = np.setdiff1d(have, want, assume_unique=True)

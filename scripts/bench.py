@@ -314,8 +314,10 @@ def main() -> None:
     old = ROOT / "docs" / "bench.json"
     if old.exists():  # a partial re-run keeps the other section
         previous = json.loads(old.read_text(encoding="utf-8"))
-        results["ingest"] = [] if not args.skip_ingest else previous.get("ingest", [])
-        results["latency"] = [] if not args.skip_latency else previous.get("latency", [])
+        folders = {str(Path(f).resolve().relative_to(ROOT.parent.resolve())) for f in args.folders.split(",")}
+        sizes = {int(x) for x in args.sizes.split(",")}
+        results["ingest"] = [r for r in previous.get("ingest", []) if args.skip_ingest or r["folder"] not in folders]
+        results["latency"] = [r for r in previous.get("latency", []) if args.skip_latency or r["size"] not in sizes]
     if not args.skip_ingest:
         for folder in args.folders.split(","):
             name = str(Path(folder).resolve().relative_to(ROOT.parent.resolve()))
@@ -328,7 +330,7 @@ def main() -> None:
             run_child("build", str(size))
             row = run_child("latency", str(size))
             print(json.dumps(row), flush=True)
-            results["latency"].append(row)
+            results["latency"] = sorted(results["latency"] + [row], key=lambda r: r["size"])
             write(results)
     plot(results)
     write(results)

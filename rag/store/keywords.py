@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,16 @@ class KeywordIndex(ABC):
     @classmethod
     @abstractmethod
     def build(cls, ids: np.ndarray, term_lists: Sequence[Sequence[str]]) -> "KeywordIndex": ...
+
+    @classmethod
+    def build_from_batches(cls, batches: Iterable[tuple[np.ndarray, list[list[str]]]]) -> "KeywordIndex":
+        """Build from (ids, term lists) batches, e.g. DocStore.iter_terms(). Backends override it to
+        avoid holding every term of a large collection as Python strings at once."""
+        ids, term_lists = [], []
+        for part_ids, part_terms in batches:
+            ids.append(part_ids)
+            term_lists += part_terms
+        return cls.build(np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64), term_lists)
 
     @abstractmethod
     def search(self, query_terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:

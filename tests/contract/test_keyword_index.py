@@ -83,3 +83,17 @@ def test_rewrite_replaces_the_folder(cls, tmp_path):
     write_folder_atomically(pointer, index.save, {})
     second, _ = read_folder_pointer(pointer)
     assert first != second and not first.exists() and second.exists()
+
+
+def test_built_from_batches_equals_built_at_once(cls):
+    """The batched build (ids per batch, as DocStore.iter_terms gives them) ranks exactly like build()."""
+    texts = TEXTS + ["", "cat cat dog", "银行 利率 上调", "daily allowance euros"]
+    ids = np.arange(len(texts), dtype=np.int64) * 7 + 3
+    terms_ = [terms(t) for t in texts]
+    whole = cls.build(ids, terms_)
+    batched = cls.build_from_batches([(ids[:3], terms_[:3]), (ids[3:], terms_[3:])])
+    assert sorted(batched.ids()) == sorted(ids)
+    for q in ["cat", "银行利率", "daily euros", "排名融合", "nothing here"]:
+        a, b = whole.search(terms(q), 5), batched.search(terms(q), 5)
+        assert np.allclose(a[0], b[0]) and list(a[1]) == list(b[1]), q
+    assert len(cls.build_from_batches([])) == 0
