@@ -24,18 +24,13 @@ class Bm25Index(KeywordIndex):
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) != len(term_lists):
             raise ValueError(f"{len(ids)} ids but {len(term_lists)} term lists")
-        model = None
-        if len(ids):
-            import bm25s
-
-            model = bm25s.BM25()  # Lucene variant, k1=1.5, b=0.75
-            model.index([list(t) for t in term_lists], show_progress=False)
-        return cls(model, ids, np.ones(len(ids), dtype=np.float32))
+        return cls.build_from_batches([(ids, term_lists)])
 
     @classmethod
     def build_from_batches(cls, batches) -> "Bm25Index":
-        """Terms become int32 ids batch by batch (one shared vocabulary), and bm25s indexes the ids:
-        a million chunks then need ~1 GB instead of ~20 GB of Python strings (measured at 1M)."""
+        """Terms become int32 ids batch by batch (one shared vocabulary), and bm25s indexes the ids
+        instead of every term as a Python string. Measured: 100k chunks peak at 1.0 GB instead of
+        2.4 GB; at 1M the build process was seen at ~8 GB where the string version passed 20 GB."""
         vocab: dict[str, int] = {}
         ids, docs = [], []
         for part_ids, part_terms in batches:
