@@ -381,7 +381,7 @@ class KnowledgeBase:
         if want == IVF:
             from rag.store.faiss_ivf import FaissIvfIndex
 
-            new = FaissIvfIndex.build(dim, list(self.store.iter_vectors()), len(index), nprobe=self.settings.ivf_nprobe)
+            new = FaissIvfIndex.build(dim, list(self.store.iter_vectors()), nprobe=self.settings.ivf_nprobe)
         else:
             new = make_vector_index(FLAT, dim)
             for ids, vectors in self.store.iter_vectors():

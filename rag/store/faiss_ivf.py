@@ -39,13 +39,13 @@ class FaissIvfIndex(VectorIndex):
         return min(nlist, self.nprobe or max(32, math.ceil(nlist / 10)))
 
     @classmethod
-    def build(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], n: int, nprobe: int = 0,
+    def build(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], nprobe: int = 0,
               seed: int = 0) -> "FaissIvfIndex":
         """Train on a sample of the vectors (64 per cell) and add them all; `batches` yields (ids, vectors).
         The sample is gathered batch by batch, so no second copy of all vectors is made."""
         batches = list(batches) if not isinstance(batches, list) else batches
         total = sum(len(v) for _, v in batches)
-        nlist = choose_nlist(total or n)
+        nlist = choose_nlist(total)
         index = cls(dim, nprobe=nprobe)
         if not total:
             return index

@@ -86,7 +86,7 @@ def test_ivf_recall_against_exact_search():
     ids = np.arange(20000) * 3
     exact = make_vector_index("faiss-flat-ip", 32)
     exact.add(ids, vectors)
-    approx = FaissIvfIndex.build(32, [(ids[:10000], vectors[:10000]), (ids[10000:], vectors[10000:])], len(ids))
+    approx = FaissIvfIndex.build(32, [(ids[:10000], vectors[:10000]), (ids[10000:], vectors[10000:])])
     assert approx._index.nlist > 1 and len(approx) == 20000
     queries = unit(centres[rng.integers(0, 50, 100)] + 0.5 * rng.normal(size=(100, 32)))
     truth, found = exact.search(queries, 10)[1], approx.search(queries, 10)[1]
@@ -100,7 +100,7 @@ def test_ivf_scans_a_tenth_of_its_cells_unless_told():
     rng = np.random.default_rng(2)
     vectors = unit(rng.normal(size=(60000, 8)))
     ids = np.arange(60000)
-    auto = FaissIvfIndex.build(8, [(ids, vectors)], len(ids))
+    auto = FaissIvfIndex.build(8, [(ids, vectors)])
     nlist = auto._index.nlist
     assert nlist == 979 and auto.probes() == 98  # 4·√60000 cells, a tenth of them scanned
     assert FaissIvfIndex(8, auto._index, nprobe=5).probes() == 5
