@@ -18,9 +18,10 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+from pydantic import ConfigDict, create_model
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.models.embedder import Embedder, make_embedder
@@ -41,6 +42,31 @@ FORMAT = 1
 FLAT, IVF = "faiss-flat-ip", "faiss-ivf-flat"
 KEYWORD_KIND = "bm25s"
 
+#: Settings one answer may change (kb.ask / kb.stream `options`): how that answer is written and by
+#: which generator. What the knowledge base shares with every caller (embedder, splitter, index,
+#: retrieval, safety, the local model's threads and memory) is not among them.
+ANSWER_FIELDS = ("generator", "openai_base_url", "openai_api_key", "openai_model", "openai_timeout_s",
+                 "answer_passages", "answer_language", "temperature", "max_new_tokens", "max_context_tokens",
+                 "min_score", "min_support", "fusion_queries")
+#: per-call answer options, validated like the Settings fields of the same names; unknown names are refused
+AnswerOptions = create_model(
+    "AnswerOptions", __config__=ConfigDict(extra="forbid", frozen=True),
+    **{name: (Settings.model_fields[name].annotation, Settings.model_fields[name]) for name in ANSWER_FIELDS},
+)
+#: the settings that make one generator differ from another (an API key is not one: see generator_for)
+GENERATOR_FIELDS = ("generator", "model_dir", "n_ctx", "llm_threads", "llm_gpu_layers", "device",
+                    "openai_base_url", "openai_model", "openai_timeout_s")
+MAX_GENERATORS = 4  # loaded generators kept besides the knowledge base's own, least recently used dropped
+
+
+def _generator_key(settings: Settings) -> tuple:
+    return tuple(getattr(settings, name) for name in GENERATOR_FIELDS)
+
+
+def _private_key(settings: Settings, own: Settings) -> bool:
+    """Whether `settings` name an OpenAI-compatible generator with another API key than `own`'s."""
+    return settings.generator.strip().partition(":")[0] == "openai" and settings.openai_api_key != own.openai_api_key
+
 
 class KnowledgeBase:
     """Open (or create) the knowledge base in `path`.
@@ -56,9 +82,12 @@ class KnowledgeBase:
         self.path.mkdir(parents=True, exist_ok=True)
         self.settings = settings or Settings()
         self.embedder = embedder or make_embedder(self.settings)
-        self._generator = generator
+        self._generator = generator  # the one of self.settings
         #: why the configured generator could not load (the extractive fallback answers instead)
         self.generator_error: str | None = None
+        #: generators other answer options named, by _generator_key, least recently used first
+        self._generators: "OrderedDict[tuple, tuple[Generator, str | None]]" = OrderedDict()
+        self._generator_lock = threading.RLock()  # one load at a time: a local model is loaded once
         self.store = DocStore(self.path / "kb.sqlite")
         self._check_embedder()
         self.splitter_config = self._splitter_config()
@@ -182,55 +211,99 @@ class KnowledgeBase:
     # ------------------------------------------------------------------ public API: answers
     @property
     def generator(self) -> "Generator":
-        """The configured generator, loaded on first use; if it cannot load, the extractive
-        generator answers instead and `generator_error` says why."""
-        if self._generator is None:
-            from rag.models.generator import make_generator
+        """The generator of this knowledge base's own settings, loaded on first use; if it cannot
+        load, the extractive generator answers instead and `generator_error` says why."""
+        with self._generator_lock:
+            if self._generator is None:
+                self._generator, self.generator_error = self._load_generator(self.settings)
+            return self._generator
 
-            try:
-                generator = make_generator(self.settings)
-                generator.warm_up()
-            except Exception as e:  # missing package, missing model file, server down: fall back, say why
-                from rag.models.extractive import ExtractiveGenerator
+    def answer_settings(self, options: "AnswerOptions | Mapping[str, Any] | None" = None) -> Settings:
+        """The settings one answer is written with: this knowledge base's settings with `options`
+        (fields of AnswerOptions, validated like Settings) applied. `self.settings` does not change."""
+        if options is None:
+            return self.settings
+        if not isinstance(options, AnswerOptions):
+            options = AnswerOptions.model_validate(dict(options))
+        return self.settings.with_(**options.model_dump(exclude_unset=True))
 
-                self.generator_error = f"{self.settings.generator}: {type(e).__name__}: {e}"
-                log.warning("generator unavailable (%s); answering extractively", self.generator_error)
-                generator = ExtractiveGenerator()
-            self._generator = generator
-        return self._generator
+    def generator_for(self, options: "AnswerOptions | Mapping[str, Any] | None" = None) -> tuple["Generator", str | None]:
+        """The generator that answers with `options`, and why the one they name could not load (None
+        when it did). Generators are shared by every caller of this knowledge base, keyed by the
+        settings that identify them; an API key is not one of those and is never kept here: an
+        OpenAI-compatible generator with a caller's own key is made for that call alone."""
+        return self._generator_of(self.answer_settings(options))
 
-    def ask(self, question: str, history: Sequence[tuple[str, str]] | None = None) -> Answer:
+    def _generator_of(self, settings: Settings) -> tuple["Generator", str | None]:
+        if _private_key(settings, self.settings):
+            return self._load_generator(settings)
+        if _generator_key(settings) == _generator_key(self.settings):
+            generator = self.generator
+            return generator, self.generator_error
+        key = _generator_key(settings)
+        with self._generator_lock:
+            if key not in self._generators:
+                self._generators[key] = self._load_generator(settings.with_(openai_api_key=self.settings.openai_api_key))
+                while len(self._generators) > MAX_GENERATORS:
+                    self._generators.popitem(last=False)
+            self._generators.move_to_end(key)
+            return self._generators[key]
+
+    def ask(self, question: str, history: Sequence[tuple[str, str]] | None = None, *,
+            options: "AnswerOptions | Mapping[str, Any] | None" = None) -> Answer:
         """Answer from the documents, with citations; `Answer.refused` when they do not hold it.
-        `history` is the conversation so far as (role, text) pairs, role "user" or "assistant"."""
-        return self._chain().ask(question, history)
+        `history` is the conversation so far as (role, text) pairs, role "user" or "assistant".
+        `options` change answer settings for this call only (see AnswerOptions), e.g.
+        `kb.ask(q, options={"answer_language": "zh", "openai_api_key": key})`."""
+        return self._chain(options).ask(question, history)
 
-    def stream(self, question: str, history: Sequence[tuple[str, str]] | None = None) -> Iterator[str | Answer]:
-        """Yield the answer's text pieces as they are generated, then the final Answer."""
-        return self._chain().stream(question, history)
+    def stream(self, question: str, history: Sequence[tuple[str, str]] | None = None, *,
+               options: "AnswerOptions | Mapping[str, Any] | None" = None) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as they are generated, then the final Answer (`options`: as for ask)."""
+        return self._chain(options).stream(question, history)
 
-    def as_runnable(self):
-        """A LangChain Runnable: invoke("question") or invoke({"question": ..., "history": [...]}) -> Answer."""
+    def as_runnable(self, options: "AnswerOptions | Mapping[str, Any] | None" = None):
+        """A LangChain Runnable: invoke("question") or invoke({"question": ..., "history": [...]}) -> Answer,
+        answered with `options` (as for ask)."""
         from rag.langchain import AnswerRunnable
 
-        return AnswerRunnable(kb=self)
+        return AnswerRunnable(kb=self, options=options)
 
     def configure(self, **changes) -> None:
-        """Change answer settings of this open knowledge base (passages, language, generator...), e.g.
-        the preferences a person saved in the app. A changed generator setting drops the loaded
-        generator, so the next answer loads the new one. The embedder and splitter cannot change."""
+        """Change the settings of this open knowledge base for every later answer (passages, language,
+        generator...): for a program with one user. A service shared by several people passes each
+        person's choices as `options` to ask / stream instead, so they stay with that person. A changed
+        generator setting drops the loaded generator. The embedder and splitter cannot change."""
         fixed = {"embedder", "chunk_size", "chunk_overlap"} & changes.keys()
         if fixed:
             raise ValueError(f"{sorted(fixed)} are fixed when a knowledge base is built")
         settings = self.settings.with_(**changes)
-        if any(getattr(settings, k) != getattr(self.settings, k) for k in changes
-               if k == "generator" or k.startswith(("openai_", "llm_")) or k in ("n_ctx", "model_dir")):
-            self._generator, self.generator_error = None, None
-        self.settings = settings
+        with self._generator_lock:
+            if _generator_key(settings) != _generator_key(self.settings) or _private_key(settings, self.settings):
+                self._generator, self.generator_error = None, None
+            self.settings = settings
 
-    def _chain(self):
+    def _chain(self, options: "AnswerOptions | Mapping[str, Any] | None" = None):
         from rag.chain import AnswerChain
 
-        return AnswerChain(self, self.generator, self.settings)
+        settings = self.answer_settings(options)
+        generator, _ = self._generator_of(settings)
+        return AnswerChain(self, generator, settings)
+
+    def _load_generator(self, settings: Settings) -> tuple["Generator", str | None]:
+        """The generator `settings` name, warmed up; the extractive one, and why, if it cannot load."""
+        from rag.models.generator import make_generator
+
+        try:
+            generator = make_generator(settings)
+            generator.warm_up()
+            return generator, None
+        except Exception as e:  # missing package, missing model file, server down: fall back, say why
+            from rag.models.extractive import ExtractiveGenerator
+
+            error = f"{settings.generator}: {type(e).__name__}: {e}"
+            log.warning("generator unavailable (%s); answering extractively", error)
+            return ExtractiveGenerator(), error
 
     # ------------------------------------------------------------------ maintenance
     def rebuild(self) -> int:

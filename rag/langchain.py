@@ -31,10 +31,11 @@ class KnowledgeBaseRetriever(BaseRetriever):
 
 class AnswerRunnable(Runnable):
     """The answer chain as a Runnable: input a question string or {"question", "history"};
-    `invoke` returns an Answer, `stream` yields the text pieces and then the Answer."""
+    `invoke` returns an Answer, `stream` yields the text pieces and then the Answer. `options` are
+    the answer options of every call (KnowledgeBase.ask)."""
 
-    def __init__(self, kb: Any) -> None:
-        self.kb = kb
+    def __init__(self, kb: Any, options: Any = None) -> None:
+        self.kb, self.options = kb, options
 
     @staticmethod
     def _unpack(value: Any) -> tuple[str, list]:
@@ -44,8 +45,8 @@ class AnswerRunnable(Runnable):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any):
         question, history = self._unpack(input)
-        return self.kb.ask(question, history)
+        return self.kb.ask(question, history, options=self.options)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any):
         question, history = self._unpack(input)
-        yield from self.kb.stream(question, history)
+        yield from self.kb.stream(question, history, options=self.options)

@@ -50,14 +50,13 @@ def main(lang: str) -> None:
     except RagError as e:
         st.error(t("cannot_open", lang, reason=e))
         return
-    sidebar.apply_preferences(kb, base)
     with st.sidebar:
         sidebar.new_chat_button(name, lang)
         sidebar.upload(kb, name, lang)
         sidebar.documents(kb, lang)
         sidebar.preferences(kb, name, base, lang)
         sidebar.delete_kb(root, name, lang)
-    chat.page(kb, name, lang)
+    chat.page(kb, name, lang, sidebar.answer_options(kb, base))  # after the settings form: a save applies at once
 
 
 _lang = "en"

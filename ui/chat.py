@@ -18,7 +18,8 @@ ss = st.session_state
 HISTORY_TURNS = 6  # earlier turns are not sent to condense the follow-up question
 
 
-def page(kb: KnowledgeBase, name: str, lang: str) -> None:
+def page(kb: KnowledgeBase, name: str, lang: str, options: dict) -> None:
+    """The chat of this session; `options` are its answer settings (sidebar.answer_options)."""
     docs = kb.documents()
     st.title("📚 " + t("page_title", lang))
     st.markdown(t("intro", lang, name=md(name), docs=len(docs), chunks=sum(d.chunks for d in docs)))
@@ -40,8 +41,10 @@ def page(kb: KnowledgeBase, name: str, lang: str) -> None:
         st.markdown(question)
     with st.chat_message("assistant"):
         key = f"{name}:{len(messages)}"
+        with st.spinner(t("thinking", lang)):
+            generator, error = kb.generator_for(options)  # this session's; loaded on first use
         try:
-            answer = stream_answer(kb, question, history, lang, key)
+            answer = stream_answer(kb, question, history, lang, key, options, generator.name)
         except RagError as e:
             messages.append({"role": "assistant", "text": "", "error": t("answer_failed", lang, reason=e)})
             st.error(messages[-1]["error"])
@@ -51,18 +54,18 @@ def page(kb: KnowledgeBase, name: str, lang: str) -> None:
             messages.append({"role": "assistant", "text": "", "error": t("answer_failed", lang, reason=f"{type(e).__name__}: {e}")})
             st.error(messages[-1]["error"])
             return
-        messages.append({"role": "assistant", "text": answer.text, "answer": answer, "generator": kb.generator.name})
-    if kb.generator_error:
-        st.warning(t("generator_fallback", lang, spec=kb.settings.generator, reason=kb.generator_error))
+        messages.append({"role": "assistant", "text": answer.text, "answer": answer, "generator": generator.name})
+    if error:
+        st.warning(t("generator_fallback", lang, spec=kb.answer_settings(options).generator, reason=error))
 
 
-def stream_answer(kb: KnowledgeBase, question: str, history, lang: str, key: str) -> Answer:
+def stream_answer(kb: KnowledgeBase, question: str, history, lang: str, key: str, options: dict, generator: str) -> Answer:
     """Stream the text as it is written, then replace it by the final Answer (which is authoritative:
     a withdrawn draft becomes the refusal) with its sources."""
     final: list[Answer] = []
 
     def pieces():
-        for item in kb.stream(question, history=history):
+        for item in kb.stream(question, history=history, options=options):
             if isinstance(item, Answer):
                 final.append(item)
             else:
@@ -74,7 +77,7 @@ def stream_answer(kb: KnowledgeBase, question: str, history, lang: str, key: str
     if not final:
         raise RagError("the answer stream ended without an answer")
     with slot.container():
-        show_answer(final[0], lang, key=key, generator=kb.generator.name)
+        show_answer(final[0], lang, key=key, generator=generator)
     return final[0]
 
 

@@ -175,13 +175,15 @@ def backend_of(generator: str) -> str:
     return kind if kind in ("extractive", "openai") else "local"
 
 
-def apply_preferences(kb: KnowledgeBase, base: Settings) -> None:
-    """The knowledge base answers with the settings saved in its folder (and this session's API key)."""
-    changes = library.load_prefs(kb.path, base).model_dump()
+def answer_options(kb: KnowledgeBase, base: Settings) -> dict:
+    """How this session's answers are written: the settings saved in the knowledge base's folder and
+    this session's API key. Passed to each answer call; never written into the knowledge base, which
+    every session of this server shares."""
+    options = library.load_prefs(kb.path, base).model_dump()
     key = ss.get(f"api_key:{kb.path}")
     if key:
-        changes["openai_api_key"] = SecretStr(key)
-    kb.configure(**changes)
+        options["openai_api_key"] = SecretStr(key)
+    return options
 
 
 def preferences(kb: KnowledgeBase, name: str, base: Settings, lang: str) -> None:
@@ -214,5 +216,4 @@ def preferences(kb: KnowledgeBase, name: str, base: Settings, lang: str) -> None
             library.save_prefs(kb.path, new)
             if api_key:
                 ss[f"api_key:{kb.path}"] = api_key
-            apply_preferences(kb, base)
             st.success(t("saved", lang))

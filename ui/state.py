@@ -10,7 +10,9 @@ from rag.settings import Settings
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def open_kb(path: str) -> KnowledgeBase:
-    """One open KnowledgeBase per folder for the whole server (its models load on first use)."""
+    """One open KnowledgeBase per folder for the whole server (its models load on first use). Every
+    browser session shares it: a session's answer settings and API key go with each answer call
+    (sidebar.answer_options), never into it."""
     return KnowledgeBase(path, Settings())
 
 

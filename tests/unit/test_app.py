@@ -237,3 +237,39 @@ def test_server_defaults_are_local_and_quiet():
     assert config["server"]["maxUploadSize"] == Settings.model_fields["max_file_mb"].default
     assert config["client"]["showErrorDetails"] == "none"
     assert "--server.address 127.0.0.1" in (ROOT / "Makefile").read_text()
+
+
+def test_an_api_key_typed_in_one_session_is_never_used_for_another(library, pdfs, monkeypatch):
+    """Issue 13: the open knowledge base is shared by every browser session, the API key is not."""
+    import rag.models.openai_compat as openai_compat
+    from rag.models.generator import Generator
+
+    seen: list[str] = []  # the API key held by the generator of each model call, in order
+
+    class RecordingOpenAI(Generator):
+        def __init__(self, settings, model=None):
+            self.settings, self.model = settings, model or settings.openai_model
+            self.name = f"openai:{self.model}@{settings.openai_base_url}"
+
+        def stream(self, prompt, *, max_tokens=256, temperature=0.0):
+            seen.append(self.settings.openai_api_key.get_secret_value())
+            yield "The Northwind meal allowance is 60 dollars per day [1]."
+
+    def keys_used(session: AppTest, question: str) -> list[str]:
+        done = len(seen)
+        ask(session, question)
+        return seen[done:]
+
+    monkeypatch.setattr(openai_compat, "OpenAICompatGenerator", RecordingOpenAI)
+    (library / "main" / "preferences.json").write_text(json.dumps(
+        {"generator": "openai", "openai_base_url": "http://127.0.0.1:9/v1", "openai_model": "m"}))
+    a = upload(start(), [("policy.pdf", pdfs["policy"].read_bytes())])
+    a.text_input(key="pref_api_key:main").input("sk-session-a")
+    a.button(key="save_prefs:main").click().run()
+    assert not a.exception
+    assert keys_used(a, "meal allowance per day") == ["sk-session-a"]
+    b = start()  # another browser on the same server: the same open knowledge base
+    assert keys_used(b, "meal allowance per day") == ["not-needed"]  # the server's own key (RAG_OPENAI_API_KEY)
+    assert "generator openai:m@" in texts(last_answer(b).caption)
+    assert set(keys_used(a, "and the hotels?")) == {"sk-session-a"}  # condensing and answering: A's own key still
+    assert set(keys_used(b, "and per night?")) == {"not-needed"}

