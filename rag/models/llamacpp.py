@@ -6,16 +6,20 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from rag.models.default_gguf import BUNDLED, DEFAULT, bundled_gguf
 from rag.models.generator import Generator, Prompt
 from rag.settings import Settings
 
 
 class LlamaCppGenerator(Generator):
-    def __init__(self, model_path: str | None, settings: Settings) -> None:
-        self.model_path = model_path
+    def __init__(self, model: str | None, settings: Settings) -> None:
+        """`model`: a bundled model ("0.5b", "1.5b"; None = the default) or the path of a GGUF file."""
         self.settings = settings
         self.context_window = settings.n_ctx
-        self.name = f"llamacpp:{Path(model_path).name}" if model_path else "llamacpp:qwen2.5-coder-0.5b-instruct-q4_k_m"
+        self.bundled = (model or DEFAULT).lower() if (model or DEFAULT).lower() in BUNDLED else None
+        self.model_path = None if self.bundled else model
+        self.name = (f"llamacpp:{Path(model).name}" if self.model_path
+                     else f"llamacpp:{BUNDLED[self.bundled].file_name.removesuffix('.gguf')}")
         self._llm = None
         self._lock = threading.Lock()  # one llama context serves one request at a time
 
@@ -24,9 +28,7 @@ class LlamaCppGenerator(Generator):
             return
         from llama_cpp import Llama
 
-        from rag.models.default_gguf import default_gguf
-
-        path = self.model_path or str(default_gguf(self.settings.model_dir))
+        path = self.model_path or str(bundled_gguf(self.settings.model_dir, self.bundled))
         if not Path(path).exists():
             raise FileNotFoundError(f"GGUF model not found: {path}")
         self._llm = Llama(

@@ -82,7 +82,7 @@ def test_answer_is_streamed_with_sources_page_view_and_download(library, pdfs):
     at = ask(at, "meal allowance per day")
     answer = last_answer(at)
     shown = texts(answer.markdown)
-    assert "The Northwind meal allowance is 60 dollars per day. [1]" in shown
+    assert "The Northwind meal allowance is 60 dollars per day [1]." in shown
     assert "**[1] policy.pdf · page 1**" in shown
     assert "> The Northwind meal allowance is 60 dollars per day." in shown
     assert "generator fake" in texts(answer.caption)

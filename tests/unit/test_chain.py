@@ -1,8 +1,11 @@
 """The answer chain with the fake embedder and fake generator: exact behaviour of every step."""
+import re
+
 import pytest
 
 from rag import prompts
-from rag.chain import AnswerChain, answer_support, cite
+from rag.answer import cite as citing
+from rag.chain import AnswerChain
 from rag.kb import KnowledgeBase
 from rag.models.extractive import ExtractiveGenerator
 from rag.models.fakes import FakeEmbedder, FakeGenerator
@@ -33,6 +36,12 @@ def hit(text, n=1, source="a.pdf", page=1):
     return Hit(text=text, score=0.9, source=source, page=page, chunk_id=n)
 
 
+def cite(text, hits, question=""):
+    """The chain's citation steps on a draft: attribute each sentence, then render text + citations."""
+    claims = citing.attribute(citing.clean(text, hits), question, hits, min_support=0.55)
+    return citing.render([c for c in claims if c.passages], hits, question, "en")
+
+
 # --- citations -------------------------------------------------------------------------------
 def test_markers_become_citations_with_file_page_and_quote():
     hits = [hit(EN[0], 1, "eiffel.pdf", 3), hit(EN[1], 2, "rome.pdf", 7)]
@@ -44,25 +53,25 @@ def test_markers_become_citations_with_file_page_and_quote():
     ]
 
 
-def test_markers_pointing_nowhere_are_dropped():
+def test_markers_pointing_nowhere_are_dropped_and_the_sentence_attributed():
     hits = [hit(EN[0])]
-    text, citations = cite("Finished in 1889 [1][3]. Also [0] and [9].", hits)
-    assert text == "Finished in 1889 [1]. Also and."
+    text, citations = cite("Finished in 1889 [1][3]. It is in Paris [0][9].", hits)
+    assert text == "Finished in 1889 [1]. It is in Paris [1]."
     assert [c.n for c in citations] == [1]
 
 
 def test_grouped_and_full_width_markers():
     hits = [hit(EN[0], 1), hit(EN[1], 2)]
-    text, citations = cite("Both are old [1, 2]. 罗马 【2】", hits)
-    assert text == "Both are old [1][2]. 罗马 [2]"
+    text, citations = cite("The tower was finished in 1889 and the Colosseum held fifty thousand people [1, 2]. 罗马 【2】", hits)
+    assert text.startswith("The tower was finished in 1889 and the Colosseum held fifty thousand people [1][2].")
     assert [c.n for c in citations] == [1, 2]
 
 
-def test_support_counts_answer_words_found_in_cited_passages():
-    hits = [hit(EN[0], 1), hit(EN[1], 2)]
-    _, cited = cite("x [1]", hits)
-    assert answer_support("The Eiffel Tower was finished in 1889 [1].", cited, hits) == 1.0
-    assert answer_support("Bananas grow on Mars [1].", cited, hits) == 0.0
+def test_support_counts_what_the_answer_adds_beyond_the_question():
+    assert citing.support("The Eiffel Tower was finished in 1889.", "When was the Eiffel Tower finished?", EN[0]) == 1.0
+    assert citing.support("Bananas grow on Mars.", "", EN[0]) == 0.0
+    # repeating the question's words is no support for an invented fact
+    assert citing.support("The Eiffel Tower was finished in 1923.", "When was the Eiffel Tower finished?", EN[0]) == 0.0
 
 
 # --- the chain ---------------------------------------------------------------------------------
@@ -71,7 +80,7 @@ def test_answer_cites_the_passages_it_quotes(kb_with):
     answer = kb.ask("When was the Eiffel Tower in Paris finished?")
     assert not answer.refused and not answer.uncited
     assert answer.citations[0].name == "eiffel.pdf" and answer.citations[0].page == 1
-    assert answer.text.startswith("The Eiffel Tower is in Paris. [1]")
+    assert answer.text.startswith("The Eiffel Tower is in Paris [1].")
     assert set(answer.timings) >= {"condense", "retrieve", "first_token", "generate", "total"}
 
 
@@ -81,7 +90,8 @@ def test_stream_yields_pieces_then_the_answer(kb_with):
     assert isinstance(items[-1], Answer)
     pieces = items[:-1]
     assert len(pieces) > 3 and all(isinstance(p, str) and len(p) <= 5 for p in pieces)
-    assert "".join(pieces).strip() == items[-1].text
+    # the final text is the streamed one with each marker placed before its sentence's full stop
+    assert re.sub(r"[\s.]", "", "".join(pieces)) == re.sub(r"[\s.]", "", items[-1].text)
 
 
 def test_score_gate_refuses_without_calling_the_model(kb_with):
@@ -108,10 +118,12 @@ def test_unsupported_answer_is_refused(kb_with):
     assert answer.support < 0.5
 
 
-def test_answer_without_markers_is_flagged(kb_with):
+def test_answer_without_markers_is_attributed_to_its_passage(kb_with):
     kb = kb_with(FakeGenerator(responses=["The Eiffel Tower was finished in 1889."]))
     answer = kb.ask("When was the Eiffel Tower finished?")
-    assert not answer.refused and answer.uncited and answer.citations == []
+    assert not answer.refused and not answer.uncited
+    assert answer.text == "The Eiffel Tower was finished in 1889 [1]."
+    assert [(c.name, c.quote) for c in answer.citations] == [("eiffel.pdf", "It was finished in 1889.")]
 
 
 def test_prompt_language_follows_the_question(kb_with):
@@ -204,7 +216,7 @@ def test_no_history_means_no_condensing_call(kb_with):
 def test_extractive_generator_quotes_sentences_with_citations(kb_with):
     kb = kb_with(ExtractiveGenerator())
     answer = kb.ask("When was the Eiffel Tower finished?")
-    assert "It was finished in 1889. [1]" in answer.text and not answer.refused
+    assert "It was finished in 1889 [1]." in answer.text and not answer.refused
     assert answer.citations[0].name == "eiffel.pdf"
     nothing = kb.ask("Quantum chromodynamics gluon?")
     assert nothing.refused
@@ -231,5 +243,6 @@ def test_runnable_invoke_and_stream(kb_with):
 
 def test_a_marker_opening_the_answer_quotes_the_sentence_it_introduces():
     hits = [hit("Economy class is the standard for all flights. Premium economy is allowed on flights over six hours.")]
-    text, citations = cite("[1]\nPremium economy is allowed on flights over six hours.", hits)
+    text, citations = cite("[1]\nPremium economy is allowed on flights over six hours.", hits,
+                           "When may premium economy be booked?")
     assert citations[0].quote == "Premium economy is allowed on flights over six hours."

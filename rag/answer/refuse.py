@@ -1,0 +1,61 @@
+"""Every "not in the documents" rule, in one place.
+
+The small local models neither refuse nor cite reliably by themselves, so the decision is made here:
+  1. gate: no model call when the best passage's cosine to the question is below the threshold of
+     the question's language (e5 cosines run higher between Chinese texts than English ones);
+  2. the model's refusal sentence stands only when the evidence agrees: when a sentence of the
+     passages covers most of the question, that sentence is quoted (cited) instead;
+  3. support: each sentence of a draft must have what it adds beyond the question in a passage
+     (rag.answer.cite.support); a draft with no supported sentence, or one that pastes a passage, is
+     replaced by the best evidence when there is some, and refused when there is none.
+Thresholds are Settings fields, calibrated by `make calibrate` (docs/refusal.md).
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from rag import prompts
+from rag.settings import Settings
+from rag.support import Evidence, strip_markers
+from rag.types import Hit
+
+LOW_SCORE = "low retrieval score"
+NO_PASSAGES = "no passages"
+MODEL_SAID_SO = "model said so"
+UNSUPPORTED = "unsupported"
+
+
+def relevance(hits: Sequence[Hit]) -> float:
+    """How relevant the best of these passages is to the question: the highest dense similarity.
+    The fused (RRF) or reranker score orders passages but has no absolute scale; cosine does."""
+    return max((h.dense if h.dense is not None else h.score) for h in hits) if hits else float("-inf")
+
+
+def min_score(settings: Settings, language: str) -> float:
+    return settings.min_score_zh if language == "zh" and settings.min_score_zh is not None else settings.min_score
+
+
+def gate(hits: Sequence[Hit], language: str, settings: Settings) -> str | None:
+    """Why no model should be asked (NO_PASSAGES, LOW_SCORE), or None when the passages may hold it."""
+    if not hits:
+        return NO_PASSAGES
+    if relevance(hits) < min_score(settings, language):
+        return LOW_SCORE
+    return None
+
+
+def is_refusal(text: str, language: str) -> bool:
+    """The draft says the documents lack the answer (a short sentence in either language)."""
+    flat = re.sub(r"\s+", " ", strip_markers(text)).strip().lower()
+    if not flat:
+        return True
+    variants = prompts.REFUSAL_VARIANTS["zh"] + prompts.REFUSAL_VARIANTS["en"]
+    # a refusal is short: a long answer that mentions "not mentioned" somewhere is still an answer
+    return len(flat) <= 2.5 * len(prompts.REFUSAL[language]) + 20 and any(v.lower() in flat for v in variants)
+
+
+def evidence_overrules(found: Sequence[Evidence], settings: Settings) -> bool:
+    """The passages hold a sentence covering enough of the question that a model's refusal (or an
+    ungrounded draft) should give way to quoting it."""
+    return bool(found) and max(e.coverage for e in found) >= settings.evidence_coverage
