@@ -189,9 +189,12 @@ class AnswerChain:
         claims = cite.attribute(text, question, hits, min_support=s.min_support, similarity=self._similarity,
                                 min_cosine=s.support_cosine)
         grounded = [c for c in claims if c.passages and c.support >= s.min_support]
-        if not grounded or cite.copies_a_passage(text, passages):
+        if not grounded:
             support = max((c.support for c in claims), default=0.0)
             return self._evidence_or_refusal(hits, question, language, refuse.UNSUPPORTED, support=support)
+        if cite.copies_a_passage(text, passages):  # a pasted passage: its sentences that answer the question
+            grounded = cite.most_relevant(grounded, question)
+        grounded = [cite.expand_bare_number(c, hits, question) for c in grounded]
         body, citations = cite.render(grounded, hits, question, language)
         return Answer(text=body, citations=citations, support=min(c.support for c in grounded), hits=hits,
                       question=question, language=language)

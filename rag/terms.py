@@ -49,12 +49,17 @@ def _english():
     return Stemmer.Stemmer("english"), frozenset(STOPWORDS_EN)
 
 
+def chinese_words(run: str) -> list[str]:
+    """jieba's search-mode words of a run of Chinese characters, function words dropped."""
+    return [w for w in _jieba().cut_for_search(run) if w not in _ZH_STOP]
+
+
 def terms(text: str) -> list[str]:
     """The BM25 terms of `text`, in order (repeats kept: BM25 counts them)."""
     pieces: list[tuple[bool, str]] = []  # (is Chinese, word)
     for run in _RUNS.findall(text.lower()):
         if _CJK.match(run):
-            pieces.extend((True, w) for w in _jieba().cut_for_search(run) if w not in _ZH_STOP)
+            pieces.extend((True, w) for w in chinese_words(run))
         else:
             pieces.append((False, run))
     words = [w for cjk, w in pieces if not cjk]

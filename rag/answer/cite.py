@@ -167,6 +167,26 @@ def render(claims: Sequence[Claim], hits: Sequence[Hit], question: str, language
     return joiner.join(parts).strip(), sorted(citations.values(), key=lambda c: c.n)
 
 
+def most_relevant(claims: Sequence[Claim], question: str, limit: int = 2) -> list[Claim]:
+    """The `limit` claims holding most of the question's words, in their order."""
+    wanted = content_tokens(question)
+    ranked = sorted(range(len(claims)), key=lambda i: (-len(wanted & content_tokens(claims[i].text)), i))[:limit]
+    return [claims[i] for i in sorted(ranked)]
+
+
+_BARE_NUMBER = re.compile(r"^[\d.,:%\s]+[.。]?$")
+
+
+def expand_bare_number(claim: Claim, hits: Sequence[Hit], question: str) -> Claim:
+    """A bare number ("400", "384") says nothing without its unit or subject: the passage sentence
+    that holds it is shown instead, with the same citation."""
+    if not claim.passages or not _BARE_NUMBER.match(claim.text):
+        return claim
+    sentence = quote(hits[claim.passages[0] - 1].text, claim.text, question)
+    number = claim.text.strip(" .。")
+    return Claim(sentence, claim.passages, claim.support, claim.cited_by_model) if number in sentence else claim
+
+
 def copies_a_passage(text: str, passages: Sequence[str]) -> bool:
     """The draft is a pasted passage (or most of one) rather than an answer."""
     flat = re.sub(r"\s+", "", strip_markers(text))

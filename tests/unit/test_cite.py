@@ -170,8 +170,16 @@ def test_unsupported_sentences_are_dropped_and_supported_ones_kept(kb_with):
     assert [c.name for c in answer.citations] == ["meals.pdf"]
 
 
-def test_a_pasted_passage_gives_way_to_the_best_evidence(kb_with):
-    kb = kb_with(["[1] " + POLICY])
+def test_a_pasted_passage_is_cut_to_its_sentences_that_answer(kb_with):
+    kb = kb_with([POLICY])
     answer = kb.ask("How many days before departure must international flights be booked?")
-    assert answer.fallback == refuse.UNSUPPORTED
-    assert answer.text == "International flights must be booked at least 21 days before departure [1]."
+    assert not answer.refused and not answer.fallback
+    assert re.fullmatch(r"Premium economy may be booked for flights longer than six hours \[\d\]\. "
+                        r"International flights must be booked at least 21 days before departure \[\d\]\.", answer.text)
+
+
+def test_a_bare_number_is_shown_in_the_sentence_that_holds_it(kb_with):
+    kb = kb_with(["400 [3]"])
+    answer = kb.ask("默认块大小为多少？")
+    assert re.fullmatch(r"默认块大小为 400 个字符\[\d\]。", answer.text)
+    assert answer.citations[0].name == "rag_handbook_zh.pdf"
