@@ -1,7 +1,7 @@
 """The garbage-text detector (ingest.garbage): a pure function, checked on made-up and real pages."""
 import pytest
 
-from conftest import PDFS
+from conftest import ROOT, TEST_PDFS
 from ingest.garbage import GARBAGE_THRESHOLD, text_quality
 
 
@@ -35,16 +35,29 @@ def test_garbage_is_detected_with_its_reason(text, reason):
     assert reason in quality.reason
 
 
-def test_real_garbage_and_real_text_layers_from_the_shared_pdfs():
+def _page(path, n=0):
     from pypdf import PdfReader
 
-    def page(rel, n=0):
-        return PdfReader(str(PDFS / rel)).pages[n].extract_text()
+    return PdfReader(str(path)).pages[n].extract_text()
 
-    assert text_quality(page("zh/cn_gbk_mojibake_text_layer.pdf")).garbage
-    assert text_quality(page("zh/cn_reportlab_dense_cjk_glyphs_lost.pdf")).garbage
-    assert text_quality(page("awkward/non_unicode_cmap.pdf")).garbage
-    assert text_quality(page("zh/pumpkin_book_nangua_shu.pdf", 20)).garbage
-    assert not text_quality(page("zh/cn_reportlab_simple_ok.pdf")).garbage
-    assert not text_quality(page("en/attention_is_all_you_need_1706.03762.pdf")).garbage
-    assert not text_quality(page("zh/cn_securities_research_report.pdf")).garbage
+
+def test_real_garbage_and_real_text_layers():
+    """Broken text layers of real files (tests/data/pdfs) are garbage; real, readable ones are not."""
+    assert text_quality(_page(TEST_PDFS / "cn_gbk_mojibake_text_layer.pdf")).garbage
+    assert text_quality(_page(TEST_PDFS / "cn_reportlab_dense_cjk_glyphs_lost.pdf")).garbage
+    assert text_quality(_page(TEST_PDFS / "cn_reportlab_simple_glyphs_lost.pdf")).garbage
+    assert text_quality(_page(TEST_PDFS / "non_unicode_cmap.pdf")).garbage
+    assert not text_quality(_page(TEST_PDFS / "cn_reportlab_simple_ok.pdf")).garbage
+    assert not text_quality(_page(TEST_PDFS / "pdflatex_4_pages.pdf")).garbage
+    assert not text_quality(_page(TEST_PDFS / "jp_shift_jis_cmap.pdf")).garbage
+    assert not text_quality(_page(TEST_PDFS / "corrupted_zen_of_python.pdf")).garbage
+    for pdf in sorted((ROOT / "data" / "docs").glob("*.pdf")):
+        assert not text_quality(_page(pdf)).garbage, pdf.name
+
+
+def test_real_garbage_and_real_text_layers_from_the_shared_pdfs(shared_data):
+    """Extra check on large third-party documents that are not redistributed with the tests."""
+    pdfs = shared_data / "pdfs"
+    assert text_quality(_page(pdfs / "zh/pumpkin_book_nangua_shu.pdf", 20)).garbage  # U+FFFD, Kangxi radicals
+    assert not text_quality(_page(pdfs / "en/attention_is_all_you_need_1706.03762.pdf")).garbage
+    assert not text_quality(_page(pdfs / "zh/cn_securities_research_report.pdf")).garbage

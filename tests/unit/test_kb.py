@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import PDFS, write_pdf
+from conftest import TEST_PDFS, write_pdf
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked
 from rag.kb import KnowledgeBase
 from rag.settings import Settings
@@ -280,21 +280,40 @@ def test_importing_rag_loads_no_model_library():
     assert out == "[]"
 
 
-def test_awkward_pdfs_in_one_batch(make_kb, fake_settings):
-    """47 encrypted, corrupt, scanned and odd PDFs: no exception escapes, each failure has a reason.
-    (OCR off here to keep the test fast: test_ocr.py covers it, scripts/robustness_report.py runs all.)"""
-    folder = PDFS / "awkward"
+def _add_awkward_folder(make_kb, fake_settings, folder, n_files):
+    """Ingest a folder of awkward PDFs in one batch: no exception escapes, every PDF is accounted for,
+    each failure has a reason, and the index matches the store. Returns the report and {name: reason}."""
     files = sorted(folder.glob("*.pdf"))
-    assert len(files) == 47
+    assert len(files) == n_files
     kb = make_kb(settings=fake_settings.with_(ocr=False))
     report = kb.add([folder])
     accounted = {p for p in set(report.added) | {p for p, _ in report.failed} if p.endswith(".pdf")}
-    assert accounted == {str(f) for f in files}  # (SOURCE.md in that folder is ingested too)
+    assert accounted == {str(f) for f in files}  # (a SOURCE.md beside them is ingested too)
     assert all(reason.strip() for _, reason in report.failed)
-    failed = dict((p.rsplit("/", 1)[-1], r) for p, r in report.failed)
+    assert np.array_equal(np.sort(kb._index.ids()), kb.store.chunk_ids())
+    return report, dict((p.rsplit("/", 1)[-1], r) for p, r in report.failed)
+
+
+def test_awkward_pdfs_in_one_batch(make_kb, fake_settings):
+    """16 encrypted, corrupt, scanned and garbled real PDFs (tests/data/pdfs): no exception escapes,
+    each failure has a reason. (OCR off here to keep the test fast: test_ocr.py covers it.)"""
+    report, failed = _add_awkward_folder(make_kb, fake_settings, TEST_PDFS, 16)
+    broken = {"broken_huge_page_count.pdf", "broken_missing_endstream.pdf", "broken_bad_dictionary.pdf"}
+    assert set(failed) == broken | {"enc_aes256_r6_usersecret.pdf"}  # the rest opens (empty password, recoverable)
+    assert failed["enc_aes256_r6_usersecret.pdf"] == "encrypted: password required"
+    assert all(failed[name].startswith("broken PDF") for name in broken)
+    warned = {p.rsplit("/", 1)[-1]: w for p, w in report.warnings}
+    for name in ("cn_gbk_mojibake_text_layer.pdf", "cn_reportlab_dense_cjk_glyphs_lost.pdf", "non_unicode_cmap.pdf"):
+        assert warned[name].startswith("unusable text layer"), name  # garbled: left out, never indexed
+    for name in ("scan_english_page.pdf", "vector_only_no_text.pdf"):
+        assert warned[name].startswith("no text layer"), name
+
+
+def test_all_awkward_pdfs_of_shared_data_in_one_batch(make_kb, fake_settings, shared_data):
+    """Extra check: the 47 awkward PDFs of ../shared/data (scripts/robustness_report.py runs them all with OCR)."""
+    _, failed = _add_awkward_folder(make_kb, fake_settings, shared_data / "pdfs" / "awkward", 47)
     assert failed["enc_user_password_1234.pdf"] == "encrypted: password required"
     assert failed["broken_huge_page_count.pdf"].startswith("broken PDF")
-    assert np.array_equal(np.sort(kb._index.ids()), kb.store.chunk_ids())
 
 
 def test_unchanged_reingest_writes_nothing(make_kb, docs):

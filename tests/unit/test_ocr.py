@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PDFS, write_pdf
+from conftest import TEST_PDFS, write_pdf
 from ingest.isolate import IsolatedParser
 from ingest.parse import ParseOptions, parse_file
 from rag.errors import ParseError
@@ -48,9 +48,9 @@ def test_scanned_page_is_ocrd_and_reported(tmp_path):
 
 
 def test_garbage_text_layer_is_replaced_by_ocr_or_left_out():
-    mojibake = parse_file(PDFS / "zh" / "cn_gbk_mojibake_text_layer.pdf", options=ParseOptions(ocr=False))
+    mojibake = parse_file(TEST_PDFS / "cn_gbk_mojibake_text_layer.pdf", options=ParseOptions(ocr=False))
     assert mojibake[0].text == "" and "mojibake" in mojibake[0].garbage  # never indexed as text
-    lost = PDFS / "zh" / "cn_reportlab_simple_glyphs_lost.pdf"  # every Chinese character written as "■"
+    lost = TEST_PDFS / "cn_reportlab_simple_glyphs_lost.pdf"  # every Chinese character written as "■"
     on = parse_file(lost)
     assert on[0].ocr and "replacement" in on[0].garbage
     assert "■" not in on[0].text and "Retrieval-Augmented Generation" in on[0].text

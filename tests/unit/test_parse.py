@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from conftest import PDFS, write_pdf
+from conftest import ROOT, TEST_PDFS, write_pdf
 from ingest.isolate import IsolatedParser
 from ingest.parse import parse_file
 from rag.errors import ParseError
@@ -35,17 +35,26 @@ def test_encrypted_pdf_needs_its_password(tmp_path):
 
 
 def test_pdf_encrypted_with_empty_user_password_opens():
-    pages = parse_file(PDFS / "awkward" / "enc_aes256_r5_empty_pw.pdf")
+    pages = parse_file(TEST_PDFS / "enc_aes256_r5_empty_pw.pdf")  # AES-256 R5, from pypdf's test files
     assert pages and any(p.text for p in pages)
 
 
 @pytest.mark.parametrize("name,reason", [
     ("broken_missing_endstream.pdf", "broken PDF"),
     ("broken_huge_page_count.pdf", "broken PDF"),
+    ("broken_bad_dictionary.pdf", "broken PDF"),
 ])
 def test_broken_pdfs_fail_with_a_reason(name, reason):
     with pytest.raises(ParseError, match=reason):
-        parse_file(PDFS / "awkward" / name)
+        parse_file(TEST_PDFS / name)
+
+
+def test_truncated_pdf_fails_with_a_reason(tmp_path):
+    whole = (ROOT / "data" / "docs" / "northwind_travel_policy_en.pdf").read_bytes()
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(whole[: len(whole) // 2])  # a download that stopped half-way
+    with pytest.raises(ParseError, match="broken PDF"):
+        parse_file(cut)
 
 
 def test_not_a_pdf(tmp_path):
@@ -72,7 +81,7 @@ def test_isolated_parser_times_out_then_recovers(tmp_path):
     pdf = write_pdf(tmp_path / "a.pdf", ["some text"])
     with IsolatedParser(timeout_s=0.001) as parser:
         with pytest.raises(ParseError, match="timed out"):
-            parser.parse(PDFS / "en" / "irs_i1040nr_instructions.pdf")
+            parser.parse(write_pdf(tmp_path / "long.pdf", [f"Page {i} of a long document." for i in range(50)]))
         parser.timeout_s = 60
         assert parser.parse(pdf)[0].text == "some text"
 

@@ -130,19 +130,27 @@ def test_ordinary_sentences_are_not_instructions(sentence):
 
 
 def test_few_false_positives_on_real_documents():
-    """Sentences of the shipped handbook and two papers taken for instructions: only the handbook's
-    quoted example of an attack (which is one)."""
-    from conftest import PDFS
+    """Sentences of real documents taken for instructions: only the shipped handbook's quoted example of
+    an attack (which is one). The shipped handbook and policy and the readable PDFs of tests/data/pdfs
+    (through the parser), 100 SciFact abstracts (English science) and 40 CMRC 2018 paragraphs (Chinese
+    Wikipedia) from tests/data."""
+    import json
+
+    from conftest import TEST_DATA, TEST_PDFS
     from ingest.parse import ParseOptions, parse_file
     from rag.support import sentence_spans
 
+    readable = [p for p in sorted(TEST_PDFS.glob("*.pdf")) if not p.name.startswith(("broken_", "enc_aes256_r6_"))]
+    texts = []
+    for pdf in [*sorted((ROOT / "data" / "docs").glob("*.pdf")), *readable]:
+        texts += [page.text for page in parse_file(pdf, options=ParseOptions(ocr=False))]
+    texts += json.loads((TEST_DATA / "scifact_train_slice.json").read_text(encoding="utf-8"))["docs"].values()
+    texts += json.loads((TEST_DATA / "cmrc2018_trial_paragraphs.json").read_text(encoding="utf-8"))
     flagged, total = [], 0
-    for pdf in [*sorted((ROOT / "data" / "docs").glob("*.pdf")), PDFS / "en" / "attention_is_all_you_need_1706.03762.pdf",
-                PDFS / "zh" / "cn_ai_textbook_chapter1.pdf"]:
-        for page in parse_file(pdf, options=ParseOptions(ocr=False)):
-            for start, end in sentence_spans(page.text):
-                total += 1
-                if guard.is_instruction(page.text[start:end]):
-                    flagged.append(page.text[start:end])
-    assert total > 1000
+    for text in texts:
+        for start, end in sentence_spans(text):
+            total += 1
+            if guard.is_instruction(text[start:end]):
+                flagged.append(text[start:end])
+    assert total > 1500
     assert len(flagged) == 1 and "忽略以上所有指令" in flagged[0], flagged
