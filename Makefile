@@ -50,10 +50,11 @@ eval: eval-deps
 bench: eval-deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 
-# Headless Chromium for the browser test (and make screenshots): Debian's packages, installed when
-# missing and this runs as root with apt; otherwise the browser test is skipped and says why.
+# Headless Chromium for the browser test (and make screenshots) and a CJK font (pages rendered for the
+# OCR tests and the app): Debian's packages, installed when missing and this runs as root with apt;
+# otherwise those tests are skipped and say why.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh 2>/dev/null | grep -q . \
 	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	     && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji) \
 	     || echo "chromium not installed (needs root and apt): the browser test will be skipped"; }

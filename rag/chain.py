@@ -18,7 +18,7 @@ from rag.answer import cite, refuse
 from rag.models.generator import Generator, Prompt
 from rag.safety import make_safety_filter, refusal as safety_refusal
 from rag.settings import Settings
-from rag.support import content_tokens, sentence_spans, strip_markers
+from rag.support import content_tokens, evidence, sentence_spans, strip_markers
 from rag.textutil import language_of
 from rag.types import Answer, Hit
 
@@ -203,7 +203,7 @@ class AnswerChain:
                              support: float = 0.0) -> Answer:
         """The best evidence quoted with its citation when it covers the question well enough
         (rag/answer/refuse.py), else the refusal with `reason`."""
-        found = cite.evidence(question, [h.text for h in hits])
+        found = evidence(question, [h.text for h in hits])
         if refuse.evidence_overrules(found, self.settings):
             claims = [cite.Claim(e.sentence, [e.n], 1.0) for e in found]
             text, citations = cite.render(claims, hits, question, language)

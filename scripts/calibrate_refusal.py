@@ -1,213 +1,192 @@
-"""Calibrate the two code-side refusal checks of the answer chain (writes docs/refusal.md/.json).
+"""Calibrate the refusal rules of rag/answer/refuse.py on a development slice (writes docs/refusal.md/.json).
 
-1. Score gate (`min_score`): what the gate sees (the best dense similarity among the passages the
-   chain prompts with, after hybrid retrieval) for answerable questions vs off-topic ones, with
-   the default embedder. Answerable: the sample documents' questions and CMRC2018 *trial*
-   questions over their paragraphs. Off-topic: SciFact train queries and CMRC trial questions asked
-   of the sample knowledge base, and the sample questions marked unanswerable. The threshold keeps
-   99% of answerable questions.
-2. Support check (`min_support`): the default generator answers RGB zh_refine items with 5 passages
-   at noise 1.0 (no passage holds the answer: must refuse) and 0.4 (must answer), and SQuAD2 (CS224N
-   dev) questions with their paragraph, unanswerable vs answerable. For each threshold we count
-   rejections and correct answers; the chosen threshold maximises rejection + accuracy.
+Items: SQuAD2 dev (answerable + unanswerable, each asked of a knowledge base holding its whole
+article), RGB zh_refine at noise 1.0 (must refuse) and 0.4 (must answer), CMRC2018 dev (one
+knowledge base of all the questions' articles). They are drawn after the rows `make eval` reports on
+(`--skip`, default 100 = the eval's size), so no threshold is chosen on a test item.
 
-Raw generations are cached in .eval-cache/ so re-running only redoes the analysis.
+One pass through the chain with every rule open records, per item, what each rule sees: the best
+cosine of the passages (the gate), the passages given to the model and its raw draft. Each setting of
+(min_support, evidence_coverage) is then applied offline by AnswerChain.finish (no model call), the
+gate thresholds on top of it (per language: SQuAD2 decides `min_score`, RGB and CMRC `min_score_zh`),
+and the setting with the best mean of the five per-set rates (SQuAD2 answerable correct, SQuAD2
+unanswerable refused, RGB 1.0 refused, RGB 0.4 correct, CMRC correct) is chosen.
 
-    python scripts/calibrate_refusal.py [--rgb 20] [--squad 20]
+    python scripts/calibrate_refusal.py [--n 40] [--generator llamacpp:1.5b]
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
+import itertools
 import json
-import random
+import statistics
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 CACHE = ROOT / ".eval-cache"
 sys.path.insert(0, str(ROOT))
 
 from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.chain import AnswerChain, _is_refusal, relevance  # noqa: E402
+from rag.answer import refuse  # noqa: E402
+from rag.chain import AnswerChain  # noqa: E402
+from rag.eval import datasets  # noqa: E402
+from rag.eval.answers import groups  # noqa: E402
+from rag.eval.cache import CachingEmbedder  # noqa: E402
+from rag.eval.metrics import contains_answer  # noqa: E402
+from rag.eval.report import machine, read_rows_by_id, table  # noqa: E402
+from rag.models.embedder import make_embedder  # noqa: E402
+from rag.models.generator import make_generator  # noqa: E402
+from rag.support import strip_markers  # noqa: E402
 from rag.textutil import language_of  # noqa: E402
 from rag.types import Hit  # noqa: E402
-from rag.eval.datasets import rgb_items, squad_items  # noqa: E402
-from rag.eval.report import read_rows_by_id  # noqa: E402
 
-THRESHOLDS = [round(0.05 * i, 2) for i in range(0, 17)]
+SUPPORT = [0.4, 0.5, 0.55, 0.6, 0.7]
+COVERAGE = [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.01]  # 1.01: the evidence never overrules
+GATE_EN = [round(0.70 + 0.01 * i, 2) for i in range(19)]
+GATE_ZH = [round(0.75 + 0.01 * i, 2) for i in range(16)]
+RATES = ("squad2 answerable correct", "squad2 unanswerable refused", "rgb-1.0 refused", "rgb-0.4 correct", "cmrc correct")
 
 
-# ------------------------------------------------------------------ support calibration
-def generate_all(items: list[dict], settings: Settings) -> list[dict]:
-    CACHE.mkdir(exist_ok=True)
-    kb = KnowledgeBase(Path(tempfile.mkdtemp()) / "kb", settings.with_(embedder="fake"))  # the chain needs a kb object only
-    chain = AnswerChain(kb, kb.generator, settings.with_(min_support=0.0))
-    from rag import prompts
-
-    prompt_id = hashlib.sha1(json.dumps([prompts.SYSTEM, prompts.user_message("q", ["b"], "en")]).encode()).hexdigest()[:8]
-    cache_file = CACHE / f"calibration-{kb.generator.name.replace('/', '_').replace(':', '_')}-{prompt_id}.jsonl"
-    done = read_rows_by_id(cache_file)
-    with cache_file.open("a", encoding="utf-8") as out:
-        for k, item in enumerate(items, 1):
-            if item["id"] in done:
+def trace(items: list[dict], embedder, settings: Settings, generator, cache: Path) -> dict[str, dict]:
+    """Per item: the gate's cosine, the passages the model saw and its raw draft (cached by item id)."""
+    done = read_rows_by_id(cache)
+    with cache.open("a", encoding="utf-8") as out, tempfile.TemporaryDirectory() as tmp:
+        for g, (group, members) in enumerate(groups(items).items()):
+            todo = [i for i in members if i["id"] not in done]
+            if not todo:
                 continue
-            language = language_of(item["question"])
-            hits = [Hit(text=p, score=1.0, source=f"doc{i}", page=1, chunk_id=i) for i, p in enumerate(item["passages"], 1)]
-            t = time.perf_counter()
-            gen = chain.answer_from(item["question"], hits, language)
-            raw = []
-            try:
-                while True:
-                    raw.append(next(gen))
-            except StopIteration as stop:
-                answer = stop.value
-            row = {"id": item["id"], "raw": "".join(raw), "model_refused": _is_refusal("".join(raw), language),
-                   "support": answer.support, "seconds": time.perf_counter() - t,
-                   "first_token": answer.timings.get("first_token"), "language": language}
-            done[item["id"]] = row
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            out.flush()
-            print(f"[{k}/{len(items)}] {item['id']} {row['seconds']:.1f}s support={row['support']:.2f} refused={row['model_refused']}", flush=True)
-    kb.close()
-    return [done[item["id"]] for item in items]
+            kb = KnowledgeBase(Path(tmp) / f"kb{g}", settings, embedder=embedder, generator=generator)
+            kb.add_texts(todo[0]["passages"], sources=todo[0]["sources"])
+            chain = AnswerChain(kb, generator, settings)
+            for item in todo:
+                language = language_of(item["question"])
+                hits = kb.search(item["question"], k=max(settings.answer_passages, settings.top_k))[: settings.answer_passages]
+                chosen = chain.fit_context(hits, item["question"], language)
+                raw = generator.generate(chain.build_prompt(item["question"], chosen, language),
+                                         max_tokens=settings.max_new_tokens, temperature=settings.temperature)
+                row = {"id": item["id"], "cosine": refuse.relevance(hits), "raw": raw, "language": language,
+                       "hits": [{"text": h.text, "source": h.source, "page": h.page, "chunk_id": h.chunk_id,
+                                 "score": h.score, "dense": h.dense} for h in chosen]}
+                done[item["id"]] = row
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                print(f"   {item['id']} cos={row['cosine']:.3f} {raw[:60]!r}", flush=True)
+            kb.close()
+    return done
 
 
-def outcome(item: dict, row: dict, threshold: float) -> tuple[bool, bool]:
-    """(refused, correct) of one item under a support threshold."""
-    refused = row["model_refused"] or row["support"] < threshold
-    correct = (not refused) and any(a and a.lower() in row["raw"].lower() for a in item["answers"])
-    return refused, correct
+def decide(items: list[dict], rows: dict[str, dict], kb, generator, settings: Settings) -> dict[tuple, list[dict]]:
+    """For each (min_support, evidence_coverage): each item's answer by AnswerChain.finish, gate open."""
+    out = {}
+    for support, coverage in itertools.product(SUPPORT, COVERAGE):
+        chain = AnswerChain(kb, generator, settings.with_(min_support=support, evidence_coverage=coverage))
+        results = []
+        for item in items:
+            row = rows[item["id"]]
+            hits = [Hit(**h) for h in row["hits"]]
+            answer = chain.finish(row["raw"], hits, item["question"], row["language"])
+            correct = item["answerable"] and not answer.refused and bool(contains_answer(strip_markers(answer.text), item["answers"]))
+            results.append({"refused": answer.refused, "correct": correct})
+        out[(support, coverage)] = results
+    return out
 
 
-def sweep(items: list[dict], rows: list[dict]) -> list[dict]:
-    table = []
-    for t in THRESHOLDS:
-        line = {"threshold": t}
-        for name in ("rgb", "squad2"):
-            neg = [(i, r) for i, r in zip(items, rows) if i["set"] == name and not i["answerable"]]
-            pos = [(i, r) for i, r in zip(items, rows) if i["set"] == name and i["answerable"]]
-            line[f"{name}_rejection"] = sum(outcome(i, r, t)[0] for i, r in neg) / len(neg)
-            line[f"{name}_accuracy"] = sum(outcome(i, r, t)[1] for i, r in pos) / len(pos)
-            line[f"{name}_false_refusal"] = sum(outcome(i, r, t)[0] for i, r in pos) / len(pos)
-        line["score"] = (line["rgb_rejection"] + line["rgb_accuracy"] + line["squad2_rejection"] + line["squad2_accuracy"]) / 4
-        table.append(line)
-    return table
-
-
-# ------------------------------------------------------------------ gate calibration
-def gate_scores(settings: Settings, cmrc_paragraphs: int) -> dict:
-    questions = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
-    trial = json.loads((SHARED / "cmrc2018" / "cmrc2018_trial.json").read_text(encoding="utf-8"))["data"]
-    paragraphs, cmrc_q = [], []
-    for article in trial:
-        for p in article["paragraphs"]:
-            if len(paragraphs) < cmrc_paragraphs:
-                paragraphs.append((p["id"], p["context"]))
-                cmrc_q += [qa["question"] for qa in p["qas"]]
-    scifact_q = [json.loads(line)["text"] for line in (SHARED / "beir_scifact" / "queries.jsonl").open(encoding="utf-8")][:200]
-    with tempfile.TemporaryDirectory() as tmp:
-        sample = KnowledgeBase(Path(tmp) / "sample", settings)
-        sample.add([ROOT / "data" / "docs"])
-        cmrc = KnowledgeBase(Path(tmp) / "cmrc", settings)
-        cmrc.add_texts([c for _, c in paragraphs], sources=[i for i, _ in paragraphs])
-
-        def top(kb, qs):
-            # what the chain's gate sees: the best dense similarity among the passages it would prompt with
-            k = settings.answer_passages
-            return [relevance(kb.search(q, k=max(k, settings.top_k))[:k]) for q in qs]
-
-        scores = {
-            "answerable: sample questions / sample docs": top(sample, [q["question"] for q in questions if q["page"]]),
-            "answerable: CMRC trial questions / their paragraphs": top(cmrc, cmrc_q),
-            "off-topic: sample questions marked unanswerable / sample docs": top(sample, [q["question"] for q in questions if not q["page"]]),
-            "off-topic: CMRC trial questions / sample docs": top(sample, cmrc_q[:200]),
-            "off-topic: SciFact queries / sample docs": top(sample, scifact_q),
-            "off-topic: SciFact queries / CMRC paragraphs": top(cmrc, scifact_q),
-        }
-        sample.close()
-        cmrc.close()
-    return scores
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, int(q * len(values))))]
-
-
-# ------------------------------------------------------------------ report
-def write(gate: dict, gate_threshold: float, table: list[dict], chosen: dict, rows: list[dict], items: list[dict], args, settings) -> None:
-    lines = [
-        "# Refusal calibration",
-        "",
-        f"Generated by `python scripts/calibrate_refusal.py --rgb {args.rgb} --squad {args.squad} --cmrc {args.cmrc}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}; do not edit by hand. Embedder `{settings.embedder}`, generator `{settings.generator}`.",
-        "",
-        "## 1. Score gate (`min_score`): no model call when the best passage scores below it",
-        "",
-        "| questions / knowledge base | n | min | 1st pct | median | max | share below the gate |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, values in gate.items():
-        below = sum(v < gate_threshold for v in values) / len(values)
-        lines.append(f"| {name} | {len(values)} | {min(values):.3f} | {percentile(values, 0.01):.3f} | {percentile(values, 0.5):.3f} | "
-                     f"{max(values):.3f} | {below:.0%} |")
-    lines += [
-        "",
-        f"Gate = 1st percentile of all answerable top-1 scores, rounded down to 0.01: **{gate_threshold:.2f}**. "
-        "multilingual-e5 scores are compressed (off-topic questions still score high), so the gate only stops clearly "
-        "unrelated questions; the support check below handles related-but-unanswerable ones.",
-        "",
-        "## 2. Support check (`min_support`): refuse an answer whose content words are mostly not in its passages",
-        "",
-        f"RGB zh_refine: {args.rgb} questions, 5 passages each, at noise 1.0 (must refuse) and 0.4 (must answer). "
-        f"SQuAD2 CS224N dev: {args.squad} unanswerable and {args.squad} answerable questions with their paragraph. "
-        "Rejection = the model's refusal sentence or support below the threshold; accuracy = not refused and a gold answer "
-        "string in the output.",
-        "",
-        "| min_support | RGB rejection (noise 1.0) | RGB accuracy (noise 0.4) | SQuAD2 NoAns rejection | SQuAD2 HasAns accuracy | SQuAD2 HasAns refused | mean |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in table:
-        mark = " **←**" if r is chosen else ""
-        lines.append(f"| {r['threshold']:.2f}{mark} | {r['rgb_rejection']:.0%} | {r['rgb_accuracy']:.0%} | {r['squad2_rejection']:.0%} | "
-                     f"{r['squad2_accuracy']:.0%} | {r['squad2_false_refusal']:.0%} | {r['score']:.3f} |")
-    model_refusals = sum(r["model_refused"] for r, i in zip(rows, items) if not i["answerable"]) / max(1, sum(not i["answerable"] for i in items))
-    seconds = [r["seconds"] for r in rows]
-    lines += [
-        "",
-        f"Chosen: **min_support = {chosen['threshold']:.2f}** (best mean). The model itself said its refusal sentence on "
-        f"{model_refusals:.0%} of the unanswerable items. Generation time per item: median {percentile(seconds, 0.5):.1f} s "
-        f"(2 CPU cores).",
-    ]
-    out = ROOT / "docs" / "refusal.md"
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"gate": {k: v for k, v in gate.items()}, "min_score": gate_threshold,
-                                                    "support_table": table, "min_support": chosen["threshold"]}, indent=1) + "\n",
-                                        encoding="utf-8")
+def score(items, rows, results, gate_en: float, gate_zh: float) -> dict[str, float]:
+    counts: dict[str, list[bool]] = {r: [] for r in RATES}
+    for item, result in zip(items, results):
+        row = rows[item["id"]]
+        gated = row["cosine"] < (gate_zh if row["language"] == "zh" else gate_en)
+        refused, correct = gated or result["refused"], (not gated) and result["correct"]
+        s = item["set"]
+        if s == "squad2":
+            counts["squad2 answerable correct" if item["answerable"] else "squad2 unanswerable refused"].append(
+                correct if item["answerable"] else refused)
+        elif s == "rgb-1.0":
+            counts["rgb-1.0 refused"].append(refused)
+        elif s == "rgb-0.4":
+            counts["rgb-0.4 correct"].append(correct)
+        elif s == "cmrc":
+            counts["cmrc correct"].append(correct)
+    rates = {k: statistics.fmean(v) if v else float("nan") for k, v in counts.items()}
+    rates["mean"] = statistics.fmean(v for v in rates.values() if v == v)
+    return rates
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rgb", type=int, default=20)
-    ap.add_argument("--squad", type=int, default=20)
-    ap.add_argument("--cmrc", type=int, default=100, help="CMRC trial paragraphs for the gate")
+    ap.add_argument("--n", type=int, default=40, help="items per set (SQuAD2: this many of each kind)")
+    ap.add_argument("--skip", type=int, default=100, help="rows of each set left to make eval")
+    ap.add_argument("--generator", default=None, help="default: Settings.generator")
     args = ap.parse_args()
     settings = Settings()
-    gate = gate_scores(settings, args.cmrc)
-    answerable = [v for name, values in gate.items() if name.startswith("answerable") for v in values]
-    gate_threshold = int(percentile(answerable, 0.01) * 100) / 100
-    print("gate", gate_threshold, flush=True)
-    items = rgb_items(args.rgb) + squad_items(args.squad)
-    rows = generate_all(items, settings)
-    table = sweep(items, rows)
-    chosen = max(table, key=lambda r: (r["score"], -r["threshold"]))
-    write(gate, gate_threshold, table, chosen, rows, items, args, settings)
-    print(f"min_score={gate_threshold:.2f} min_support={chosen['threshold']:.2f}")
+    settings = settings.with_(generator=args.generator or settings.generator, min_score=-1.0, min_score_zh=-1.0)
+    embedder = CachingEmbedder(make_embedder(settings), CACHE)
+    generator = make_generator(settings)
+    generator.warm_up()
+    items = (datasets.squad_items(args.n, skip=args.skip) + datasets.rgb_items(args.n, skip=args.skip)
+             + datasets.cmrc_items(args.n, skip=args.skip))
+    CACHE.mkdir(exist_ok=True)
+    rows = trace(items, embedder, settings, generator, CACHE / f"calibration2-{generator.name.replace(':', '_')}.jsonl")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = KnowledgeBase(Path(tmp) / "kb", settings, embedder=embedder, generator=generator)  # for the chain's embedder
+        decided = decide(items, rows, kb, generator, settings)
+        kb.close()
+    grid = []
+    for (support, coverage), results in decided.items():
+        for gate_en, gate_zh in itertools.product(GATE_EN, GATE_ZH):
+            grid.append({"min_support": support, "evidence_coverage": coverage, "min_score": gate_en, "min_score_zh": gate_zh,
+                         **score(items, rows, results, gate_en, gate_zh)})
+    # best mean; ties go to the most permissive gate and the strictest support (fewest invented answers)
+    grid.sort(key=lambda r: (-round(r["mean"], 6), r["min_score"], r["min_score_zh"], -r["min_support"], r["evidence_coverage"]))
+    best = grid[0]
+    print("chosen", {k: best[k] for k in ("min_support", "evidence_coverage", "min_score", "min_score_zh", "mean")})
+
+    def cos(names, answerable):
+        return [rows[i["id"]]["cosine"] for i in items if i["set"] in names and i["answerable"] == answerable]
+
+    def dist(values):
+        values = sorted(values)
+        return [len(values), f"{values[0]:.3f}", f"{values[len(values) // 10]:.3f}", f"{statistics.median(values):.3f}", f"{values[-1]:.3f}"]
+
+    current = Settings()
+    now = next((r for r in grid if r["min_support"] == current.min_support and r["evidence_coverage"] == current.evidence_coverage
+                and r["min_score"] == round(current.min_score, 2)
+                and r["min_score_zh"] == round(current.min_score_zh if current.min_score_zh is not None else current.min_score, 2)), None)
+    fmt = lambda r: [f"{r['min_support']:.2f}", f"{r['evidence_coverage']:.2f}", f"{r['min_score']:.2f}", f"{r['min_score_zh']:.2f}",  # noqa: E731
+                     *[f"{r[k]:.2f}" for k in RATES], f"{r['mean']:.3f}"]
+    header = ["min_support", "evidence_coverage", "min_score", "min_score_zh", *RATES, "mean"]
+    lines = [
+        "# Refusal rules: calibration", "",
+        f"Generated by `make calibrate` on {datetime.now(timezone.utc).isoformat(timespec='seconds')} ({machine('cpu')}), "
+        f"generator `{generator.name}`, embedder `{embedder.name}`. Do not edit by hand.", "",
+        f"Development slice: {args.n} items per set drawn after the first {args.skip} rows that `make eval` reports on "
+        f"({len(items)} items). The rules (rag/answer/refuse.py): the gate refuses without a model call below `min_score` "
+        "(`min_score_zh` for Chinese questions); a sentence of the draft stands when `min_support` of what it adds beyond the "
+        "question is in its passage; when the model refuses or nothing it wrote is grounded, a passage sentence holding "
+        "`evidence_coverage` of the question's words is quoted instead of refusing (1.01 = never).", "",
+        "## What the gate sees: best cosine of the passages", "",
+        table(["questions", "n", "min", "10th pct", "median", "max"],
+              [["SQuAD2 answerable (en)", *dist(cos({"squad2"}, True))], ["SQuAD2 unanswerable (en)", *dist(cos({"squad2"}, False))],
+               ["RGB noise 0.4 (zh)", *dist(cos({"rgb-0.4"}, True))], ["RGB noise 1.0 (zh)", *dist(cos({"rgb-1.0"}, False))],
+               ["CMRC2018 (zh)", *dist(cos({"cmrc"}, True))]]), "",
+        "## Best settings (mean of the five rates)", "", table(header, [fmt(r) for r in grid[:12]]), "",
+        f"Chosen: **min_support = {best['min_support']:.2f}, evidence_coverage = {best['evidence_coverage']:.2f}, "
+        f"min_score = {best['min_score']:.2f}, min_score_zh = {best['min_score_zh']:.2f}** (mean {best['mean']:.3f}).", "",
+    ]
+    if now:
+        lines += ["The previous defaults on the same slice:", "", table(header, [fmt(now)]), ""]
+    lines += ["Each rule on its own, the others at the chosen values:", ""]
+    for key, values in (("min_support", SUPPORT), ("evidence_coverage", COVERAGE)):
+        sub = [r for r in grid if all(r[k] == best[k] for k in ("min_support", "evidence_coverage", "min_score", "min_score_zh") if k != key)]
+        lines += [table(header, [fmt(r) for r in sorted(sub, key=lambda r: r[key])]), ""]
+    docs = ROOT / "docs"
+    (docs / "refusal.md").write_text("\n".join(lines), encoding="utf-8")
+    (docs / "refusal.json").write_text(json.dumps({"generator": generator.name, "n": args.n, "skip": args.skip, "chosen": best,
+                                                   "top": grid[:50]}, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ LangChain pipeline, in one run (writes docs/eval.md, docs/eval.json and docs/eva
 Systems (retrieval): naive (RecursiveCharacterTextSplitter 1000/200 + FAISS, same embedder), dense,
 hybrid (dense + BM25, reciprocal-rank fusion: the default), hybrid + rerank (when --reranker names
 one), RAG-Fusion (hybrid over the question and rewrites by the default generator, on a subsample).
-Answers: the default generator through the whole chain (retrieval, gate, prompt, support check),
-each item in a knowledge base holding only that item's passages.
+Answers (rag/eval/answers.py): the sample questions, SQuAD2 (whole articles), RGB zh_refine (noise 1.0
+and 0.4) and CMRC2018, through our chain with each generator named in --answer-systems and through
+the naive LangChain "stuff" chain with the same model.
 
 Embeddings are cached in .eval-cache/ (SQLite), so a re-run embeds only what is new; generations
 are cached per configuration likewise.
@@ -35,12 +36,10 @@ from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.chain import AnswerChain  # noqa: E402
 from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
-from rag.eval.metrics import (all_found_at_k, contains_answer, dedupe, exact_match, f1, ndcg_at_k,  # noqa: E402
-                              recall_at_k, reciprocal_rank)
+from rag.eval.metrics import all_found_at_k, dedupe, ndcg_at_k, recall_at_k, reciprocal_rank  # noqa: E402
 from rag.eval.naive import NaivePipeline  # noqa: E402
-from rag.eval.report import machine, read_rows_by_id, table  # noqa: E402
+from rag.eval.report import machine, table  # noqa: E402
 from rag.models.embedder import make_embedder  # noqa: E402
-from rag.support import strip_markers  # noqa: E402
 from rag.textutil import language_of  # noqa: E402
 
 # (quick, full) sizes
@@ -48,7 +47,7 @@ SIZES = {
     "scifact": ({"n_queries": 100, "n_docs": 1000}, {}),
     "cmrc": ({"n_questions": 300, "n_distractors": 300}, {}),
     "hotpot": ({"n_questions": 100}, {}),
-    "answers": ({"rgb": 20, "squad": 20, "cmrc": 20}, {"rgb": 100, "squad": 100, "cmrc": 100}),
+    "answers": (20, 100),  # items per answer set (SQuAD2: this many answerable and unanswerable; RGB: per noise level)
 }
 FUSION_QUERIES = (30, 100)  # questions per set that RAG-Fusion (one model call each) is run on
 DEPTH = {"SciFact": 200, "CMRC2018": 20, "HotpotQA": 40}  # chunks retrieved, folded to documents
@@ -135,70 +134,97 @@ def eval_retrieval(rset: datasets.RetrievalSet, embedder: CachingEmbedder, setti
 
 
 # ------------------------------------------------------------------ answers
-def eval_answers(items: list[dict], embedder: CachingEmbedder, settings: Settings) -> list[dict]:
-    """Each item asked through the whole chain of a knowledge base holding only its passages."""
-    CACHE.mkdir(exist_ok=True)
-    config = hashlib.sha1(json.dumps(settings.model_dump(mode="json", exclude={"openai_api_key"}), sort_keys=True).encode()
-                          + Path(ROOT / "rag" / "prompts.py").read_bytes() + Path(ROOT / "rag" / "chain.py").read_bytes()).hexdigest()[:10]
-    cache_file = CACHE / f"answers-{embedder.name.replace(':', '_').replace('/', '_')}-{config}.jsonl"
-    done = read_rows_by_id(cache_file)
-    generator = None
-    with cache_file.open("a", encoding="utf-8") as log, tempfile.TemporaryDirectory() as tmp:
-        for n, item in enumerate(items, 1):
-            if item["id"] in done:
-                continue
-            kb = KnowledgeBase(Path(tmp) / f"kb{n}", settings, embedder=embedder, generator=generator)
-            kb.add_texts(item["passages"], sources=[f"passage{i}" for i in range(1, len(item["passages"]) + 1)])
-            t = time.perf_counter()
-            answer = kb.ask(item["question"])
-            generator = kb.generator  # loaded once, shared by the next items
-            row = {"id": item["id"], "text": answer.text, "refused": answer.refused, "reason": answer.refusal_reason,
-                   "seconds": time.perf_counter() - t, "generator": generator.name}
-            kb.close()
-            done[item["id"]] = row
-            log.write(json.dumps(row, ensure_ascii=False) + "\n")
-            log.flush()
-            print(f"   [{n}/{len(items)}] {item['id']} {row['seconds']:.1f}s refused={row['refused']} {row['text'][:60]!r}", flush=True)
-    return [done[item["id"]] for item in items]
+ANSWER_SETS = ("sample", "squad2", "rgb", "cmrc")
 
 
-def answer_metrics(items: list[dict], rows: list[dict]) -> dict:
-    out: dict = {}
-    by_set: dict[str, list[tuple[dict, dict]]] = {}
-    for item, row in zip(items, rows):
-        by_set.setdefault(item["set"], []).append((item, row))
-    for name, pairs in by_set.items():
-        def mean(values):
-            values = list(values)
-            return statistics.fmean(values) if values else float("nan")
-
-        def clean(row: dict) -> str:
-            return "" if row["refused"] else strip_markers(row["text"]).strip()
-
-        seconds = statistics.median(r["seconds"] for _, r in pairs)
-        if name == "rgb":
-            for noise in sorted({i["noise"] for i, _ in pairs}, reverse=True):
-                sub = [(i, r) for i, r in pairs if i["noise"] == noise]
-                out[f"RGB zh_refine noise {noise}"] = {
-                    "items": len(sub), "rejection": mean(r["refused"] for _, r in sub),
-                    "accuracy": mean(contains_answer(clean(r), i["answers"]) for i, r in sub),
-                    "median s/answer": seconds}
-        elif name == "squad2":
-            has = [(i, r) for i, r in pairs if i["answerable"]]
-            no = [(i, r) for i, r in pairs if not i["answerable"]]
-            out["SQuAD2 (CS224N dev)"] = {
-                "items": len(pairs), "NoAns accuracy (refused)": mean(r["refused"] for _, r in no),
-                "HasAns EM": mean(exact_match(clean(r), i["answers"]) for i, r in has),
-                "HasAns F1": mean(f1(clean(r), i["answers"]) for i, r in has),
-                "HasAns contains answer": mean(contains_answer(clean(r), i["answers"]) for i, r in has),
-                "HasAns refused": mean(r["refused"] for _, r in has), "median s/answer": seconds}
-        elif name == "cmrc":
-            out["CMRC2018 dev (gold paragraph)"] = {
-                "items": len(pairs), "EM": mean(exact_match(clean(r), i["answers"]) for i, r in pairs),
-                "F1": mean(f1(clean(r), i["answers"]) for i, r in pairs),
-                "contains answer": mean(contains_answer(clean(r), i["answers"]) for i, r in pairs),
-                "refused": mean(r["refused"] for _, r in pairs), "median s/answer": seconds}
+def answer_items(sets: list[str], n: int) -> dict[str, list[dict]]:
+    """The answer sets' items: `n` per set (SQuAD2: n answerable + n unanswerable; RGB: n questions at
+    noise 1.0 and the same n at 0.4), drawn with a fixed seed."""
+    loaders = {"sample": lambda: datasets.sample_items(ROOT), "squad2": lambda: datasets.squad_items(n),
+               "rgb": lambda: datasets.rgb_items(n), "cmrc": lambda: datasets.cmrc_items(n)}
+    out: dict[str, list[dict]] = {}
+    for name in sets:
+        for item in loaders[name]():
+            out.setdefault(item["set"], []).append(item)
     return out
+
+
+def _config_hash(settings: Settings, spec: str) -> str:
+    code = b"".join(p.read_bytes() for p in sorted((ROOT / "rag" / "answer").glob("*.py")))
+    code += b"".join((ROOT / "rag" / f).read_bytes() for f in ("prompts.py", "chain.py", "support.py"))
+    blob = json.dumps(settings.model_dump(mode="json", exclude={"openai_api_key"}), sort_keys=True).encode() + spec.encode() + code
+    return hashlib.sha1(blob).hexdigest()[:10]
+
+
+def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, settings: Settings, systems: list[str]) -> dict:
+    """Each system ("chain:<generator>" = ours, "naive:<generator>" = the anchor) on every set; rows cached
+    in .eval-cache/ by configuration, so a re-run only asks what is new."""
+    from rag.eval import answers
+    from rag.models.generator import make_generator
+
+    items = [i for rows in by_set.values() for i in rows]
+    out: dict = {}
+    generators: dict = {}
+    for system in systems:
+        kind, _, spec = system.partition(":")
+        spec = spec or settings.generator
+        if spec not in generators:
+            generators[spec] = make_generator(settings.with_(generator=spec))
+            generators[spec].warm_up()
+        generator = generators[spec]
+        name = f"{'ours' if kind == 'chain' else 'naive LangChain'} · {generator.name}"
+        print(f"== answers: {name}, {len(items)} items", flush=True)
+        if kind == "chain":
+            cache = CACHE / f"answers2-chain-{_config_hash(settings, spec)}.jsonl"
+            rows = answers.run_chain(items, embedder, settings.with_(generator=spec), generator, cache)
+        else:
+            cache = CACHE / f"answers2-naive-{spec.replace(':', '_').replace('/', '_')}.jsonl"
+            rows = answers.run_naive(items, embedder, generator, cache, max_tokens=settings.max_new_tokens)
+        out[name] = {s: {**answers.metrics(members, rows), "refusals by rule": answers.refusal_reasons(members, rows)}
+                     for s, members in by_set.items()}
+    return out
+
+
+SET_TITLES = {"sample": "Sample questions on the sample knowledge base (data/sample_questions.json)",
+              "squad2": "SQuAD2 dev (CS224N), knowledge base = the question's whole article",
+              "rgb-1.0": "RGB zh_refine, noise 1.0 (every passage negative: must refuse)",
+              "rgb-0.4": "RGB zh_refine, noise 0.4 (3 of 5 passages hold the answer)",
+              "cmrc": "CMRC2018 dev, one knowledge base holding all the questions' articles"}
+
+
+def answers_report(by_system: dict) -> list[str]:
+    def rate(m: dict) -> str:
+        if not m["n"]:
+            return "–"
+        return f"{m['rate']:.2f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}] ({m['k']}/{m['n']})"
+
+    def secs(v) -> str:
+        return "–" if v is None else f"{v:.1f}"
+
+    lines = ["## Answers", "",
+             "Each question goes through the whole chain (hybrid retrieval, gate, prompt, generation, citation of every "
+             "sentence, the refusal rules of rag/answer/refuse.py) or through the naive LangChain \"stuff\" chain "
+             "(RecursiveCharacterTextSplitter 1000/200, FAISS top 4, the classic \"use the following pieces of context… if "
+             "you don't know the answer, just say that you don't know\" prompt) with the same model. *correct*: the gold "
+             "answer is contained in the answer (on the sample questions its page must be cited too); *false refusals*: "
+             "answerable questions refused; *true refusals*: unanswerable questions refused; *cited*: answers (not refused) "
+             "with at least one citation; *gold cited*: correct answers citing the passage or page that holds the gold "
+             "answer; *evidence quoted*: answers where the model's draft gave way to the best passage sentence. "
+             "Rates with 95% Wilson intervals and counts. Seconds are medians on 2 CPU cores (first token: where a "
+             "model was called).", ""]
+    for s in dict.fromkeys(s for per_set in by_system.values() for s in per_set):
+        rows = []
+        for system, per_set in by_system.items():
+            if (m := per_set.get(s)) is None:
+                continue
+            rows.append([system, m["items"], rate(m["correct"]), rate(m["false refusals"]), rate(m["true refusals"]),
+                         rate(m["answers cited"]), rate(m["correct citing gold"]), rate(m["evidence quoted"]),
+                         secs(m["median first token s"]), secs(m["median answer s"]),
+                         ", ".join(f"{k} {v}" for k, v in m.get("refusals by rule", {}).items()) or "–"])
+        lines += [f"**{SET_TITLES.get(s, s)}**", "",
+                  table(["system", "items", "correct", "false refusals", "true refusals", "cited", "gold cited",
+                         "evidence quoted", "first token s", "answer s", "refusals by rule"], rows), ""]
+    return lines
 
 
 # ------------------------------------------------------------------ report
@@ -235,14 +261,7 @@ def write(results: dict, args) -> None:
                       + (" — our run used a corpus subset, which scores higher" if "subset" in r["note"] else "") + ":", "",
                       table(["system", "nDCG@10", "R@100"], [list(p) for p in PUBLISHED[r["set"]]]), ""]
     if results.get("answers"):
-        lines += ["## Answers with the default generator", "",
-                  "Each item is asked through the whole chain (hybrid retrieval, score gate, prompt, citations, support "
-                  "check) of a knowledge base holding only that item's passages. A refusal counts as an empty answer. "
-                  "Generated answers are sentences, so EM is low by construction; 'contains answer' (RGB's rule) is "
-                  "the fairer accuracy.", ""]
-        for name, m in results["answers"].items():
-            lines += [f"**{name}**", "", table(["metric", "value"],
-                                               [[k, f"{v:.3f}" if isinstance(v, float) else v] for k, v in m.items()]), ""]
+        lines += answers_report(results["answers"])
     if results.get("plot"):
         lines += ["## Overview", "", f"![retrieval quality by system]({results['plot']})", ""]
     lines += ["## Timings", "", table(["set", "documents", "chunks (ours)", "indexing s (ours)", "texts embedded in this run"],
@@ -290,7 +309,10 @@ def main() -> None:
     parser.add_argument("--reranker", default="", help="e.g. cross-encoder:BAAI/bge-reranker-v2-m3 or llm")
     parser.add_argument("--rerank-queries", type=int, default=0, help="rerank only the first N queries (0 = all)")
     parser.add_argument("--no-fusion", action="store_true")
-    parser.add_argument("--answers", type=int, default=0, help="items per answer set (default: the profile's)")
+    parser.add_argument("--answers", type=int, default=0, help="items per answer set (default: 20 quick, 100 full)")
+    parser.add_argument("--answer-sets", default=",".join(ANSWER_SETS), help="of " + ", ".join(ANSWER_SETS))
+    parser.add_argument("--answer-systems", default="chain:,chain:extractive,naive:",
+                        help="chain:<generator> (ours) or naive:<generator>; no generator = Settings.generator")
     parser.add_argument("--report-only", action="store_true", help="rewrite docs/eval.md and the plot from docs/eval.json")
     args = parser.parse_args()
     args.systems = args.systems.split(",")
@@ -337,12 +359,9 @@ def main() -> None:
         results["retrieval"].append(eval_retrieval(rset, embedder, settings, args, n_fusion))
         write(results, args)
     if "answers" in sets:
-        sizes = {k: args.answers for k in SIZES["answers"][profile]} if args.answers else SIZES["answers"][profile]
-        items = datasets.rgb_items(sizes["rgb"]) + datasets.squad_items(sizes["squad"]) + datasets.cmrc_items(sizes["cmrc"])
-        print(f"== answers: {len(items)} items", flush=True)
-        rows = eval_answers(items, embedder, settings)
-        results["answers"] = answer_metrics(items, rows)
-        results["generator"] = rows[0]["generator"] if rows else settings.generator
+        by_set = answer_items([x for x in args.answer_sets.split(",") if x], args.answers or SIZES["answers"][profile])
+        systems = [x.strip() for x in args.answer_systems.split(",") if x.strip()]
+        results["answers"] = {**(results.get("answers") or {}), **eval_answers(by_set, embedder, settings, systems)}
     results["plot"] = plot(results)
     write(results, args)
     print((ROOT / "docs" / "eval.md").read_text(encoding="utf-8"))

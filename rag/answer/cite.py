@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.support import MARKER, Evidence, content_tokens, evidence, sentences, strip_markers  # noqa: F401 (re-exported)
+from rag.support import MARKER, content_tokens, sentences, strip_markers
 from rag.textutil import language_of
 from rag.types import Citation, Hit
 

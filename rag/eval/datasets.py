@@ -115,41 +115,75 @@ def hotpotqa(n_questions: int | None = None, seed: int = 0) -> RetrievalSet:
                         {q: answers[q] for q in queries})
 
 
-# --- answer sets: each item brings its own passages ----------------------------------------------
-def rgb_items(n: int, seed: int = 0, noises: tuple[float, ...] = (1.0, 0.4)) -> list[dict]:
-    """RGB zh_refine: 5 passages per question, a share `noise` of them negative (no answer)."""
+# --- answer sets ----------------------------------------------------------------------------------
+# Each item: set, id, question, answers (gold strings), answerable, group (items of one group are asked
+# of one knowledge base), passages (that knowledge base's texts; the same list for a whole group),
+# sources (an id per passage) and gold (the sources that hold the answer).
+def rgb_items(n: int, seed: int = 0, noises: tuple[float, ...] = (1.0, 0.4), skip: int = 0) -> list[dict]:
+    """RGB zh_refine: 5 passages per question, a share `noise` of them negative (no answer). `skip`
+    leaves out the first rows of the seeded order (a development slice drawn apart from the test one)."""
     rows = [json.loads(line) for line in (SHARED / "rgb" / "zh_refine.json").open(encoding="utf-8")]
-    picked = random.Random(seed).sample(rows, n)
+    random.Random(seed).shuffle(rows)
     items = []
-    for row in picked:
+    for row in rows[skip : skip + n]:
         answers = [a for group in row["answer"] for a in (group if isinstance(group, list) else [group])]
         for noise in noises:
             n_neg = round(5 * noise)
-            passages = row["negative"][:n_neg] + row["positive"][: 5 - n_neg]
+            passages = [(p, False) for p in row["negative"][:n_neg]] + [(p, True) for p in row["positive"][: 5 - n_neg]]
             random.Random(row["id"]).shuffle(passages)
-            items.append({"set": "rgb", "id": f"rgb-{row['id']}-{noise}", "noise": noise, "question": row["query"],
-                          "passages": passages, "answers": answers, "answerable": noise < 1.0})
+            sources = [f"passage{i}" for i in range(1, len(passages) + 1)]
+            items.append({"set": f"rgb-{noise}", "id": f"rgb-{row['id']}-{noise}", "noise": noise, "question": row["query"],
+                          "passages": [p for p, _ in passages], "sources": sources,
+                          "gold": [s for s, (_, pos) in zip(sources, passages) if pos], "answers": answers,
+                          "answerable": noise < 1.0, "group": f"rgb-{row['id']}-{noise}"})
     return items
 
 
-def squad_items(n: int, seed: int = 0) -> list[dict]:
-    """SQuAD 2.0 (CS224N dev): n answerable and n unanswerable questions, each with its paragraph."""
+def squad_items(n: int, seed: int = 0, skip: int = 0) -> list[dict]:
+    """SQuAD 2.0 (CS224N dev): n answerable and n unanswerable questions, each asked of a knowledge
+    base holding its whole article (every paragraph), not only its own paragraph."""
     data = json.loads((SHARED / "squad2_dev_cs224n" / "dev-v2.0.json").read_text(encoding="utf-8"))["data"]
     pos, neg = [], []
-    for article in data:
-        for p in article["paragraphs"]:
+    for a, article in enumerate(data):
+        passages = [p["context"] for p in article["paragraphs"]]
+        sources = [f"{article['title']}#{i}" for i in range(len(passages))]
+        for i, p in enumerate(article["paragraphs"]):
             for qa in p["qas"]:
-                item = {"set": "squad2", "id": f"squad-{qa['id']}", "question": qa["question"], "passages": [p["context"]],
-                        "answers": [a["text"] for a in qa["answers"]], "answerable": not qa["is_impossible"]}
+                item = {"set": "squad2", "id": f"squad-{qa['id']}", "question": qa["question"], "passages": passages,
+                        "sources": sources, "gold": [sources[i]], "answers": [x["text"] for x in qa["answers"]],
+                        "answerable": not qa["is_impossible"], "group": f"squad-{a}"}
                 (neg if qa["is_impossible"] else pos).append(item)
     rng = random.Random(seed)
-    return rng.sample(pos, n) + rng.sample(neg, n)
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    return pos[skip : skip + n] + neg[skip : skip + n]
 
 
-def cmrc_items(n: int, seed: int = 0) -> list[dict]:
-    """CMRC2018 dev reading comprehension: n questions, each with its paragraph."""
+def cmrc_items(n: int, seed: int = 0, skip: int = 0) -> list[dict]:
+    """CMRC2018 dev: n questions, one per article, all asked of one knowledge base holding all n articles."""
     data = json.loads((SHARED / "cmrc2018" / "cmrc2018_dev.json").read_text(encoding="utf-8"))["data"]
-    items = [{"set": "cmrc", "id": f"cmrc-{qa['id']}", "question": qa["question"], "passages": [p["context"]],
-              "answers": [a["text"] for a in qa["answers"]], "answerable": True}
-             for article in data for p in article["paragraphs"] for qa in p["qas"]]
-    return random.Random(seed).sample(items, n)
+    rng = random.Random(seed)
+    articles = data[:]
+    rng.shuffle(articles)
+    articles = articles[skip : skip + n]
+    passages = ["\n".join(p["context"] for p in a["paragraphs"]) for a in articles]
+    sources = [a["id"] if "id" in a else f"article{i}" for i, a in enumerate(articles)]
+    items = []
+    for article, source in zip(articles, sources):
+        qas = [qa for p in article["paragraphs"] for qa in p["qas"]]
+        qa = rng.choice(qas)
+        items.append({"set": "cmrc", "id": f"cmrc-{qa['id']}", "question": qa["question"], "passages": passages,
+                      "sources": sources, "gold": [source], "answers": [a["text"] for a in qa["answers"]],
+                      "answerable": True, "group": "cmrc"})
+    return items
+
+
+def sample_items(root: Path) -> list[dict]:
+    """The project's own sample questions (data/sample_questions.json) on its sample documents
+    (data/docs): answerable ones name their file and page, the others must be refused."""
+    rows = json.loads((root / "data" / "sample_questions.json").read_text(encoding="utf-8"))
+    files = sorted(str(p) for p in (root / "data" / "docs").iterdir() if p.suffix.lower() in (".pdf", ".txt", ".md"))
+    return [{"set": "sample", "id": f"sample-{i}", "question": r["question"], "answers": [r["answer"]] if r["answer"] else [],
+             "answerable": r["answer"] is not None, "files": files, "group": "sample",
+             "gold_page": (r["file"], r["page"]) if r["file"] else None}
+            for i, r in enumerate(rows)]

@@ -38,6 +38,22 @@ class NaivePipeline:
         self.store = FAISS.from_documents(chunks, self.embeddings)
         return len(chunks)
 
+    def index_files(self, paths: Sequence[str]) -> int:
+        """PDF/text files through LangChain's PyPDFLoader / TextLoader (pages keep their number)."""
+        from langchain_community.document_loaders import PyPDFLoader, TextLoader
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+        from langchain_community.vectorstores import FAISS
+
+        pages = [d for p in paths for d in (PyPDFLoader(p) if p.lower().endswith(".pdf") else TextLoader(p)).load()]
+        splitter = RecursiveCharacterTextSplitter(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)
+        chunks = splitter.split_documents(pages)
+        self.store = FAISS.from_documents(chunks, self.embeddings)
+        return len(chunks)
+
+    def documents(self, query: str, k: int):
+        """The k nearest chunks (LangChain Documents), best first."""
+        return self.store.similarity_search(query, k=k)
+
     def search(self, query: str, k: int) -> list[str]:
         """Document ids of the k nearest chunks, best first (a document may repeat)."""
         return [d.metadata["id"] for d in self.store.similarity_search(query, k=k)]

@@ -9,6 +9,14 @@ from ingest.parse import ParseOptions, parse_file
 from rag.errors import ParseError
 
 
+def _cjk_font() -> bool:
+    """pdfium draws the PDF's unembedded STSong-Light with a system CJK font, when there is one."""
+    import shutil
+    import subprocess
+
+    return bool(shutil.which("fc-list")) and bool(subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout.strip())
+
+
 def scanned_pdf(tmp_path: Path, lines: list[str], name: str = "scan.pdf") -> Path:
     """A one-page PDF whose only content is a picture of `lines` (rendered, then embedded as an image)."""
     import pypdfium2 as pdfium
@@ -16,7 +24,19 @@ def scanned_pdf(tmp_path: Path, lines: list[str], name: str = "scan.pdf") -> Pat
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
 
-    source = write_pdf(tmp_path / "source.pdf", ["\n".join(lines)])
+    if any("\u4e00" <= ch <= "\u9fff" for line in lines for ch in line) and not _cjk_font():
+        pytest.skip("no CJK font on this machine (Debian: fonts-noto-cjk, which `make test` installs when run as root): "
+                    "the rendered page would show empty boxes")
+    if all(line.isascii() for line in lines):  # Helvetica: one of the fonts pdfium draws without a system font
+        source = tmp_path / "source.pdf"
+        c = canvas.Canvas(str(source), pagesize=A4, invariant=1)
+        c.setFont("Helvetica", 11)
+        for k, line in enumerate(lines):
+            c.drawString(50, 800 - 16 * k, line)
+        c.showPage()
+        c.save()
+    else:
+        source = write_pdf(tmp_path / "source.pdf", ["\n".join(lines)])
     image = pdfium.PdfDocument(str(source))[0].render(scale=2).to_pil()
     out = tmp_path / name
     c = canvas.Canvas(str(out), pagesize=A4, invariant=1)

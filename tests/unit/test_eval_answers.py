@@ -1,0 +1,57 @@
+"""The answer evaluation (rag/eval/answers.py) with fakes: intervals, metrics by hand, the chain runner."""
+import pytest
+
+from rag.eval import answers
+from rag.models.fakes import FakeEmbedder, FakeGenerator
+from rag.settings import Settings
+
+
+def test_wilson_interval_matches_the_formula_by_hand():
+    lo, hi = answers.wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
+    assert answers.wilson(0, 20)[0] == 0.0 and answers.wilson(20, 20)[1] == 1.0
+
+
+def item(i, answerable=True, gold="p1", answers_=("1889",), page=None):
+    return {"set": "s", "id": f"q{i}", "question": "q", "answers": list(answers_), "answerable": answerable,
+            "group": "g", "gold": [gold], "gold_page": page}
+
+
+def row(text, refused=False, cited=(("p1", 1),), fallback=""):
+    return {"text": text, "refused": refused, "reason": "model said so" if refused else "", "fallback": fallback,
+            "cited": [list(c) for c in cited], "first_token": 1.0, "seconds": 2.0}
+
+
+def test_metrics_count_by_hand():
+    items = [item(1), item(2), item(3), item(4, answerable=False), item(5, answerable=False)]
+    rows = {"q1": row("Finished in 1889 [1]."), "q2": row("Finished in 1890 [1]."), "q3": row("", refused=True, cited=()),
+            "q4": row("", refused=True, cited=()), "q5": row("Invented [2].", cited=(("p2", 1),), fallback="unsupported")}
+    m = answers.metrics(items, rows)
+    assert (m["correct"]["k"], m["correct"]["n"]) == (1, 3)
+    assert (m["false refusals"]["k"], m["false refusals"]["n"]) == (1, 3)
+    assert (m["true refusals"]["k"], m["true refusals"]["n"]) == (1, 2)
+    assert (m["answers cited"]["k"], m["answers cited"]["n"]) == (3, 3)
+    assert (m["correct citing gold"]["k"], m["correct citing gold"]["n"]) == (1, 1)
+    assert (m["evidence quoted"]["k"], m["evidence quoted"]["n"]) == (1, 3)
+    assert answers.refusal_reasons(items, rows) == {"model said so": 2}
+
+
+def test_on_the_sample_questions_the_page_must_be_cited_too():
+    it = item(1, gold=None, answers_=("21 days",), page=("policy.pdf", 1))
+    assert answers.metrics([it], {"q1": row("21 days [1].", cited=(("policy.pdf", 1),))})["correct"]["k"] == 1
+    assert answers.metrics([it], {"q1": row("21 days [1].", cited=(("policy.pdf", 2),))})["correct"]["k"] == 0
+
+
+def test_run_chain_asks_each_group_of_one_knowledge_base_and_caches_rows(tmp_path):
+    passages = ["The Eiffel Tower is in Paris. It was finished in 1889.", "The Colosseum is in Rome."]
+    items = [{"set": "s", "id": f"q{i}", "question": q, "answers": ["1889"], "answerable": True, "group": "g",
+              "passages": passages, "sources": ["p1", "p2"], "gold": ["p1"]}
+             for i, q in enumerate(["When was the Eiffel Tower in Paris finished?", "Where is the Colosseum?"])]
+    generator = FakeGenerator()
+    settings = Settings(embedder="fake", generator="fake", min_score=-1.0)
+    cache = tmp_path / "rows.jsonl"
+    rows = answers.run_chain(items, FakeEmbedder(), settings, generator, cache, log=lambda _: None)
+    assert set(rows) == {"q0", "q1"} and all(r["cited"] for r in rows.values())
+    asked = len(generator.prompts)
+    again = answers.run_chain(items, FakeEmbedder(), settings, generator, cache, log=lambda _: None)
+    assert again == rows and len(generator.prompts) == asked  # answered from the cache
