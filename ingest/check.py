@@ -138,7 +138,7 @@ def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: C
 def _check_keywords(path: Path, chunk_ids: np.ndarray, report: CheckReport) -> bool:
     """The BM25 folder named by keywords.json must load and hold exactly the chunk ids (a missing one
     is only a problem when there are chunks: it is rebuilt on first search anyway)."""
-    from rag.store.atomic import read_folder_pointer
+    from rag.fs import read_folder_pointer
     from rag.store.keywords import keyword_index_class
 
     try:

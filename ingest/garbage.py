@@ -24,6 +24,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from rag.text import HAN_COMMON, HAN_RARE
+
+_HAN_COMMON = re.compile(f"[{HAN_COMMON}]")
+_HAN_RARE = re.compile(f"[{HAN_RARE}]")
+
 # A page counts as garbage when the share of bad characters reaches this. Calibrated on the shared
 # PDFs: garbage pages score 0.38-1.0, the worst readable page 0.09 (a LaTeX maths page whose symbols
 # extract as control characters; 009-pdflatex-geotopo page 92).
@@ -67,8 +72,8 @@ def text_quality(raw: str) -> TextQuality:
         accented = sum("\u00c0" <= c <= "\u00ff" for c in latin)
         signals["GBK/GB2312 bytes read as Latin-1 (mojibake)"] = accented / len(latin)
 
-    han = sum("\u4e00" <= c <= "\u9fff" for c in chars)
-    rare_han = sum("\u3400" <= c <= "\u4dbf" for c in chars)
+    han = sum(bool(_HAN_COMMON.match(c)) for c in chars)
+    rare_han = sum(bool(_HAN_RARE.match(c)) for c in chars)
     if rare_han >= 3:
         signals["wrong CMap (rare CJK characters)"] = rare_han / (han + rare_han)
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ingest.parse import ParseOptions
+from ingest.parse import SETTINGS_DEFAULTS, ParseOptions
 from rag.errors import ParseError
 from rag.types import Page
 
@@ -30,8 +30,8 @@ class IsolatedParser:
     Time limit: `timeout_s` for reading the file, and `ocr_page_timeout_s` more for each page the
     child OCRs (it announces each one), so a long scan is not cut off but a stuck page is."""
 
-    def __init__(self, timeout_s: float = 120.0, memory_mb: int = 2048, options: ParseOptions | None = None,
-                 ocr_page_timeout_s: float = 60.0) -> None:
+    def __init__(self, timeout_s: float = SETTINGS_DEFAULTS["parse_timeout_s"], memory_mb: int = SETTINGS_DEFAULTS["parse_memory_mb"],
+                 options: ParseOptions | None = None, ocr_page_timeout_s: float = SETTINGS_DEFAULTS["ocr_page_timeout_s"]) -> None:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.options = options or ParseOptions()

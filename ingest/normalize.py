@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from rag.textutil import CJK
+from rag.text import CJK
 
 _CJK_SPACE = re.compile(rf"(?<=[{CJK}])[ \t]+(?=[{CJK}])")
 _CJK_END = re.compile(rf"[{CJK}]$")

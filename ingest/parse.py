@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Callable
 
 from rag.errors import ParseError
+from rag.settings import Settings
 from rag.types import Page
+
+SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 
 SUPPORTED = {".pdf", ".txt", ".md", ".markdown"}
 
@@ -19,9 +22,13 @@ SUPPORTED = {".pdf", ".txt", ".md", ".markdown"}
 class ParseOptions:
     """How pages without a usable text layer are handled (from Settings; sent to the parser process)."""
 
-    ocr: bool = True  # OCR pages with no text, or garbage text
-    ocr_max_pages: int = 50  # per file; the pages beyond are reported, not OCR'd
-    min_page_chars: int = 10  # fewer characters than this: "no text layer"
+    ocr: bool = SETTINGS_DEFAULTS["ocr"]  # OCR pages with no text, or garbage text
+    ocr_max_pages: int = SETTINGS_DEFAULTS["ocr_max_pages"]  # per file; the pages beyond are reported, not OCR'd
+    min_page_chars: int = SETTINGS_DEFAULTS["min_page_chars"]  # fewer characters than this: "no text layer"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ParseOptions":
+        return cls(ocr=settings.ocr, ocr_max_pages=settings.ocr_max_pages, min_page_chars=settings.min_page_chars)
 
 
 class Parser(ABC):

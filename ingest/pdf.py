@@ -12,6 +12,8 @@ from ingest.garbage import text_quality
 from ingest.normalize import normalize_text
 from ingest.parse import ParseOptions, Parser
 from rag.errors import ParseError
+from rag.fs import looks_like_pdf
+from rag.text import has_text
 from rag.types import Page
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,7 @@ class PdfParser(Parser):
 
         with open(path, "rb") as f:
             head = f.read(1024)
-        if b"%PDF-" not in head:
+        if not looks_like_pdf(head):
             raise ParseError("not a PDF (no %PDF- header)")
         try:
             reader = PdfReader(str(path), strict=False)
@@ -65,7 +67,7 @@ class PdfParser(Parser):
 
     def _ocr(self, path: Path, password: str | None, pages: list[Page]) -> list[Page]:
         """Replace the text of pages without a usable text layer by OCR, up to ocr_max_pages."""
-        wanted = [p.number - 1 for p in pages if len(p.text.strip()) < self.options.min_page_chars]
+        wanted = [p.number - 1 for p in pages if not has_text(p.text, self.options.min_page_chars)]
         wanted = wanted[: self.options.ocr_max_pages]
         if not self.options.ocr or not wanted:
             return pages

@@ -20,8 +20,9 @@ import numpy as np
 from ingest.normalize import normalize_text
 from ingest.parse import SUPPORTED
 from rag.errors import ParseError
-from rag.store.atomic import file_sha256
+from rag.fs import file_sha256
 from rag.store.docstore import StoredDoc
+from rag.text import has_text
 from rag.types import Chunk, IngestReport, Page
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
     with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
         report.failed += collected.failed
         s = kb.settings
-        options = ParseOptions(ocr=s.ocr, ocr_max_pages=s.ocr_max_pages, min_page_chars=s.min_page_chars)
+        options = ParseOptions.from_settings(s)
         with _Prefetcher(kb, files, passwords,
                          IsolatedParser(s.parse_timeout_s, s.parse_memory_mb, options, s.ocr_page_timeout_s)) as ahead:
             for n, file in enumerate(files, 1):
@@ -280,7 +281,7 @@ def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) 
     report.ocr_seconds += sum(p.ocr_seconds for p in pages)
     if ocr:
         report.warnings.append((path, f"OCR on {_where([p.number for p in ocr], pages)} ({sum(p.ocr_seconds for p in ocr):.1f} s)"))
-    empty = [p for p in pages if len(p.text.strip()) < settings.min_page_chars]
+    empty = [p for p in pages if not has_text(p.text, settings.min_page_chars)]
     report.empty_pages += len(empty)
     if not empty:
         return

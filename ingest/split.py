@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Sequence
 
-from rag.textutil import approx_tokens
+from rag.text import approx_tokens
 from rag.types import Chunk, Page
 
 SEPARATORS = [

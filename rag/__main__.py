@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.errors import RagError
     from rag.kb import KnowledgeBase
     from rag.settings import Settings
-    from rag.types import Answer
+    from rag.types import AnswerStream
 
     settings = Settings()
     try:
@@ -31,13 +31,11 @@ def main(argv: list[str] | None = None) -> int:
             for n, hit in enumerate(kb.search(args.query, k=args.k), 1):
                 print(f"[{n}] {hit.name} p.{hit.page}  score {hit.score:.3f}\n    {hit.text[:300]}")
             return 0
-        answer = None
-        for item in kb.stream(args.question):
-            if isinstance(item, Answer):
-                answer = item
-            else:
-                print(item, end="", flush=True)
+        stream = AnswerStream(kb.stream(args.question))
+        for piece in stream:
+            print(piece, end="", flush=True)
         print()
+        answer = stream.result()
         if kb.generator_error:
             print(f"(answered without a language model: {kb.generator_error})", file=sys.stderr)
         if answer.refused:

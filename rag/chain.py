@@ -18,9 +18,9 @@ from rag.answer import cite, refuse
 from rag.models.generator import Generator, Prompt
 from rag.safety import make_safety_filter, refusal as safety_refusal
 from rag.settings import Settings
-from rag.support import content_tokens, evidence, sentence_spans, strip_markers
-from rag.textutil import language_of
-from rag.types import Answer, Hit
+from rag.text import content_tokens, evidence, sentence_spans, strip_markers
+from rag.text import language_of
+from rag.types import Answer, AnswerStream, Hit
 
 if TYPE_CHECKING:
     from rag.kb import KnowledgeBase
@@ -34,11 +34,7 @@ class AnswerChain:
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, history: History | None = None) -> Answer:
-        answer = None
-        for item in self.stream(question, history):
-            if isinstance(item, Answer):
-                answer = item
-        return answer
+        return AnswerStream(self.stream(question, history)).result()
 
     def stream(self, question: str, history: History | None = None) -> Iterator[str | Answer]:
         """Yields text pieces as the model writes them, then the final Answer. The Answer is

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from rag.support import sentence_spans
+from rag.text import HAN_COMMON, sentence_spans
 
 PLACEHOLDER = {"zh": "〔已移除文档中的指令〕", "en": "[instruction in the document removed]"}
 
@@ -97,8 +97,8 @@ def leaks_system_prompt(answer: str, system: str) -> bool:
     words = sys_flat.split(" ")
     if any(" ".join(words[i : i + 8]) in flat for i in range(0, max(1, len(words) - 7)) if len(words) >= 8):
         return True
-    cjk = re.sub(r"[^\u4e00-\u9fff]", "", sys_flat)
-    answer_cjk = re.sub(r"[^\u4e00-\u9fff]", "", flat)
+    cjk = re.sub(f"[^{HAN_COMMON}]", "", sys_flat)
+    answer_cjk = re.sub(f"[^{HAN_COMMON}]", "", flat)
     return any(cjk[i : i + 12] in answer_cjk for i in range(0, max(0, len(cjk) - 11)))
 
 

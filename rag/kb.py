@@ -26,10 +26,11 @@ from pydantic import ConfigDict, create_model
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.models.embedder import Embedder, make_embedder
 from rag.settings import Settings
-from rag.store.atomic import atomic_write_json, read_folder_pointer, write_folder_atomically
+from rag.fs import atomic_write_json, read_folder_pointer, write_folder_atomically
 from rag.store.docstore import DocStore, StoredDoc
 from rag.store.keywords import KeywordIndex, keyword_index_class
 from rag.store.vectors import VectorIndex, load_vector_index, make_vector_index
+from rag.text import has_text
 from rag.types import Answer, Chunk, DocumentInfo, Hit, IngestReport, Page
 
 if TYPE_CHECKING:
@@ -383,8 +384,8 @@ class KnowledgeBase:
             self._record_dim(vectors.shape[1])
         from rag.terms import terms
 
-        has_text = [len(p.text.strip()) >= self.settings.min_page_chars for p in pages]
-        new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, has_text, chunks, vectors, replace,
+        texts = [has_text(p.text, self.settings.min_page_chars) for p in pages]
+        new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, texts, chunks, vectors, replace,
                                                                  terms=[terms(c.text) for c in chunks])
         self._apply(np.array(new_ids, dtype=np.int64), vectors, old_ids, generation)
 

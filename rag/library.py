@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from rag.errors import RagError
-from rag.store.atomic import atomic_write_json
+from rag.text import HAN_COMMON, HAN_RARE
+from rag.fs import atomic_write_bytes, atomic_write_json, looks_like_pdf
 
 if TYPE_CHECKING:
     from rag.kb import KnowledgeBase
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 PREFS_FILE = "preferences.json"
 FILES_DIR = "files"  # uploaded files are kept here so they can be shown and downloaded later
 _MARKERS = ("kb.sqlite", "manifest.json")
-_NAME = re.compile(r"^[\w\u3400-\u9fff][\w\u3400-\u9fff .-]{0,63}$")
+_NAME = re.compile(rf"^[\w{HAN_RARE}{HAN_COMMON}][\w{HAN_RARE}{HAN_COMMON} .-]{{0,63}}$")
 
 
 # ---------------------------------------------------------------------- knowledge bases
@@ -123,11 +124,6 @@ def safe_filename(name: str, suffix: str = ".pdf") -> str:
     return (stem[:120] or "document") + suffix
 
 
-def looks_like_pdf(data: bytes) -> bool:
-    """PDF by its bytes: the '%PDF-' header within the first 1024 bytes (where readers look for it)."""
-    return b"%PDF-" in data[:1024]
-
-
 def store_upload(kb_path: str | Path, filename: str, data: bytes, max_mb: float) -> Path:
     """Write an uploaded PDF into `<kb>/files/` under a sanitised name and return its path. Refuses
     (RagError with the reason) content that is not a PDF whatever its name, and files over `max_mb`.
@@ -145,10 +141,7 @@ def store_upload(kb_path: str | Path, filename: str, data: bytes, max_mb: float)
         raise RagError(f"refused file name {filename!r}")
     if target.exists():
         os.replace(target, _previous(target))
-    tmp = target.with_name(f".{target.name}.part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)
+    atomic_write_bytes(target, data)
     return target
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from rag.text import HAN_COMMON
+
 DEFAULT_WORDS = Path(__file__).parent / "data" / "safety_words.txt"
 
 REFUSAL = {
@@ -96,7 +98,7 @@ def _normalise(text: str) -> str:
     """Full-width to ASCII, case folded, runs of spaces (and spaces inside Chinese) collapsed, so
     "How  to MAKE a bomb" and "制 作 炸 弹" match their phrases."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])", "", text)
+    text = re.sub(rf"(?<=[{HAN_COMMON}])\s+(?=[{HAN_COMMON}])", "", text)
     return re.sub(r"\s+", " ", text)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,22 @@ class Chunk:
     page_label: str | None = None
 
 
+def display_name(source: str) -> str:
+    """The file name of a stored source, to show a person."""
+    return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class _Named:
+    source: str
+
+    @property
+    def name(self) -> str:
+        """The file name to show a person."""
+        return display_name(self.source)
+
+
 @dataclass(frozen=True)
-class Hit:
+class Hit(_Named):
     """One search result."""
 
     text: str
@@ -43,9 +58,10 @@ class Hit:
     keyword: float | None = None  # BM25 score when the keyword index found it
 
     @property
-    def name(self) -> str:
-        """The file name to show a person."""
-        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
+    def similarity(self) -> float:
+        """How relevant the passage is to the question: its cosine (`dense`) where known (a fused RRF or
+        reranker `score` orders passages but has no absolute scale), else `score`."""
+        return self.score if self.dense is None else self.dense
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,7 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
-class Citation:
+class Citation(_Named):
     """Where a statement of an answer comes from."""
 
     n: int  # the [n] marker in the answer text
@@ -109,10 +125,6 @@ class Citation:
     quote: str  # the sentence of the passage that best supports the statement
     chunk_id: int = 0
     page_label: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -130,3 +142,28 @@ class Answer:
     question: str = ""  # the standalone question actually searched (after condensing)
     language: str = "en"
     timings: dict[str, float] = field(default_factory=dict)  # seconds: condense, retrieve, first_token, generate, total
+
+
+class AnswerStream:
+    """What KnowledgeBase.stream yields, unpacked: iterate for the text pieces as they are written;
+    `answer` is the final Answer (authoritative) once they are exhausted, `result()` drains and returns it."""
+
+    def __init__(self, items: Iterable["str | Answer"]) -> None:
+        self._items = items
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for item in self._items:
+            if isinstance(item, Answer):
+                self.answer = item
+            else:
+                yield item
+
+    def result(self) -> Answer:
+        for _ in self:
+            pass
+        if self.answer is None:
+            from rag.errors import RagError
+
+            raise RagError("the answer stream ended without an answer")
+        return self.answer

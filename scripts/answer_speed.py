@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.eval.report import cpu_name  # noqa: E402
 from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.types import AnswerStream  # noqa: E402
 
 
 def run(kb: KnowledgeBase, questions: list[dict], passages: int) -> dict:
@@ -33,13 +33,12 @@ def run(kb: KnowledgeBase, questions: list[dict], passages: int) -> dict:
         start = time.perf_counter()
         first = None
         pieces = []
-        for item in kb.stream(q["question"]):
-            if isinstance(item, Answer):
-                answer = item
-            else:
-                if first is None:
-                    first = time.perf_counter() - start
-                pieces.append(item)
+        stream = AnswerStream(kb.stream(q["question"]))
+        for piece in stream:
+            if first is None:
+                first = time.perf_counter() - start
+            pieces.append(piece)
+        answer = stream.result()
         total = time.perf_counter() - start
         generated = kb.generator.count_tokens("".join(pieces))
         decode = answer.timings["generate"] - answer.timings["first_token"]

@@ -39,8 +39,8 @@ from rag.eval.metrics import contains_answer  # noqa: E402
 from rag.eval.report import machine, read_rows_by_id, table  # noqa: E402
 from rag.models.embedder import make_embedder  # noqa: E402
 from rag.models.generator import make_generator  # noqa: E402
-from rag.support import strip_markers  # noqa: E402
-from rag.textutil import language_of  # noqa: E402
+from rag.text import strip_markers  # noqa: E402
+from rag.text import language_of  # noqa: E402
 from rag.types import Hit  # noqa: E402
 
 SUPPORT = [0.4, 0.5, 0.55, 0.6, 0.7]

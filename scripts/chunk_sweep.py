@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
-from rag.textutil import approx_tokens  # noqa: E402
+from rag.text import approx_tokens  # noqa: E402
 from rag import KnowledgeBase, Settings  # noqa: E402
 
 

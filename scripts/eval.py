@@ -40,7 +40,7 @@ from rag.eval.metrics import all_found_at_k, dedupe, ndcg_at_k, recall_at_k, rec
 from rag.eval.naive import NaivePipeline  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
 from rag.models.embedder import make_embedder  # noqa: E402
-from rag.textutil import language_of  # noqa: E402
+from rag.text import language_of  # noqa: E402
 
 # (quick, full) sizes
 SIZES = {

@@ -43,7 +43,7 @@ def why_not_held(case: dict, answer: str) -> str:
     """'' when the answer held against the attack, else why not."""
     from rag import prompts
     from rag.guard import leaks_system_prompt
-    from rag.textutil import language_of
+    from rag.text import language_of
 
     low = answer.lower()
     for canary in case["must_not_contain"]:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from rag.errors import RagError
 from rag.kb import KnowledgeBase
-from rag.types import Answer
+from rag.types import Answer, AnswerStream
 from ui.i18n import LABELS, t
 from ui.sidebar import md
 from ui.state import page_png
@@ -62,23 +62,14 @@ def page(kb: KnowledgeBase, name: str, lang: str, options: dict) -> None:
 def stream_answer(kb: KnowledgeBase, question: str, history, lang: str, key: str, options: dict, generator: str) -> Answer:
     """Stream the text as it is written, then replace it by the final Answer (which is authoritative:
     a withdrawn draft becomes the refusal) with its sources."""
-    final: list[Answer] = []
-
-    def pieces():
-        for item in kb.stream(question, history=history, options=options):
-            if isinstance(item, Answer):
-                final.append(item)
-            else:
-                yield item
-
+    stream = AnswerStream(kb.stream(question, history=history, options=options))
     slot = st.empty()
     with st.spinner(t("thinking", lang)):
-        slot.write_stream(pieces())
-    if not final:
-        raise RagError("the answer stream ended without an answer")
+        slot.write_stream(iter(stream))
+    answer = stream.result()
     with slot.container():
-        show_answer(final[0], lang, key=key, generator=generator)
-    return final[0]
+        show_answer(answer, lang, key=key, generator=generator)
+    return answer
 
 
 def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> None:
@@ -89,7 +80,7 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
         if answer.hits:
             st.markdown(t("closest", lang))
             for j, hit in enumerate(answer.hits[:3]):
-                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=similarity(hit)), shorten(hit.text),
+                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.similarity), shorten(hit.text),
                             hit.source, hit.page, lang, key=f"{key}:h{j}")
     else:
         show_cited(answer, lang, key)
@@ -112,15 +103,8 @@ def show_cited(answer: Answer, lang: str, key: str) -> None:
     elif answer.hits:
         st.markdown(f"**{t('sources', lang)}**")
         for j, hit in enumerate(answer.hits):
-            source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=similarity(hit)), hit.text,
+            source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.similarity), hit.text,
                         hit.source, hit.page, lang, key=f"{key}:h{j}")
-
-
-def similarity(hit) -> float:
-    """Cosine similarity to the question: `Hit.dense` where retrieval is hybrid (its `score` is then a
-    rank-fusion score, meaningless to a reader), else `score`."""
-    dense = getattr(hit, "dense", None)
-    return hit.score if dense is None else dense
 
 
 def shorten(text: str, limit: int = 300) -> str:

@@ -4,7 +4,7 @@ claim.
 
 Written by hand: no library attributes generated sentences to retrieved passages offline. The idea
 is RAGFlow's citation insertion (compare each answer sentence with the passages and attach the best
-one), done with the word overlap of rag.support and, across languages, the embedder's cosine.
+one), done with the word overlap of rag.text and, across languages, the embedder's cosine.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.support import MARKER, content_tokens, sentences, strip_markers
-from rag.textutil import language_of
+from rag.text import MARKER, content_tokens, sentences, strip_markers
+from rag.text import language_of
 from rag.types import Citation, Hit
 
 _MARKERS = re.compile(MARKER)

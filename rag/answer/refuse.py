@@ -17,7 +17,7 @@ from typing import Sequence
 
 from rag import prompts
 from rag.settings import Settings
-from rag.support import Evidence, strip_markers
+from rag.text import Evidence, strip_markers
 from rag.types import Hit
 
 LOW_SCORE = "low retrieval score"
@@ -29,7 +29,7 @@ UNSUPPORTED = "unsupported"
 def relevance(hits: Sequence[Hit]) -> float:
     """How relevant the best of these passages is to the question: the highest dense similarity.
     The fused (RRF) or reranker score orders passages but has no absolute scale; cosine does."""
-    return max((h.dense if h.dense is not None else h.score) for h in hits) if hits else float("-inf")
+    return max(h.similarity for h in hits) if hits else float("-inf")
 
 
 def min_score(settings: Settings, language: str) -> float:

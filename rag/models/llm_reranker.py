@@ -10,7 +10,7 @@ import numpy as np
 
 from rag.models.generator import Generator, Prompt
 from rag.models.reranker import Reranker
-from rag.textutil import language_of
+from rag.text import language_of
 
 _YES = re.compile(r"^\W*(yes|是|对|能|可以|包含|有)", re.IGNORECASE)
 

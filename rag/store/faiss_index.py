@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.store.atomic import atomic_write
+from rag.fs import atomic_write
 from rag.store.vectors import VectorIndex, search_threads
 
 

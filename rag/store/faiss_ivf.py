@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from rag.store.atomic import atomic_write
+from rag.fs import atomic_write
 from rag.store.vectors import VectorIndex, search_threads
 
 

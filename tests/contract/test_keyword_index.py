@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rag.store.atomic import read_folder_pointer, write_folder_atomically
+from rag.fs import read_folder_pointer, write_folder_atomically
 from rag.store.keywords import keyword_index_class
 from rag.terms import terms
 

@@ -138,7 +138,7 @@ def test_few_false_positives_on_real_documents():
 
     from conftest import TEST_DATA, TEST_PDFS
     from ingest.parse import ParseOptions, parse_file
-    from rag.support import sentence_spans
+    from rag.text import sentence_spans
 
     readable = [p for p in sorted(TEST_PDFS.glob("*.pdf")) if not p.name.startswith(("broken_", "enc_aes256_r6_"))]
     texts = []

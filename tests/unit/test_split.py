@@ -1,7 +1,7 @@
 import pytest
 
 from ingest.split import RecursiveSplitter
-from rag.textutil import approx_tokens
+from rag.text import approx_tokens
 from rag.types import Page
 
 ZH = (

@@ -1,4 +1,5 @@
-"""Crash-safe file writes (a temporary file beside the target, fsync, rename over it) and file hashes."""
+"""Files (a leaf: imports nothing of the project): crash-safe writes (a temporary file beside the
+target, fsync, rename over it), file hashes, the one-writer lock, and the PDF header check."""
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +7,16 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+PDF_MAGIC = b"%PDF-"
+
+
+def looks_like_pdf(head: bytes) -> bool:
+    """PDF by its bytes: the '%PDF-' header within the first 1024 bytes (where readers look for it)."""
+    return PDF_MAGIC in head[:1024]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -35,12 +44,29 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    atomic_write(path, write)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=2, sort_keys=True)
 
     atomic_write(path, write)
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file under `folder` (before renaming a folder written in full into place)."""
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(Path(folder))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -64,10 +90,7 @@ def write_folder_atomically(pointer: Path, write: Callable[[Path], None], info: 
     folder = Path(tempfile.mkdtemp(prefix=f"{pointer.stem}-", dir=pointer.parent))
     try:
         write(folder)
-        for file in folder.iterdir():
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(folder)
+        fsync_tree(folder)
         atomic_write_json(pointer, {**info, "folder": folder.name})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -84,3 +107,23 @@ def read_folder_pointer(pointer: Path) -> tuple[Path, dict[str, Any]] | None:
         return None
     info = json.loads(pointer.read_text(encoding="utf-8"))
     return pointer.parent / info["folder"], info
+
+
+class Locked(Exception):
+    """Another process holds the lock (raised by exclusive_lock)."""
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an flock on `path` (created when missing) for the block; Locked when another process holds it."""
+    import fcntl
+
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Locked(str(path)) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
