@@ -15,7 +15,7 @@ import numpy as np
 
 from rag import guard, prompts
 from rag.answer import cite, refuse
-from rag.models.generator import Generator, Prompt
+from rag.models.base import Generator, Prompt
 from rag.safety import make_safety_filter, refusal as safety_refusal
 from rag.settings import Settings
 from rag.text import content_tokens, evidence, sentence_spans, strip_markers

@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import ConfigDict, create_model
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
-from rag.models.embedder import Embedder, make_embedder
+from rag.models.base import Embedder
+from rag.models.registry import make_embedder
 from rag.settings import Settings
 from rag.fs import atomic_write_json, read_folder_pointer, write_folder_atomically
 from rag.store.docstore import DocStore, StoredDoc
@@ -34,8 +35,8 @@ from rag.text import has_text
 from rag.types import Answer, Chunk, DocumentInfo, Hit, IngestReport, Page
 
 if TYPE_CHECKING:
-    from rag.models.generator import Generator
-    from rag.models.reranker import Reranker
+    from rag.models.base import Generator
+    from rag.models.base import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class KnowledgeBase:
     def reranker(self) -> "Reranker | None":
         """The configured reranker (Settings.reranker), made on first use; None for rank fusion only."""
         if self._reranker is False:
-            from rag.models.reranker import make_reranker
+            from rag.models.registry import make_reranker
 
             self._reranker = make_reranker(self.settings, generator=lambda: self.generator)
         return self._reranker
@@ -293,7 +294,7 @@ class KnowledgeBase:
 
     def _load_generator(self, settings: Settings) -> tuple["Generator", str | None]:
         """The generator `settings` name, warmed up; the extractive one, and why, if it cannot load."""
-        from rag.models.generator import make_generator
+        from rag.models.registry import make_generator
 
         try:
             generator = make_generator(settings)

@@ -154,7 +154,7 @@ def build_kb(path: Path, size: int, settings: Settings) -> dict:
     """A knowledge base of `size` chunks written straight into the store (see the module docstring)."""
     from rag.eval.bench import synthetic_kb
     from rag.eval.cache import CachingEmbedder
-    from rag.models.embedder import make_embedder
+    from rag.models.registry import make_embedder
     from rag.terms import terms
 
     texts = base_texts(20000)
@@ -189,7 +189,7 @@ def child_build(size: int) -> dict:
 def child_latency(size: int) -> dict:
     from rag.eval.bench import latency, recall_vs_exact
     from rag.kb import KnowledgeBase
-    from rag.models.embedder import make_embedder
+    from rag.models.registry import make_embedder
     from rag.terms import terms
 
     settings = Settings()

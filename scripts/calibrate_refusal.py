@@ -37,8 +37,8 @@ from rag.eval.answers import groups  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import contains_answer  # noqa: E402
 from rag.eval.report import machine, read_rows_by_id, table  # noqa: E402
-from rag.models.embedder import make_embedder  # noqa: E402
-from rag.models.generator import make_generator  # noqa: E402
+from rag.models.registry import make_embedder  # noqa: E402
+from rag.models.registry import make_generator  # noqa: E402
 from rag.text import strip_markers  # noqa: E402
 from rag.text import language_of  # noqa: E402
 from rag.types import Hit  # noqa: E402

@@ -35,7 +35,7 @@ from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
-from rag.models.embedder import make_embedder  # noqa: E402
+from rag.models.registry import make_embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 CACHE = ROOT / ".eval-cache"

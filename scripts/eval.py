@@ -39,7 +39,7 @@ from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import all_found_at_k, dedupe, ndcg_at_k, recall_at_k, reciprocal_rank  # noqa: E402
 from rag.eval.naive import NaivePipeline  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
-from rag.models.embedder import make_embedder  # noqa: E402
+from rag.models.registry import make_embedder  # noqa: E402
 from rag.text import language_of  # noqa: E402
 
 # (quick, full) sizes
@@ -160,7 +160,7 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
     """Each system ("chain:<generator>" = ours, "naive:<generator>" = the anchor) on every set; rows cached
     in .eval-cache/ by configuration, so a re-run only asks what is new."""
     from rag.eval import answers
-    from rag.models.generator import make_generator
+    from rag.models.registry import make_generator
 
     items = [i for rows in by_set.values() for i in rows]
     out: dict = {}

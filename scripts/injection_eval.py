@@ -89,7 +89,7 @@ def run(generator_name: str) -> dict:
 
         generator = FakeGenerator()
     else:
-        from rag.models.generator import make_generator
+        from rag.models.registry import make_generator
 
         generator = make_generator(settings)
         generator.warm_up()

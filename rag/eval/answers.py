@@ -20,8 +20,8 @@ from typing import Callable, Iterable
 
 from rag.eval.metrics import contains_answer
 from rag.eval.report import read_rows_by_id
-from rag.models.embedder import Embedder
-from rag.models.generator import Generator, Prompt
+from rag.models.base import Embedder
+from rag.models.base import Generator, Prompt
 from rag.settings import Settings
 from rag.text import strip_markers
 from rag.text import language_of

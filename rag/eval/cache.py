@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import Embedder
+from rag.models.base import Embedder
 
 
 class CachingEmbedder(Embedder):

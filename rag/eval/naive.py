@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from rag.models.embedder import Embedder
+from rag.models.base import Embedder
 
 
 def langchain_embeddings(embedder: Embedder):

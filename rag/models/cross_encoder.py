@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import resolve_device
-from rag.models.reranker import Reranker
+from rag.models.base import resolve_device
+from rag.models.base import Reranker
 
 
 class CrossEncoderReranker(Reranker):

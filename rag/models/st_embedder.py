@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.embedder import Embedder, resolve_device
+from rag.models.base import Embedder, resolve_device
 
 
 def bundled_minilm_path() -> Path:

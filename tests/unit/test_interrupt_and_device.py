@@ -6,7 +6,7 @@ import pytest
 
 from ingest.pipeline import IngestInterrupted
 from rag.kb import KnowledgeBase
-from rag.models.embedder import resolve_device
+from rag.models.base import resolve_device
 from rag.models.fakes import FakeEmbedder
 
 

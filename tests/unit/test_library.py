@@ -176,7 +176,7 @@ def test_per_call_answer_options_leave_the_shared_settings_alone(tmp_path):
 
 def test_a_callers_api_key_is_never_kept_in_the_shared_knowledge_base(tmp_path, monkeypatch):
     import rag.models.openai_compat as openai_compat
-    from rag.models.generator import Generator
+    from rag.models.base import Generator
 
     class RecordingOpenAI(Generator):
         def __init__(self, settings, model=None):

@@ -9,7 +9,7 @@ import pytest
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder, FakeGenerator, FakeReranker
 from rag.models.llm_reranker import LlmReranker
-from rag.models.reranker import make_reranker
+from rag.models.registry import make_reranker
 from rag.retrieval import rrf
 from rag.settings import Settings
 from rag.store import bm25_index
