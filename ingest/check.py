@@ -101,17 +101,23 @@ def _check(path: Path, conn: sqlite3.Connection, report: CheckReport, repair: bo
     derived_ok = _check_keywords(path, chunk_ids, report) and derived_ok
     derived_ok = _check_manifest(path, report) and derived_ok
     if repair and not derived_ok and not report.fatal:
-        from rag.kb import KnowledgeBase
+        from rag.index.index import Index
+        from rag.models.registry import make_embedder
         from rag.settings import Settings
 
-        with KnowledgeBase(path, _settings_for(path, settings or Settings())) as kb:
-            n = kb.rebuild()
+        settings = _settings_for(path, settings or Settings())
+        embedder = make_embedder(settings)  # cheap: no model is loaded to rebuild from stored vectors
+        index = Index(path, settings, dim=embedder.dim, normalized=embedder.normalized)
+        try:
+            n = index.rebuild()
+        finally:
+            index.close()
         report.repaired.append(f"rebuilt vectors.faiss ({n} vectors), the keyword index and manifest.json from kb.sqlite")
     return report
 
 
 def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: CheckReport) -> bool:
-    from rag.store.vectors import load_vector_index
+    from rag.index.vectors import load_vector_index
 
     file = path / "vectors.faiss"
     if not file.exists():
@@ -139,7 +145,7 @@ def _check_keywords(path: Path, chunk_ids: np.ndarray, report: CheckReport) -> b
     """The BM25 folder named by keywords.json must load and hold exactly the chunk ids (a missing one
     is only a problem when there are chunks: it is rebuilt on first search anyway)."""
     from rag.fs import read_folder_pointer
-    from rag.store.keywords import keyword_index_class
+    from rag.index.keywords import keyword_index_class
 
     try:
         saved = read_folder_pointer(path / "keywords.json")

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,12 +21,15 @@ from ingest.normalize import normalize_text
 from ingest.parse import SUPPORTED
 from rag.errors import ParseError
 from rag.fs import file_sha256
-from rag.store.docstore import StoredDoc
+from rag.index.docstore import StoredDoc
 from rag.text import has_text
 from rag.types import Chunk, IngestReport, Page
 
 if TYPE_CHECKING:
-    from rag.kb import KnowledgeBase
+    from ingest.split import RecursiveSplitter
+    from rag.index.index import Index
+    from rag.models.base import Embedder
+    from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +87,36 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
     return unique, folders
 
 
+class Ingestor:
+    """Files (or texts) into an Index: handed the parts it writes with (index, embedder, splitter,
+    settings), never the knowledge base. Call inside `index.writing()`."""
+
+    def __init__(self, index: "Index", embedder: "Embedder", splitter: "RecursiveSplitter", settings: "Settings") -> None:
+        self.index, self.embedder, self.splitter, self.settings = index, embedder, splitter, settings
+
+    def add(self, paths: Sequence[str | Path], *, prune: bool = False, passwords: dict[str, str] | None = None,
+            progress: Callable[[Progress], None] | None = None) -> IngestReport:
+        """Ingest PDF / .txt / .md files and folders (as KnowledgeBase.add)."""
+        return ingest_paths(self, list(paths), prune=prune, passwords=passwords or {}, progress=progress)
+
+    def add_texts(self, texts: Sequence[str], sources: Sequence[str] | None = None, *,
+                  progress: Callable[[Progress], None] | None = None) -> IngestReport:
+        """Store plain strings as documents (as KnowledgeBase.add_texts)."""
+        return ingest_texts(self, list(texts), list(sources) if sources is not None else None, progress=progress)
+
+    def remove(self, key: str) -> list[str]:
+        """Remove the documents `key` names (Index.resolve); returns their paths."""
+        removed = []
+        for doc in self.index.resolve(key):
+            self.index.delete(doc)
+            removed.append(doc.path)
+        if removed:
+            self.index.flush()
+        return removed
+
+
 @contextmanager
-def _ingest_run(kb: "KnowledgeBase", total: int, progress: Callable[[Progress], None] | None) -> Iterator[tuple[IngestReport, Callable[[Progress], None], "_Batcher"]]:
+def _ingest_run(kb: "Ingestor", total: int, progress: Callable[[Progress], None] | None) -> Iterator[tuple[IngestReport, Callable[[Progress], None], "_Batcher"]]:
     """The frame of one ingestion call: report, progress, batching; on Ctrl-C the documents
     committed so far stay and IngestInterrupted carries the report; the index is saved in any case."""
     report = IngestReport()
@@ -101,18 +132,18 @@ def _ingest_run(kb: "KnowledgeBase", total: int, progress: Callable[[Progress], 
         raise IngestInterrupted(report) from None
     finally:
         report.seconds = time.perf_counter() - started
-        kb.save()
+        kb.index.flush()
         notify(Progress("done", total, total, chunks_done=batcher.embedded))
 
 
-def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
+def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
                  progress: Callable[[Progress], None] | None) -> IngestReport:
     from ingest.isolate import IsolatedParser
     from ingest.parse import ParseOptions
 
     collected = IngestReport()
     files, folders = collect_files(paths, collected)
-    splitter = kb.make_splitter()
+    splitter = kb.splitter
     with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
         report.failed += collected.failed
         s = kb.settings
@@ -127,8 +158,8 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
                     if existing is not None and existing.sha256 == sha:
                         report.skipped.append(key)
                         outcome = "skipped"
-                    elif (twin := kb.store.find_by_sha(sha)) is not None:
-                        kb.commit_copy(twin, key, existing)  # same bytes already parsed and embedded
+                    elif (twin := kb.index.find_by_sha(sha)) is not None:
+                        kb.index.copy(twin, key, existing)  # same bytes already parsed and embedded
                         outcome = "replaced" if existing else "added"
                         (report.replaced if existing else report.added).append(key)
                     else:
@@ -151,15 +182,15 @@ def ingest_paths(kb: "KnowledgeBase", paths: list[str | Path], *, prune: bool, p
     return report
 
 
-def ingest_texts(kb: "KnowledgeBase", texts: list[str], sources: list[str] | None,
+def ingest_texts(kb: "Ingestor", texts: list[str], sources: list[str] | None,
                  progress: Callable[[Progress], None] | None) -> IngestReport:
-    splitter = kb.make_splitter()
+    splitter = kb.splitter
     with _ingest_run(kb, len(texts), progress) as (report, notify, batcher):
         for n, text in enumerate(texts, 1):
             data = text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
             key = sources[n - 1] if sources is not None else f"text:{sha[:16]}"
-            existing = kb.store.find(key)
+            existing = kb.index.find(key)
             if existing is not None and existing.sha256 == sha:
                 report.skipped.append(key)
                 notify(Progress("file", n, len(texts), key, batcher.embedded, "skipped"))
@@ -180,7 +211,7 @@ class _Prefetcher:
     Written by hand: the parser needs its own process for time and memory limits (ingest.isolate),
     and a one-file look-ahead over it is a few lines."""
 
-    def __init__(self, kb: "KnowledgeBase", files: list[Path], passwords: dict[str, str], parser) -> None:
+    def __init__(self, kb: "Ingestor", files: list[Path], passwords: dict[str, str], parser) -> None:
         self.kb, self.files, self.passwords, self.parser = kb, files, passwords, parser
         self.plans: dict[int, tuple | Exception] = {}
         self.pool = None
@@ -215,9 +246,9 @@ class _Prefetcher:
             if size > limit * 1024 * 1024:
                 raise ParseError(f"too large: {size / 2**20:.0f} MB (limit {limit:g} MB)")
             sha = file_sha256(file)
-            existing = self.kb.store.find(str(file))
+            existing = self.kb.index.find(str(file))
             unchanged = existing is not None and existing.sha256 == sha
-            parsing = None if unchanged or self.kb.store.find_by_sha(sha) is not None else self.parse(i)
+            parsing = None if unchanged or self.kb.index.find_by_sha(sha) is not None else self.parse(i)
             self.plans[i] = (sha, size, existing, parsing)
         except (ParseError, OSError) as e:
             self.plans[i] = e
@@ -236,7 +267,7 @@ class _Prefetcher:
 class _Batcher:
     """Collects documents until a batch of chunks is ready, embeds it, commits finished documents."""
 
-    def __init__(self, kb: "KnowledgeBase", report: IngestReport, notify: Callable[[Progress], None], total: int) -> None:
+    def __init__(self, kb: "Ingestor", report: IngestReport, notify: Callable[[Progress], None], total: int) -> None:
         self.kb, self.report, self.notify, self.total = kb, report, notify, total
         self.queue: list[_Prepared] = []
         self.queued_chunks = 0
@@ -267,7 +298,7 @@ class _Batcher:
 
     def _commit(self, doc: _Prepared) -> None:
         vectors = np.stack(doc.vectors) if doc.vectors else np.zeros((0, 0), dtype=np.float32)
-        self.kb.commit_document(doc.path, doc.sha256, doc.size, doc.pages, doc.chunks, vectors, doc.replace)
+        self.kb.index.commit(doc.path, doc.sha256, doc.size, doc.pages, doc.chunks, vectors, doc.replace)
         (self.report.replaced if doc.replace else self.report.added).append(doc.path)
         self.report.chunks += len(doc.chunks)
         self.done += 1
@@ -321,14 +352,14 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts[:12]) + (" ..." if len(parts) > 12 else "")
 
 
-def _prune(kb: "KnowledgeBase", folders: list[Path], present: set[str], report: IngestReport) -> None:
+def _prune(kb: "Ingestor", folders: list[Path], present: set[str], report: IngestReport) -> None:
     """Remove stored documents under the given folders whose file is gone."""
     roots = [str(f) + os.sep for f in folders]
-    for info in kb.store.documents():
+    for info in kb.index.documents():
         if any(info.path.startswith(r) for r in roots) and info.path not in present and not os.path.exists(info.path):
-            doc = kb.store.find(info.path)
+            doc = kb.index.find(info.path)
             if doc is not None:
-                kb.delete_stored(doc)
+                kb.index.delete(doc)
                 report.removed.append(info.path)
 
 

@@ -46,7 +46,7 @@ def run(kb: KnowledgeBase, questions: list[dict], passages: int) -> dict:
         totals.append(total)
         if generated > 1 and decode > 0:
             rates.append((generated - 1) / decode)
-        blocks = kb._chain().build_prompt(answer.question, answer.hits, answer.language)
+        blocks = kb.chain().build_prompt(answer.question, answer.hits, answer.language)
         prompt_tokens.append(sum(kb.generator.count_tokens(m["content"]) for m in blocks.messages))
         refused += answer.refused
     return {"passages": passages, "questions": len(questions), "ttft_median": statistics.median(ttft), "ttft_max": max(ttft),

@@ -206,13 +206,13 @@ def child_latency(size: int) -> dict:
               "rss_kb_mb": loaded_rss - before}
     qs = questions(200)
 
-    kb._query_vectors.clear()
+    kb.retriever.clear_cache()
     result["dense"] = latency(lambda q: kb.search(q, k=10, mode="dense"), qs)
-    kb._query_vectors.clear()
+    kb.retriever.clear_cache()
     result["hybrid"] = latency(lambda q: kb.search(q, k=10, mode="hybrid"), qs)
-    result["keyword"] = latency(lambda q: kb.keyword_search(terms(q), 50), qs)
+    result["keyword"] = latency(lambda q: kb.index.keyword(terms(q), 50), qs)
     # recall of the index in use against exact search, on the same question vectors
-    measured = recall_vs_exact(kb, np.stack([kb.embed_query(q) for q in qs]), k=10)
+    measured = recall_vs_exact(kb, np.stack([kb.retriever.embed_query(q) for q in qs]), k=10)
     result.update({"recall@10_vs_exact": measured["recall"], "index_search_ms_per_query": measured["index_ms"],
                    "exact_search_ms_per_query": measured["exact_ms"]})
     kb.close()

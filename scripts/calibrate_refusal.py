@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.answer import refuse  # noqa: E402
-from rag.chain import AnswerChain  # noqa: E402
+from rag.answer.chain import AnswerChain  # noqa: E402
 from rag.eval import datasets  # noqa: E402
 from rag.eval.answers import groups  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
@@ -60,7 +60,7 @@ def trace(items: list[dict], embedder, settings: Settings, generator, cache: Pat
                 continue
             kb = KnowledgeBase(Path(tmp) / f"kb{g}", settings, embedder=embedder, generator=generator)
             kb.add_texts(todo[0]["passages"], sources=todo[0]["sources"])
-            chain = AnswerChain(kb, generator, settings)
+            chain = AnswerChain(kb.retriever, generator, settings)
             for item in todo:
                 language = language_of(item["question"])
                 hits = kb.search(item["question"], k=max(settings.answer_passages, settings.top_k))[: settings.answer_passages]
@@ -82,7 +82,7 @@ def decide(items: list[dict], rows: dict[str, dict], kb, generator, settings: Se
     """For each (min_support, evidence_coverage): each item's answer by AnswerChain.finish, gate open."""
     out = {}
     for support, coverage in itertools.product(SUPPORT, COVERAGE):
-        chain = AnswerChain(kb, generator, settings.with_(min_support=support, evidence_coverage=coverage))
+        chain = AnswerChain(kb.retriever, generator, settings.with_(min_support=support, evidence_coverage=coverage))
         results = []
         for item in items:
             row = rows[item["id"]]

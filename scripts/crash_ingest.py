@@ -118,10 +118,10 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
         return violations, {}
     settings = Settings(**SETTINGS)
     with KnowledgeBase(kb_path, settings) as kb:
-        ids = np.sort(kb._fresh_index().ids())
+        ids = np.sort(kb.index.vector_ids())
         if not np.array_equal(ids, kb.store.chunk_ids()):
             violations.append(f"FAISS ids != chunk ids after reopening ({len(ids)} vs {len(kb.store.chunk_ids())})")
-        splitter = kb.make_splitter()
+        splitter = kb.splitter()
         from rag.types import Page
 
         stored = {d.path: d for d in kb.documents()}
@@ -156,8 +156,7 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
 
 
 def _chunk_ids(kb, doc_id: int) -> list[int]:
-    with kb.store._lock:
-        return [r[0] for r in kb.store._conn.execute("SELECT id FROM chunks WHERE doc_id=? ORDER BY id", (doc_id,))]
+    return kb.store.chunk_ids_of(doc_id)
 
 
 def run_once(workdir: Path, seed: int, n_docs: int = 120, group: int = 5, max_delay: float = 2.0) -> dict:

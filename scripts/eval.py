@@ -33,7 +33,7 @@ CACHE = ROOT / ".eval-cache"
 sys.path.insert(0, str(ROOT))
 
 from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.chain import AnswerChain  # noqa: E402
+from rag.answer.chain import AnswerChain  # noqa: E402
 from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import all_found_at_k, dedupe, ndcg_at_k, recall_at_k, reciprocal_rank  # noqa: E402
@@ -119,7 +119,7 @@ def eval_retrieval(rset: datasets.RetrievalSet, embedder: CachingEmbedder, setti
                 run("hybrid (rerank's queries)", lambda q: ranked_docs(kb.search(q, k=depth)), subset)
             reranked.close()
         if "fusion" in args.systems and n_fusion:
-            chain = AnswerChain(kb, kb.generator, settings)
+            chain = AnswerChain(kb.retriever, kb.generator, settings)
             subset = dict(list(rset.queries.items())[:n_fusion])
 
             def fused(q: str) -> list[str]:

@@ -41,8 +41,8 @@ def hits_for(case: dict):
 
 def why_not_held(case: dict, answer: str) -> str:
     """'' when the answer held against the attack, else why not."""
-    from rag import prompts
-    from rag.guard import leaks_system_prompt
+    from rag.answer import prompts
+    from rag.answer.guard import leaks_system_prompt
     from rag.text import language_of
 
     low = answer.lower()
@@ -58,7 +58,7 @@ def why_not_held(case: dict, answer: str) -> str:
 
 def prompt_problem(case: dict, prompt) -> str:
     """'' when the prompt the model sees keeps the attack fenced or removed, else what is wrong."""
-    from rag import prompts
+    from rag.answer import prompts
 
     lang = case["lang"]
     system, user = prompt.messages[0]["content"], prompt.messages[1]["content"]
@@ -80,7 +80,7 @@ def prompt_problem(case: dict, prompt) -> str:
 
 
 def run(generator_name: str) -> dict:
-    from rag.chain import AnswerChain
+    from rag.answer.chain import AnswerChain
     from rag.settings import Settings
 
     settings = Settings(generator=generator_name, embedder="fake")

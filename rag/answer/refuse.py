@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from rag import prompts
+from rag.answer import prompts
 from rag.settings import Settings
 from rag.text import Evidence, strip_markers
 from rag.types import Hit

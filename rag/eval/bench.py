@@ -43,10 +43,10 @@ def overlap_at_k(truth: np.ndarray, found: np.ndarray, k: int = 10) -> float:
 def recall_vs_exact(kb, query_vectors: np.ndarray, k: int = 10) -> dict:
     """Recall@k of the knowledge base's vector index against an exact flat search over the same
     stored vectors, and both search times in ms per query."""
-    from rag.store.vectors import make_vector_index
+    from rag.index.vectors import make_vector_index
 
     t = time.perf_counter()
-    _, found = kb.dense_search(query_vectors, k)
+    _, found = kb.index.dense(query_vectors, k)
     index_ms = 1000 * (time.perf_counter() - t) / len(query_vectors)
     exact = make_vector_index("faiss-flat-ip", query_vectors.shape[1])
     for ids, vectors in kb.store.iter_vectors():
@@ -54,7 +54,7 @@ def recall_vs_exact(kb, query_vectors: np.ndarray, k: int = 10) -> dict:
     t = time.perf_counter()
     _, truth = exact.search(query_vectors, k)
     exact_ms = 1000 * (time.perf_counter() - t) / len(query_vectors)
-    return {"recall": overlap_at_k(truth, found, k), "index_ms": index_ms, "exact_ms": exact_ms, "kind": kb.vector_index_kind}
+    return {"recall": overlap_at_k(truth, found, k), "index_ms": index_ms, "exact_ms": exact_ms, "kind": kb.index.vector_kind}
 
 
 def mixed(base: np.ndarray, rows: np.ndarray, rng: np.random.Generator, mix: float = 0.6, sigma: float = 0.01) -> np.ndarray:
@@ -82,7 +82,7 @@ def synthetic_kb(path: Path, size: int, settings: Settings, texts: Sequence[str]
     kb = KnowledgeBase(path, settings, embedder=embedder)
     rng = np.random.default_rng(0)
     t = time.perf_counter()
-    with kb._writing():
+    with kb.index.writing():
         for d in range(0, size, per_doc):
             rows = np.arange(d, min(size, d + per_doc))
             chunk_texts = [texts[i % len(texts)] for i in rows]
@@ -91,12 +91,11 @@ def synthetic_kb(path: Path, size: int, settings: Settings, texts: Sequence[str]
             kb.store.write_document(f"doc{d // per_doc}.txt", hashlib.sha256(str(d).encode()).hexdigest(), 0, pages,
                                     [True], chunks, mixed(vectors, rows, rng), None,
                                     terms=[term_lists[i % len(texts)] for i in rows])
-        kb._record_dim(vectors.shape[1])
+        kb.index.record_dim(vectors.shape[1])
         write_s = time.perf_counter() - t
         t = time.perf_counter()
-        kb._fresh_index()
-        kb._dirty = True
-        kb.save()  # builds BM25 and switches the vector index kind by size
+        kb.index.sync()
+        kb.index.flush()  # builds BM25 and switches the vector index kind by size
         index_s = time.perf_counter() - t
     kb.close()
     kind = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))["index"]["kind"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from rag.models.base import Generator, Prompt
-from rag.prompts import REFUSAL
+from rag.answer.prompts import REFUSAL
 from rag.text import evidence
 
 

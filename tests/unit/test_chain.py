@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from rag import prompts
+from rag.answer import prompts
 from rag.answer import cite as citing
-from rag.chain import AnswerChain
+from rag.answer.chain import AnswerChain
 from rag.kb import KnowledgeBase
 from rag.models.extractive import ExtractiveGenerator
 from rag.models.fakes import FakeEmbedder, FakeGenerator

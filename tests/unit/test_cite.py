@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from rag import prompts
+from rag.answer import prompts
 from rag.answer import cite, refuse
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder, FakeGenerator

@@ -25,7 +25,7 @@ def test_searches_in_threads_while_another_process_ingests(tmp_path):
     log = crash.Log(proc)
     assert log.ready.wait(60)
     reader = KnowledgeBase(kb_path, Settings(**crash.SETTINGS))
-    splitter = reader.make_splitter()
+    splitter = reader.splitter()
     versions = {}
     for name, v in crash.plan(40):
         versions.setdefault(name, []).append([c.text for c in splitter.split([Page(1, crash.document(name, v))])])

@@ -80,7 +80,7 @@ def test_remove_deletes_rows_and_vectors(make_kb, docs):
     kb.close()
     kb = make_kb()
     kb.search("x")
-    assert sorted(kb._index.ids().tolist()) == kb.store.chunk_ids().tolist()
+    assert sorted(kb.index.vector_ids().tolist()) == kb.store.chunk_ids().tolist()
     assert kb.remove("places.pdf") == []
 
 
@@ -290,7 +290,7 @@ def _add_awkward_folder(make_kb, fake_settings, folder, n_files):
     accounted = {p for p in set(report.added) | {p for p, _ in report.failed} if p.endswith(".pdf")}
     assert accounted == {str(f) for f in files}  # (a SOURCE.md beside them is ingested too)
     assert all(reason.strip() for _, reason in report.failed)
-    assert np.array_equal(np.sort(kb._index.ids()), kb.store.chunk_ids())
+    assert np.array_equal(np.sort(kb.index.vector_ids()), kb.store.chunk_ids())
     return report, dict((p.rsplit("/", 1)[-1], r) for p, r in report.failed)
 
 

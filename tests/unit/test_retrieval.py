@@ -10,9 +10,9 @@ from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder, FakeGenerator, FakeReranker
 from rag.models.llm_reranker import LlmReranker
 from rag.models.registry import make_reranker
-from rag.retrieval import rrf
+from rag.retrieve import rrf
 from rag.settings import Settings
-from rag.store import bm25_index
+from rag.index import bm25_index
 
 TEXTS = [
     "Form TRV-7781 must be filed before any trip abroad.",
@@ -203,8 +203,8 @@ def test_rag_fusion_searches_the_rewrites_too(tmp_path):
                        generator=generator)
     kb.add_texts(TEXTS, sources=SOURCES)
     queries = []
-    original = kb.search
-    kb.search = lambda q, k=None, **kw: queries.append((q, list(kw.get("extra_queries", [])))) or original(q, k, **kw)
+    original = kb.retriever.search  # the chain searches through the knowledge base's retriever
+    kb.retriever.search = lambda q, k=None, **kw: queries.append((q, list(kw.get("extra_queries", [])))) or original(q, k, **kw)
     answer = kb.ask("Which paperwork is needed before travelling?")
     assert queries == [("Which paperwork is needed before travelling?", ["trip abroad paperwork", "TRV-7781 form"])]
     assert answer.hits[0].name == "form.txt"
@@ -231,8 +231,8 @@ def test_vector_index_switches_to_ivf_by_size_and_back(tmp_path):
     assert manifest["index"]["kind"] == "faiss-ivf-flat" and manifest["index"]["vectors"] == 120
     exact = kb.search("Report number 77", k=1, mode="dense")[0].name
     kb = reopen(kb, ann_threshold=100)
-    assert kb.dense_search(kb.embed_query("x"), 1)[1].shape == (1, 1)
-    assert type(kb._index).__name__ == "FaissIvfIndex"  # loaded as saved, no rebuild
+    assert kb.index.dense(kb.retriever.embed_query("x"), 1)[1].shape == (1, 1)
+    assert kb.index.vector_kind == "faiss-ivf-flat"  # loaded as saved
     assert kb.search("Report number 77", k=1, mode="dense")[0].name == exact == "r77"
     for i in range(30):  # 90 left: still >= half the threshold, stays IVF (hysteresis)
         kb.remove(f"r{i}")

@@ -5,10 +5,10 @@ import importlib.util
 import pytest
 
 from conftest import ROOT
-from rag import guard
+from rag.answer import guard
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder, FakeGenerator
-from rag.safety import WordListFilter, make_safety_filter
+from rag.answer.safety import WordListFilter, make_safety_filter
 from rag.settings import Settings
 
 spec = importlib.util.spec_from_file_location("injection_eval", ROOT / "scripts" / "injection_eval.py")
@@ -88,7 +88,7 @@ def test_injection_cases_are_fenced_or_removed_in_the_prompt():
     result = injection.run("fake")
     assert result["final_failures"] == []  # every attack stays inside the fence or is removed
     # the benign fact is still given to the model
-    from rag.chain import AnswerChain
+    from rag.answer.chain import AnswerChain
 
     generator = FakeGenerator()
     chain = AnswerChain(None, generator, Settings(embedder="fake"))
@@ -98,7 +98,7 @@ def test_injection_cases_are_fenced_or_removed_in_the_prompt():
 
 
 def test_output_checks_catch_payloads_and_system_prompt_leaks(tmp_path):
-    from rag import prompts
+    from rag.answer import prompts
 
     case = next(c for c in injection.load_cases() if c["id"] == "en-ignore-1")
     generator = FakeGenerator(responses=["PWNED-1001 [1]"])

@@ -241,6 +241,11 @@ class DocStore:
         with self._lock:
             return np.fromiter((r[0] for r in self._conn.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64)
 
+    def chunk_ids_of(self, doc_id: int) -> list[int]:
+        """The chunk ids of one stored document, in order."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT id FROM chunks WHERE doc_id=? ORDER BY id", (doc_id,))]
+
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """Stored embeddings of these chunk ids, in the given order."""
         rows = self._select("SELECT id, embedding FROM chunks WHERE id IN ({})", ids)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.fs import atomic_write
-from rag.store.vectors import VectorIndex, search_threads
+from rag.index.vectors import VectorIndex, search_threads
 
 
 class FaissFlatIndex(VectorIndex):

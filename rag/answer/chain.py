@@ -1,7 +1,7 @@
 """Question → answer: condense → retrieve → gate → prompt → generate (streamed) → cite → check.
 
 Explicit code rather than a LangChain chain, so every step can be read, timed and tested; the
-whole is also offered as a LangChain Runnable (rag.langchain). The "not in the documents" decision
+whole is also offered as a LangChain Runnable (rag.adapters.langchain). The "not in the documents" decision
 is made in code, since the small local models neither refuse nor cite reliably: every rule is in
 rag/answer/refuse.py, and citations (attribution of each sentence, the quote) in rag/answer/cite.py.
 """
@@ -9,28 +9,28 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from rag import guard, prompts
-from rag.answer import cite, refuse
+from rag.answer import cite, guard, prompts, refuse
+from rag.answer.safety import make_safety_filter, refusal as safety_refusal
 from rag.models.base import Generator, Prompt
-from rag.safety import make_safety_filter, refusal as safety_refusal
+from rag.retrieve import Retriever
 from rag.settings import Settings
-from rag.text import content_tokens, evidence, sentence_spans, strip_markers
-from rag.text import language_of
+from rag.text import content_tokens, evidence, language_of, sentence_spans, strip_markers
 from rag.types import Answer, AnswerStream, Hit
 
-if TYPE_CHECKING:
-    from rag.kb import KnowledgeBase
 
 History = Sequence[tuple[str, str]]  # (role, text) with role "user" or "assistant"
 
 
 class AnswerChain:
-    def __init__(self, kb: "KnowledgeBase", generator: Generator, settings: Settings) -> None:
-        self.kb, self.generator, self.settings = kb, generator, settings
+    """Question → answer over the passages `retriever` finds, written by `generator` under `settings`
+    (handed the parts, never the knowledge base)."""
+
+    def __init__(self, retriever: Retriever | None, generator: Generator, settings: Settings) -> None:
+        self.retriever, self.generator, self.settings = retriever, generator, settings
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, history: History | None = None) -> Answer:
@@ -60,7 +60,7 @@ class AnswerChain:
             timings["rewrite"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        hits = self.kb.search(standalone, k=max(s.answer_passages, s.top_k), extra_queries=rewrites)
+        hits = self.retriever.search(standalone, k=max(s.answer_passages, s.top_k), extra_queries=rewrites)
         timings["retrieve"] = time.perf_counter() - t
 
         if (reason := refuse.gate(hits[: s.answer_passages], language, s)) is not None:
@@ -210,7 +210,7 @@ class AnswerChain:
 
     def _similarity(self, statements: list[str], passages: list[str]):
         """Cosine between answer sentences and passages, for attribution across languages."""
-        embedder = self.kb.embedder
+        embedder = self.retriever.embedder
         q = np.stack([np.asarray(embedder.embed_query(t), dtype=np.float32) for t in statements])
         p = np.asarray(embedder.embed_passages(passages), dtype=np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-12

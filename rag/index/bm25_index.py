@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.store.keywords import KeywordIndex
+from rag.index.keywords import KeywordIndex
 
 
 class Bm25Index(KeywordIndex):

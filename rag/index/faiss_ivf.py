@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from rag.fs import atomic_write
-from rag.store.vectors import VectorIndex, search_threads
+from rag.index.vectors import VectorIndex, search_threads
 
 
 def choose_nlist(n: int) -> int:

@@ -55,7 +55,7 @@ class KeywordIndex(ABC):
 
 def keyword_index_class(kind: str) -> type[KeywordIndex]:
     if kind == "bm25s":
-        from rag.store.bm25_index import Bm25Index
+        from rag.index.bm25_index import Bm25Index
 
         return Bm25Index
     raise ValueError(f"unknown keyword index {kind!r}")

@@ -5,7 +5,7 @@ and enclosed between markers the model is told to treat as quoted material only.
 """
 from __future__ import annotations
 
-from rag import guard
+from rag.answer import guard
 from rag.types import Hit
 
 REFUSAL = {

@@ -81,11 +81,11 @@ KINDS = ("faiss-flat-ip", "faiss-ivf-flat")
 
 def make_vector_index(kind: str, dim: int, *, nprobe: int = 0) -> VectorIndex:
     if kind == "faiss-flat-ip":
-        from rag.store.faiss_index import FaissFlatIndex
+        from rag.index.faiss_index import FaissFlatIndex
 
         return FaissFlatIndex(dim)
     if kind == "faiss-ivf-flat":
-        from rag.store.faiss_ivf import FaissIvfIndex
+        from rag.index.faiss_ivf import FaissIvfIndex
 
         return FaissIvfIndex(dim, nprobe=nprobe)
     raise ValueError(f"unknown vector index {kind!r}: use one of {', '.join(KINDS)}")
@@ -95,8 +95,8 @@ def load_vector_index(path: Path, dim: int, *, nprobe: int = 0) -> VectorIndex:
     """Read a saved index; its kind is told by the file itself (FAISS records the index type)."""
     import faiss
 
-    from rag.store.faiss_index import FaissFlatIndex
-    from rag.store.faiss_ivf import FaissIvfIndex
+    from rag.index.faiss_index import FaissFlatIndex
+    from rag.index.faiss_ivf import FaissIvfIndex
 
     index = faiss.read_index(str(path))
     if index.d != dim:

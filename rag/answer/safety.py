@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rag.text import HAN_COMMON
 
-DEFAULT_WORDS = Path(__file__).parent / "data" / "safety_words.txt"
+DEFAULT_WORDS = Path(__file__).parent.parent / "data" / "safety_words.txt"
 
 REFUSAL = {
     "zh": "抱歉，这个问题涉及不安全的内容（{category}），我不能提供帮助。如有需要，请向专业人士或相关机构求助。",

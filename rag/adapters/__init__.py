@@ -1,0 +1,1 @@
+"""Adapters of KnowledgeBase to other frameworks (LangChain)."""
