@@ -34,6 +34,7 @@ ingest: $(STAMP)
 	$(PY) -m ingest $(DOCS) --kb $(KB)
 
 test: $(STAMP) browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 # Quality on public benchmarks vs the naive LangChain pipeline (writes docs/eval.md, .json, .png).

@@ -164,7 +164,7 @@ class AnswerChain:
         return Prompt(
             messages=[{"role": "system", "content": prompts.system_message(language)},
                       {"role": "user", "content": prompts.user_message(question, blocks, language)}],
-            question=question, passages=[h.text for h in hits], language=language,
+            question=question, passages=[h.text for h in hits], language=language, refusal=prompts.REFUSAL[language],
         )
 
     def finish(self, raw: str, hits: list[Hit], question: str, language: str) -> Answer:

@@ -69,6 +69,7 @@ class Prompt:
     question: str = ""
     passages: list[str] = field(default_factory=list)  # passage [n] is passages[n - 1]
     language: str = "en"
+    refusal: str = ""  # what to say when the passages do not hold the answer (for backends that write no prose)
 
 
 class Generator(ABC):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Iterator
 
 from rag.models.base import Generator, Prompt
-from rag.answer.prompts import REFUSAL
 from rag.text import evidence
 
 
@@ -20,7 +19,7 @@ class ExtractiveGenerator(Generator):
     def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
         found = evidence(prompt.question, prompt.passages, min_coverage=self.min_coverage, limit=self.max_sentences)
         if not found:
-            yield REFUSAL[prompt.language]
+            yield prompt.refusal  # the chain's refusal sentence; empty reads as a refusal too
             return
         for k, e in enumerate(found):
             yield ("" if k == 0 else " ") + f"{e.sentence} [{e.n}]"
