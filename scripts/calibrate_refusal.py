@@ -8,9 +8,12 @@ knowledge base of all the questions' articles). They are drawn after the rows `m
 One pass through the chain with every rule open records, per item, what each rule sees: the best
 cosine of the passages (the gate), the passages given to the model and its raw draft. Each setting of
 (min_support, evidence_coverage) is then applied offline by AnswerChain.finish (no model call), the
-gate thresholds on top of it (per language: SQuAD2 decides `min_score`, RGB and CMRC `min_score_zh`),
-and the setting with the best mean of the five per-set rates (SQuAD2 answerable correct, SQuAD2
-unanswerable refused, RGB 1.0 refused, RGB 0.4 correct, CMRC correct) is chosen.
+gate thresholds on top of it. The gate of each language is the highest threshold that refuses at most
+5% of its answerable questions (SQuAD2 decides `min_score`, RGB 0.4 and CMRC `min_score_zh`): a
+threshold chosen by the mean rate alone refused 83% of answerable English questions to gain
+unanswerable ones, since e5 cosines of the two overlap almost entirely (table below). With the gates
+fixed, the (min_support, evidence_coverage) with the best mean of the five per-set rates (SQuAD2
+answerable correct, SQuAD2 unanswerable refused, RGB 1.0 refused, RGB 0.4 correct, CMRC correct) is chosen.
 
     python scripts/calibrate_refusal.py [--n 40] [--generator llamacpp:1.5b]
 """
@@ -47,6 +50,7 @@ SUPPORT = [0.4, 0.5, 0.55, 0.6, 0.7]
 COVERAGE = [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.01]  # 1.01: the evidence never overrules
 GATE_EN = [round(0.70 + 0.01 * i, 2) for i in range(19)]
 GATE_ZH = [round(0.75 + 0.01 * i, 2) for i in range(16)]
+MAX_GATED = 0.05  # the gate may refuse at most this share of answerable questions
 RATES = ("squad2 answerable correct", "squad2 unanswerable refused", "rgb-1.0 refused", "rgb-0.4 correct", "cmrc correct")
 
 
@@ -135,18 +139,23 @@ def main() -> None:
         kb = KnowledgeBase(Path(tmp) / "kb", settings, embedder=embedder, generator=generator)  # for the chain's embedder
         decided = decide(items, rows, kb, generator, settings)
         kb.close()
-    grid = []
-    for (support, coverage), results in decided.items():
-        for gate_en, gate_zh in itertools.product(GATE_EN, GATE_ZH):
-            grid.append({"min_support": support, "evidence_coverage": coverage, "min_score": gate_en, "min_score_zh": gate_zh,
-                         **score(items, rows, results, gate_en, gate_zh)})
-    # best mean; ties go to the most permissive gate and the strictest support (fewest invented answers)
-    grid.sort(key=lambda r: (-round(r["mean"], 6), r["min_score"], r["min_score_zh"], -r["min_support"], r["evidence_coverage"]))
-    best = grid[0]
-    print("chosen", {k: best[k] for k in ("min_support", "evidence_coverage", "min_score", "min_score_zh", "mean")})
-
     def cos(names, answerable):
         return [rows[i["id"]]["cosine"] for i in items if i["set"] in names and i["answerable"] == answerable]
+
+    def gate_keeping(answerable: list[float], candidates: list[float]) -> float:
+        return max(t for t in candidates if sum(c < t for c in answerable) <= MAX_GATED * len(answerable))
+
+    gate_en = gate_keeping(cos({"squad2"}, True), GATE_EN)
+    gate_zh = gate_keeping(cos({"rgb-0.4", "cmrc"}, True), GATE_ZH)
+    grid = []
+    for (support, coverage), results in decided.items():
+        for gate_en_, gate_zh_ in itertools.product(GATE_EN, GATE_ZH):
+            grid.append({"min_support": support, "evidence_coverage": coverage, "min_score": gate_en_, "min_score_zh": gate_zh_,
+                         **score(items, rows, results, gate_en_, gate_zh_)})
+    # best mean; ties go to the most permissive gate and the strictest support (fewest invented answers)
+    grid.sort(key=lambda r: (-round(r["mean"], 6), r["min_score"], r["min_score_zh"], -r["min_support"], r["evidence_coverage"]))
+    best = next(r for r in grid if r["min_score"] == gate_en and r["min_score_zh"] == gate_zh)
+    print("chosen", {k: best[k] for k in ("min_support", "evidence_coverage", "min_score", "min_score_zh", "mean")})
 
     def dist(values):
         values = sorted(values)
@@ -173,9 +182,13 @@ def main() -> None:
               [["SQuAD2 answerable (en)", *dist(cos({"squad2"}, True))], ["SQuAD2 unanswerable (en)", *dist(cos({"squad2"}, False))],
                ["RGB noise 0.4 (zh)", *dist(cos({"rgb-0.4"}, True))], ["RGB noise 1.0 (zh)", *dist(cos({"rgb-1.0"}, False))],
                ["CMRC2018 (zh)", *dist(cos({"cmrc"}, True))]]), "",
-        "## Best settings (mean of the five rates)", "", table(header, [fmt(r) for r in grid[:12]]), "",
+        "## Best settings (mean of the five rates), whatever the gates", "",
+        "For comparison: the best means, gates included, trade answerable questions for unanswerable ones.", "",
+        table(header, [fmt(r) for r in grid[:8]]), "",
         f"Chosen: **min_support = {best['min_support']:.2f}, evidence_coverage = {best['evidence_coverage']:.2f}, "
-        f"min_score = {best['min_score']:.2f}, min_score_zh = {best['min_score_zh']:.2f}** (mean {best['mean']:.3f}).", "",
+        f"min_score = {best['min_score']:.2f}, min_score_zh = {best['min_score_zh']:.2f}** (mean {best['mean']:.3f}): the gates "
+        f"refuse at most {MAX_GATED:.0%} of the answerable questions of their language; the rest by the best mean.", "",
+        table(header, [fmt(best)]), "",
     ]
     if now:
         lines += ["The previous defaults on the same slice:", "", table(header, [fmt(now)]), ""]

