@@ -30,7 +30,7 @@ from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import Locked, atomic_write_json, exclusive_lock, read_folder_pointer, write_folder_atomically
 from rag.index.docstore import DocStore, StoredDoc
 from rag.index.keywords import KeywordIndex, keyword_index_class
-from rag.index.vectors import VectorIndex, load_vector_index, make_vector_index
+from rag.index.vectors import FLAT, IVF, FaissIndex, VectorIndex, load_vector_index, make_vector_index
 from rag.settings import Settings
 from rag.terms import VERSION as TERMS_VERSION, terms
 from rag.text import has_text
@@ -39,7 +39,6 @@ from rag.types import Chunk, DocumentInfo, Page
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-FLAT, IVF = "faiss-flat-ip", "faiss-ivf-flat"
 KEYWORD_KIND = "bm25s"
 
 
@@ -314,9 +313,7 @@ class Index:
         t = time.perf_counter()
         dim = self._stored_dim()
         if want == IVF:
-            from rag.index.faiss_ivf import FaissIvfIndex
-
-            new = FaissIvfIndex.build(dim, list(self.store.iter_vectors()), nprobe=self.settings.ivf_nprobe)
+            new = FaissIndex.build_ivf(dim, list(self.store.iter_vectors()), nprobe=self.settings.ivf_nprobe)
         else:
             new = make_vector_index(FLAT, dim)
             for ids, vectors in self.store.iter_vectors():

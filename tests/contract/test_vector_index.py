@@ -78,7 +78,7 @@ def test_wrong_dimension_is_refused(kind, tmp_path):
 
 def test_ivf_recall_against_exact_search():
     """IVF with the default nprobe finds >= 95% of the exact top 10 on clustered data."""
-    from rag.index.faiss_ivf import FaissIvfIndex
+    from rag.index.vectors import FaissIndex
 
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(50, 32))
@@ -86,7 +86,7 @@ def test_ivf_recall_against_exact_search():
     ids = np.arange(20000) * 3
     exact = make_vector_index("faiss-flat-ip", 32)
     exact.add(ids, vectors)
-    approx = FaissIvfIndex.build(32, [(ids[:10000], vectors[:10000]), (ids[10000:], vectors[10000:])])
+    approx = FaissIndex.build_ivf(32, [(ids[:10000], vectors[:10000]), (ids[10000:], vectors[10000:])])
     assert approx._index.nlist > 1 and len(approx) == 20000
     queries = unit(centres[rng.integers(0, 50, 100)] + 0.5 * rng.normal(size=(100, 32)))
     truth, found = exact.search(queries, 10)[1], approx.search(queries, 10)[1]
@@ -95,13 +95,13 @@ def test_ivf_recall_against_exact_search():
 
 
 def test_ivf_scans_a_tenth_of_its_cells_unless_told():
-    from rag.index.faiss_ivf import FaissIvfIndex
+    from rag.index.vectors import FaissIndex
 
     rng = np.random.default_rng(2)
     vectors = unit(rng.normal(size=(60000, 8)))
     ids = np.arange(60000)
-    auto = FaissIvfIndex.build(8, [(ids, vectors)])
+    auto = FaissIndex.build_ivf(8, [(ids, vectors)])
     nlist = auto._index.nlist
     assert nlist == 979 and auto.probes() == 98  # 4·√60000 cells, a tenth of them scanned
-    assert FaissIvfIndex(8, auto._index, nprobe=5).probes() == 5
-    assert FaissIvfIndex(8, auto._index, nprobe=5000).probes() == nlist
+    assert FaissIndex(8, auto._index, nprobe=5).probes() == 5
+    assert FaissIndex(8, auto._index, nprobe=5000).probes() == nlist

@@ -37,9 +37,9 @@ def test_check_finds_and_repairs_stale_derived_files(tmp_path, make_kb):
     assert clean.returncode == 0 and "OK: kb.sqlite is intact" in clean.stdout, clean.stdout + clean.stderr
 
     # a stale index (as after a crash between a commit and the save) and a damaged manifest
-    from rag.index.faiss_index import FaissFlatIndex
+    from rag.index.vectors import FaissIndex
 
-    index = FaissFlatIndex.load(tmp_path / "kb" / "vectors.faiss", 64)
+    index = FaissIndex.load(tmp_path / "kb" / "vectors.faiss", 64)
     index.remove(index.ids()[:1])
     index.add(np.array([999], dtype=np.int64), np.ones((1, 64), dtype=np.float32))
     index.save(tmp_path / "kb" / "vectors.faiss")

@@ -12,7 +12,7 @@ from rag.models.llm_reranker import LlmReranker
 from rag.models.registry import make_reranker
 from rag.retrieve import rrf
 from rag.settings import Settings
-from rag.index import bm25_index
+from rag.index import keywords as bm25_index
 
 TEXTS = [
     "Form TRV-7781 must be filed before any trip abroad.",
