@@ -95,13 +95,13 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     answer_passages: int = Field(4, ge=1, description="passages put in the prompt")
     max_context_tokens: int = Field(320, ge=32, description="token budget of the passages in the prompt")
-    min_score: float = Field(0.85, description="gate for questions not in Chinese: refuse without calling the model when the best passage's cosine is below this (calibrated: docs/refusal.md)")
-    min_score_zh: float | None = Field(None, description="the same gate for Chinese questions (e5 cosines run higher between Chinese texts); None = min_score")
-    min_support: float = Field(0.55, ge=0.0, le=1.0, description="a sentence of an answer stands when at least this share of what it adds beyond the question is in its passage (rag/answer/cite.py)")
+    min_score: float = Field(0.82, description="gate for questions not in Chinese: refuse without calling the model when the best passage's cosine is below this (calibrated: docs/refusal.md)")
+    min_score_zh: float | None = Field(0.90, description="the same gate for Chinese questions (e5 cosines run higher between Chinese texts; calibrated: docs/refusal.md); None = min_score")
+    min_support: float = Field(0.70, ge=0.0, le=1.0, description="a sentence of an answer stands when at least this share of what it adds beyond the question is in its passage (rag/answer/cite.py)")
     support_cosine: float = Field(0.85, ge=-1.0, le=1.0, description="the same across languages: the embedder's cosine between answer sentence and passage")
     evidence_coverage: float = Field(0.75, ge=0.0, le=1.0, description="when the model refuses or writes nothing grounded, a passage sentence holding this share of the question's words is quoted instead (rag/answer/refuse.py)")
     answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")
-    # --- safety (rag/safety.py, rag/guard.py) -----------------------------------------------
+    # --- safety (rag/answer/safety.py, rag/answer/guard.py) -----------------------------------------------
     safety: Literal["wordlist", "off"] = Field("wordlist", description="content-safety filter on questions and answers")
     safety_words: str = Field("", description="word-list file ([category] headers, one phrase a line); '' = the bundled zh/en list")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server")

@@ -67,7 +67,7 @@ def test_openai_compatible_backend_streams(openai_server):
 def test_openai_backend_in_the_chain(openai_server, tmp_path):
     from rag.kb import KnowledgeBase
 
-    settings = Settings(embedder="fake", generator="openai", openai_base_url=openai_server, openai_model="m", min_score=-1.0,
+    settings = Settings(embedder="fake", generator="openai", openai_base_url=openai_server, openai_model="m", min_score=-1.0, min_score_zh=-1.0,
                         min_support=0.0)
     kb = KnowledgeBase(tmp_path / "kb", settings)
     kb.add_texts(["Hello there, says the greeting card."], sources=["card.txt"])

@@ -106,7 +106,7 @@ def test_gate_threshold_follows_the_questions_language():
     assert refuse.gate(hits, "en", s) is None
     assert refuse.gate(hits, "zh", s) == refuse.LOW_SCORE
     assert refuse.gate([], "en", s) == refuse.NO_PASSAGES
-    assert refuse.min_score(Settings(min_score=0.8), "zh") == 0.8  # None: the same as min_score
+    assert refuse.min_score(Settings(min_score=0.8, min_score_zh=None), "zh") == 0.8  # None: the same as min_score
 
 
 @pytest.mark.parametrize("text, refused", [
@@ -124,7 +124,7 @@ def kb_with(tmp_path):
     opened = []
 
     def make(responses, **overrides):
-        settings = Settings(**{"embedder": "fake", "generator": "fake", "min_score": -1.0, **overrides})
+        settings = Settings(**{"embedder": "fake", "generator": "fake", "min_score": -1.0, "min_score_zh": -1.0, **overrides})
         kb = KnowledgeBase(tmp_path / f"kb{len(opened)}", settings, embedder=FakeEmbedder(),
                            generator=FakeGenerator(responses=responses))
         kb.add_texts([POLICY, MEALS, HANDBOOK], sources=["travel_policy.pdf", "meals.pdf", "rag_handbook_zh.pdf"])

@@ -48,7 +48,7 @@ def test_run_chain_asks_each_group_of_one_knowledge_base_and_caches_rows(tmp_pat
               "passages": passages, "sources": ["p1", "p2"], "gold": ["p1"]}
              for i, q in enumerate(["When was the Eiffel Tower in Paris finished?", "Where is the Colosseum?"])]
     generator = FakeGenerator()
-    settings = Settings(embedder="fake", generator="fake", min_score=-1.0)
+    settings = Settings(embedder="fake", generator="fake", min_score=-1.0, min_score_zh=-1.0)
     cache = tmp_path / "rows.jsonl"
     rows = answers.run_chain(items, FakeEmbedder(), settings, generator, cache, log=lambda _: None)
     assert set(rows) == {"q0", "q1"} and all(r["cited"] for r in rows.values())

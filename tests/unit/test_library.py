@@ -152,14 +152,14 @@ def test_configure_changes_answer_settings_and_reloads_the_generator(tmp_path):
 
 def test_per_call_answer_options_leave_the_shared_settings_alone(tmp_path):
     generator = FakeGenerator()
-    with KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", generator="fake", min_score=-1.0),
+    with KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", generator="fake", min_score=-1.0, min_score_zh=-1.0),
                        generator=generator) as kb:
         kb.add_texts(["The meal allowance is 60 dollars per day.", "Hotels are booked in advance.",
                       "Trains are second class."], sources=["a.txt", "b.txt", "c.txt"])
         before = kb.settings
         answer = kb.ask("meal allowance", options={"answer_passages": 1, "answer_language": "zh", "temperature": 0.5,
                                                    "openai_api_key": "sk-only-this-call"})
-        assert kb.settings is before and kb.settings == Settings(embedder="fake", generator="fake", min_score=-1.0)
+        assert kb.settings is before and kb.settings == Settings(embedder="fake", generator="fake", min_score=-1.0, min_score_zh=-1.0)
         assert kb.settings.openai_api_key.get_secret_value() == "not-needed"
         assert len(generator.prompts[-1].passages) == 1 and generator.prompts[-1].language == "zh"  # the options applied
         assert answer.citations

@@ -12,7 +12,7 @@ from rag.models.llm_reranker import LlmReranker
 from rag.models.registry import make_reranker
 from rag.retrieve import rrf
 from rag.settings import Settings
-from rag.index import keywords as bm25_index
+from rag.index import keywords
 
 TEXTS = [
     "Form TRV-7781 must be filed before any trip abroad.",
@@ -98,7 +98,7 @@ def test_keyword_index_is_saved_and_reloaded_without_rebuilding(kb, monkeypatch)
     manifest = json.loads((kb.path / "manifest.json").read_text())
     assert manifest["keywords"]["kind"] == "bm25s" and manifest["keywords"]["chunks"] == len(TEXTS)
     kb = reopen(kb)
-    monkeypatch.setattr(bm25_index.Bm25Index, "build", classmethod(lambda *a: pytest.fail("rebuilt")))
+    monkeypatch.setattr(keywords.Bm25Index, "build", classmethod(lambda *a: pytest.fail("rebuilt")))
     assert kb.search("hotel approval", k=1, mode="keyword")[0].name == "hotel.txt"
     kb.close()
 
@@ -199,7 +199,7 @@ def test_cross_encoder_reranker_loads_a_local_model(tmp_path):
 def test_rag_fusion_searches_the_rewrites_too(tmp_path):
     generator = FakeGenerator(responses=["1. trip abroad paperwork\n2) TRV-7781 form\n- What is the weather?" * 1,
                                          "It must be filed before a trip abroad [1]."])
-    kb = KnowledgeBase(tmp_path / "kb", settings(fusion_queries=2, min_score=-1.0), embedder=FakeEmbedder(),
+    kb = KnowledgeBase(tmp_path / "kb", settings(fusion_queries=2, min_score=-1.0, min_score_zh=-1.0), embedder=FakeEmbedder(),
                        generator=generator)
     kb.add_texts(TEXTS, sources=SOURCES)
     queries = []
@@ -214,7 +214,7 @@ def test_rag_fusion_searches_the_rewrites_too(tmp_path):
 
 def test_rag_fusion_off_by_default_makes_no_extra_call(kb):
     generator = FakeGenerator()
-    kb2 = KnowledgeBase(kb.path, settings(min_score=-1.0), embedder=FakeEmbedder(), generator=generator)
+    kb2 = KnowledgeBase(kb.path, settings(min_score=-1.0, min_score_zh=-1.0), embedder=FakeEmbedder(), generator=generator)
     kb2.ask("meal allowance?")
     assert len(generator.prompts) == 1
     kb2.close()

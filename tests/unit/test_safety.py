@@ -1,5 +1,5 @@
-"""Content safety (rag/safety.py) on questions and answers, and the prompt-injection defences
-(rag/guard.py) measured on tests/data/injection_cases.jsonl with the fake generator."""
+"""Content safety (rag/answer/safety.py) on questions and answers, and the prompt-injection defences
+(rag/answer/guard.py) measured on tests/data/injection_cases.jsonl with the fake generator."""
 import importlib.util
 
 import pytest
@@ -54,7 +54,7 @@ def test_own_word_list_file_and_off(tmp_path):
 
 
 def kb_with(tmp_path, generator, **settings):
-    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", min_score=-1.0, **settings), embedder=FakeEmbedder(),
+    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", min_score=-1.0, min_score_zh=-1.0, **settings), embedder=FakeEmbedder(),
                        generator=generator)
     kb.add_texts(["The office opens at 8:30. Bombs were used in the war of 1870.", "办公室早上八点半开门。"], sources=["a", "b"])
     return kb
@@ -102,7 +102,7 @@ def test_output_checks_catch_payloads_and_system_prompt_leaks(tmp_path):
 
     case = next(c for c in injection.load_cases() if c["id"] == "en-ignore-1")
     generator = FakeGenerator(responses=["PWNED-1001 [1]"])
-    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", min_score=-1.0), embedder=FakeEmbedder(), generator=generator)
+    kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake", min_score=-1.0, min_score_zh=-1.0), embedder=FakeEmbedder(), generator=generator)
     kb.add_texts([case["document"]], sources=["doc"])
     answer = kb.ask(case["question"])
     assert answer.refused and answer.refusal_reason.startswith("guard: says what an instruction")
