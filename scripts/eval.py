@@ -150,8 +150,7 @@ def answer_items(sets: list[str], n: int) -> dict[str, list[dict]]:
 
 
 def _config_hash(settings: Settings, spec: str) -> str:
-    code = b"".join(p.read_bytes() for p in sorted((ROOT / "rag" / "answer").glob("*.py")))
-    code += b"".join((ROOT / "rag" / f).read_bytes() for f in ("prompts.py", "chain.py", "support.py"))
+    code = b"".join(p.read_bytes() for p in sorted((ROOT / "rag" / "answer").glob("*.py")) + [ROOT / "rag" / "text.py"])
     blob = json.dumps(settings.model_dump(mode="json", exclude={"openai_api_key"}), sort_keys=True).encode() + spec.encode() + code
     return hashlib.sha1(blob).hexdigest()[:10]
 
