@@ -45,7 +45,7 @@ class AnswerChain:
         timings: dict[str, float] = {}
         language = s.answer_language if s.answer_language != "auto" else language_of(question)
 
-        if (blocked := self._unsafe(question, language, t0)) is not None:  # content safety (rag/safety.py)
+        if (blocked := self._unsafe(question, language, t0)) is not None:  # content safety (rag/answer/safety.py)
             yield blocked.text
             yield blocked
             return
@@ -176,7 +176,7 @@ class AnswerChain:
         passages = [h.text for h in hits]
         if refuse.is_refusal(text, language):
             return self._evidence_or_refusal(hits, question, language, refuse.MODEL_SAID_SO)
-        why = guard.check_answer(text, passages, prompts.system_message(language))  # rag/guard.py
+        why = guard.check_answer(text, passages, prompts.system_message(language))  # rag/answer/guard.py
         if why:
             return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=f"guard: {why}",
                           hits=hits, question=question, language=language)

@@ -1,6 +1,6 @@
 """Prompt-injection defences: retrieved text is data, never instructions.
 
-Three layers, each a small function (hooked in rag/prompts.passage_block and rag/chain.finish):
+Three layers, each a small function (hooked in rag/answer/prompts.passage_block and rag/answer/chain.finish):
   1. neutralise(text): chat-template control tokens (<|im_start|>, [INST], <<SYS>> ...) and role
      headers inside a passage are defused, so a document cannot open a new system/assistant turn;
      the fence markers themselves are defused in prompts.passage_block.

@@ -57,7 +57,7 @@ def passage_block(n: int, hit: Hit, language: str) -> str:
     copies a label that stands first instead of answering (measured on the sample questions)."""
     label = PAGE[language].format(name=hit.name, page=hit.page_label or hit.page)
     text = " ".join(hit.text.split())  # line breaks from the PDF layout cost tokens and mean nothing
-    text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/guard.py)
+    text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/answer/guard.py)
     # Markers that could close the fence early are neutralised inside the passage.
     for marker in (CLOSE[language], OPEN[language]):
         text = text.replace(marker, marker.replace("<", "‹"))
