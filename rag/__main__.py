@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             for hit in answer.hits[:3]:
                 print(f"  {hit.name} p.{hit.page}  score {hit.score:.3f}: {hit.text[:120]}")
             return 0
-        if answer.uncited:
-            print("(warning: the answer cites no passage)")
+        if answer.fallback:
+            print("(quoted from the documents: the model's draft was not grounded in them)")
         print("Sources:")
         for c in answer.citations:
             print(f"  [{c.n}] {c.name} p.{c.page}: {c.quote[:200]}")

@@ -135,7 +135,6 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     refused: bool = False
     refusal_reason: str = ""  # "low retrieval score", "model said so", "unsupported", "no passages"
-    uncited: bool = False  # the answer cites nothing: shown with a warning
     support: float = 0.0  # the weakest sentence's support: share of what it adds beyond the question found in its passage
     fallback: str = ""  # why the best evidence was quoted instead of the model's draft ("model said so", "unsupported")
     hits: list[Hit] = field(default_factory=list)  # the passages given to the generator (or the closest ones)

@@ -91,8 +91,8 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
 
 def show_cited(answer: Answer, lang: str, key: str) -> None:
     st.markdown(answer.text)
-    if answer.uncited:
-        st.caption(t("uncited", lang))
+    if answer.fallback:
+        st.caption(t("evidence_quoted", lang))
     if answer.citations:
         st.markdown(f"**{t('sources', lang)}**")
         for c in answer.citations:
