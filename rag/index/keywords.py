@@ -61,12 +61,12 @@ class Bm25Index:
         known = [t for t in query_terms if t in vocab]
         if not known:
             return empty
-        scores = self._model.get_scores(known) * self._alive
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        top = top[scores[top] > 0]
-        return scores[top].astype(np.float32), self._ids[top]
+        # bm25s scores, masks removed chunks (weight 0) and takes the top k itself
+        rows, scores = self._model.retrieve([known], k=min(k, len(self._ids)), weight_mask=self._alive,
+                                            show_progress=False, n_threads=1)
+        rows, scores = rows[0], scores[0]
+        keep = scores > 0
+        return scores[keep].astype(np.float32), self._ids[rows[keep]]
 
     def remove(self, ids: np.ndarray) -> int:
         """Hide these ids from results; returns how many were present."""
