@@ -1,4 +1,4 @@
-"""The Parser interface and the dispatch from a file to the parser for its type.
+"""The Parser interface and its options (ingest/parsers.py picks the parser for a file).
 
 A parser turns one file into normalised pages. It raises ParseError with a human reason.
 """
@@ -7,15 +7,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from rag.errors import ParseError
 from rag.settings import Settings
 from rag.types import Page
 
 SETTINGS_DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
-
-SUPPORTED = {".pdf", ".txt", ".md", ".markdown"}
 
 
 @dataclass(frozen=True)
@@ -35,24 +31,3 @@ class Parser(ABC):
     @abstractmethod
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         """All pages of the file, text normalised; a page without text has text ''."""
-
-
-def parser_for(path: Path, options: ParseOptions | None = None,
-               on_progress: Callable[[dict], None] | None = None) -> Parser:
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        from ingest.pdf import PdfParser
-
-        return PdfParser(options or ParseOptions(), on_progress)
-    if suffix in (".txt", ".md", ".markdown"):
-        from ingest.text import TextParser
-
-        return TextParser()
-    raise ParseError(f"unsupported file type {suffix or '(none)'}: use PDF, .txt or .md")
-
-
-def parse_file(path: str | Path, password: str | None = None, options: ParseOptions | None = None,
-               on_progress: Callable[[dict], None] | None = None) -> list[Page]:
-    """`on_progress({"ocr": k, "of": n})` is called before each OCR'd page."""
-    path = Path(path)
-    return parser_for(path, options, on_progress).parse(path, password)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ingest.normalize import normalize_text
-from ingest.parse import SUPPORTED
+from ingest.parsers import SUPPORTED
 from rag.errors import ParseError
 from rag.fs import file_sha256
 from rag.index.docstore import StoredDoc

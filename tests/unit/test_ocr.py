@@ -5,7 +5,8 @@ import pytest
 
 from conftest import TEST_PDFS, write_pdf
 from ingest.isolate import IsolatedParser
-from ingest.parse import ParseOptions, parse_file
+from ingest.parse import ParseOptions
+from ingest.parsers import parse_file
 from rag.errors import ParseError
 
 
