@@ -9,11 +9,15 @@ One pass through the chain with every rule open records, per item, what each rul
 cosine of the passages (the gate), the passages given to the model and its raw draft. Each setting of
 (min_support, evidence_coverage) is then applied offline by AnswerChain.finish (no model call), the
 gate thresholds on top of it. The gate of each language is the highest threshold that refuses at most
-5% of its answerable questions (SQuAD2 decides `min_score`, RGB 0.4 and CMRC `min_score_zh`): a
-threshold chosen by the mean rate alone refused 83% of answerable English questions to gain
-unanswerable ones, since e5 cosines of the two overlap almost entirely (table below). With the gates
-fixed, the (min_support, evidence_coverage) with the best mean of the five per-set rates (SQuAD2
-answerable correct, SQuAD2 unanswerable refused, RGB 1.0 refused, RGB 0.4 correct, CMRC correct) is chosen.
+1% of its answerable questions (SQuAD2 decides `min_score`, RGB 0.4 and CMRC `min_score_zh`): the gate
+saves a model call on what is clearly off-topic, it does not judge answerability. e5 cosines of
+answerable and unanswerable questions overlap almost entirely (table below); a threshold chosen by the
+mean rate alone refused 83% of the answerable English questions, and one refusing 5% of the
+development slice's answerable Chinese questions (0.90) refused 3 of the 8 answerable Chinese sample
+questions, whose handbook scores lower than news and Wikipedia text. With the gates
+fixed, among the (min_support, evidence_coverage) within 0.01 of the best mean of the five per-set
+rates (SQuAD2 answerable correct, SQuAD2 unanswerable refused, RGB 1.0 refused, RGB 0.4 correct, CMRC
+correct), the one with the most correct answers is chosen.
 
     python scripts/calibrate_refusal.py [--n 40] [--generator llamacpp:1.5b]
 """
@@ -50,7 +54,7 @@ SUPPORT = [0.4, 0.5, 0.55, 0.6, 0.7]
 COVERAGE = [0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.01]  # 1.01: the evidence never overrules
 GATE_EN = [round(0.70 + 0.01 * i, 2) for i in range(19)]
 GATE_ZH = [round(0.75 + 0.01 * i, 2) for i in range(16)]
-MAX_GATED = 0.05  # the gate may refuse at most this share of answerable questions
+MAX_GATED = 0.01  # the gate may refuse at most this share of answerable questions
 RATES = ("squad2 answerable correct", "squad2 unanswerable refused", "rgb-1.0 refused", "rgb-0.4 correct", "cmrc correct")
 
 
@@ -154,7 +158,11 @@ def main() -> None:
                          **score(items, rows, results, gate_en_, gate_zh_)})
     # best mean; ties go to the most permissive gate and the strictest support (fewest invented answers)
     grid.sort(key=lambda r: (-round(r["mean"], 6), r["min_score"], r["min_score_zh"], -r["min_support"], r["evidence_coverage"]))
-    best = next(r for r in grid if r["min_score"] == gate_en and r["min_score_zh"] == gate_zh)
+    # within 0.01 of the best mean (one or two items of this slice), the setting that answers most
+    # answerable questions correctly: a false refusal is the error a user minds most
+    gated = [r for r in grid if r["min_score"] == gate_en and r["min_score_zh"] == gate_zh]
+    near = [r for r in gated if r["mean"] >= gated[0]["mean"] - 0.01]
+    best = max(near, key=lambda r: (sum(r[k] for k in RATES if "correct" in k), r["mean"], r["min_support"]))
     print("chosen", {k: best[k] for k in ("min_support", "evidence_coverage", "min_score", "min_score_zh", "mean")})
 
     def dist(values):
@@ -187,7 +195,8 @@ def main() -> None:
         table(header, [fmt(r) for r in grid[:8]]), "",
         f"Chosen: **min_support = {best['min_support']:.2f}, evidence_coverage = {best['evidence_coverage']:.2f}, "
         f"min_score = {best['min_score']:.2f}, min_score_zh = {best['min_score_zh']:.2f}** (mean {best['mean']:.3f}): the gates "
-        f"refuse at most {MAX_GATED:.0%} of the answerable questions of their language; the rest by the best mean.", "",
+        f"refuse at most {MAX_GATED:.0%} of the answerable questions of their language; of the settings within 0.01 of the best "
+        "mean, the one with the most correct answers.", "",
         table(header, [fmt(best)]), "",
     ]
     if now:
