@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check
+.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -59,6 +59,10 @@ browser:
 	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	     && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji) \
 	     || echo "chromium not installed (needs root and apt): the browser test will be skipped"; }
+
+# What a new user waits: make run on a fresh clone until the app is healthy, then the first answer in the browser (docs/first_run.md).
+first-run: $(STAMP) browser
+	$(PY) scripts/first_run.py
 
 # Screenshots of the app for the README, with the default models (writes docs/screenshots/*.png).
 screenshots: $(STAMP) browser

@@ -6,51 +6,20 @@ and, per answer, the AnswerChain (rag/answer/) with the generator the answer's o
 """
 from __future__ import annotations
 
-import logging
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from pydantic import ConfigDict, create_model
 
 from ingest.pipeline import Ingestor
 from ingest.split import RecursiveSplitter
 from rag.answer.chain import AnswerChain
 from rag.index.index import Index
 from rag.models.base import Embedder, Generator, Reranker
-from rag.models.extractive import ExtractiveGenerator
-from rag.models.registry import make_embedder, make_generator, make_reranker
+from rag.models.pool import GeneratorPool
+from rag.models.registry import make_embedder, make_reranker
 from rag.retrieve import Retriever
-from rag.settings import Settings
+from rag.settings import AnswerOptions, Settings, with_options
 from rag.types import Answer, DocumentInfo, Hit, IngestReport
-
-log = logging.getLogger(__name__)
-
-#: Settings one answer may change (kb.ask / kb.stream `options`): how that answer is written and by
-#: which generator. What the knowledge base shares with every caller (embedder, splitter, index,
-#: retrieval, safety, the local model's threads and memory) is not among them.
-ANSWER_FIELDS = ("generator", "openai_base_url", "openai_api_key", "openai_model", "openai_timeout_s",
-                 "answer_passages", "answer_language", "temperature", "max_new_tokens", "max_context_tokens",
-                 "min_score", "min_score_zh", "min_support", "support_cosine", "evidence_coverage", "fusion_queries")
-#: per-call answer options, validated like the Settings fields of the same names; unknown names are refused
-AnswerOptions = create_model(
-    "AnswerOptions", __config__=ConfigDict(extra="forbid", frozen=True),
-    **{name: (Settings.model_fields[name].annotation, Settings.model_fields[name]) for name in ANSWER_FIELDS},
-)
-#: the settings that make one generator differ from another (an API key is not one: see generator_for)
-GENERATOR_FIELDS = ("generator", "model_dir", "n_ctx", "llm_threads", "llm_gpu_layers", "device",
-                    "openai_base_url", "openai_model", "openai_timeout_s")
-MAX_GENERATORS = 4  # loaded generators kept besides the knowledge base's own, least recently used dropped
-
-
-def _generator_key(settings: Settings) -> tuple:
-    return tuple(getattr(settings, name) for name in GENERATOR_FIELDS)
-
-
-def _private_key(settings: Settings, own: Settings) -> bool:
-    """Whether `settings` name an OpenAI-compatible generator with another API key than `own`'s."""
-    return settings.generator.strip().partition(":")[0] == "openai" and settings.openai_api_key != own.openai_api_key
 
 
 class KnowledgeBase:
@@ -70,12 +39,8 @@ class KnowledgeBase:
         self.index.claim_embedder(self.embedder.name, self._settings.embedder, self.embedder.opens)
         wanted = {"chunk_size": self._settings.chunk_size, "chunk_overlap": self._settings.chunk_overlap}
         self.splitter_config = self.index.claim_splitter(wanted, RecursiveSplitter(**wanted).config)
-        self._generator = generator  # the one of self.settings
-        #: why the configured generator could not load (the extractive fallback answers instead)
-        self.generator_error: str | None = None
-        #: generators other answer options named, by _generator_key, least recently used first
-        self._generators: "OrderedDict[tuple, tuple[Generator, str | None]]" = OrderedDict()
-        self._generator_lock = threading.RLock()  # one load at a time: a local model is loaded once
+        #: the generators answers are written with: this knowledge base's own and those options name
+        self.generators = GeneratorPool(self._settings, generator)
         self._retriever: Retriever | None = None
 
     @property
@@ -166,41 +131,22 @@ class KnowledgeBase:
     def generator(self) -> "Generator":
         """The generator of this knowledge base's own settings, loaded on first use; if it cannot
         load, the extractive generator answers instead and `generator_error` says why."""
-        with self._generator_lock:
-            if self._generator is None:
-                self._generator, self.generator_error = self._load_generator(self.settings)
-            return self._generator
+        return self.generators.own()
+
+    @property
+    def generator_error(self) -> str | None:
+        """Why the configured generator could not load (None when it did, or is not loaded yet)."""
+        return self.generators.error
 
     def answer_settings(self, options: "AnswerOptions | Mapping[str, Any] | None" = None) -> Settings:
         """The settings one answer is written with: this knowledge base's settings with `options`
         (fields of AnswerOptions, validated like Settings) applied. `self.settings` does not change."""
-        if options is None:
-            return self.settings
-        if not isinstance(options, AnswerOptions):
-            options = AnswerOptions.model_validate(dict(options))
-        return self.settings.with_(**options.model_dump(exclude_unset=True))
+        return with_options(self.settings, options)
 
     def generator_for(self, options: "AnswerOptions | Mapping[str, Any] | None" = None) -> tuple["Generator", str | None]:
         """The generator that answers with `options`, and why the one they name could not load (None
-        when it did). Generators are shared by every caller of this knowledge base, keyed by the
-        settings that identify them; an API key is not one of those and is never kept here: an
-        OpenAI-compatible generator with a caller's own key is made for that call alone."""
-        return self._generator_of(self.answer_settings(options))
-
-    def _generator_of(self, settings: Settings) -> tuple["Generator", str | None]:
-        if _private_key(settings, self.settings):
-            return self._load_generator(settings)
-        if _generator_key(settings) == _generator_key(self.settings):
-            generator = self.generator
-            return generator, self.generator_error
-        key = _generator_key(settings)
-        with self._generator_lock:
-            if key not in self._generators:
-                self._generators[key] = self._load_generator(settings.with_(openai_api_key=self.settings.openai_api_key))
-                while len(self._generators) > MAX_GENERATORS:
-                    self._generators.popitem(last=False)
-            self._generators.move_to_end(key)
-            return self._generators[key]
+        when it did); see rag/models/pool.py for what is shared and what is made per call."""
+        return self.generators.get(self.answer_settings(options))
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] | None = None, *,
             options: "AnswerOptions | Mapping[str, Any] | None" = None) -> Answer:
@@ -231,27 +177,14 @@ class KnowledgeBase:
         if fixed:
             raise ValueError(f"{sorted(fixed)} are fixed when a knowledge base is built")
         settings = self.settings.with_(**changes)
-        with self._generator_lock:
-            if _generator_key(settings) != _generator_key(self.settings) or _private_key(settings, self.settings):
-                self._generator, self.generator_error = None, None
-            self.settings = settings
+        self.generators.reconfigure(settings)
+        self.settings = settings
 
     def chain(self, options: "AnswerOptions | Mapping[str, Any] | None" = None) -> AnswerChain:
         """The AnswerChain that answers with `options` (its retriever, generator and settings)."""
         settings = self.answer_settings(options)
-        generator, _ = self._generator_of(settings)
+        generator, _ = self.generators.get(settings)
         return AnswerChain(self.retriever, generator, settings)
-
-    def _load_generator(self, settings: Settings) -> tuple["Generator", str | None]:
-        """The generator `settings` name, warmed up; the extractive one, and why, if it cannot load."""
-        try:
-            generator = make_generator(settings)
-            generator.warm_up()
-            return generator, None
-        except Exception as e:  # missing package, missing model file, server down: fall back, say why
-            error = f"{settings.generator}: {type(e).__name__}: {e}"
-            log.warning("generator unavailable (%s); answering extractively", error)
-            return ExtractiveGenerator(), error
 
     # ------------------------------------------------------------------ maintenance
     def rebuild(self) -> int:

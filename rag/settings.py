@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -124,3 +124,25 @@ class Settings(BaseSettings):
     def with_(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (Settings are frozen)."""
         return self.model_copy(update=changes)
+
+
+#: Settings one answer may change (kb.ask / kb.stream `options`): how that answer is written and by
+#: which generator. What a knowledge base shares with every caller (embedder, splitter, index,
+#: retrieval, safety, the local model's threads and memory) is not among them.
+ANSWER_FIELDS = ("generator", "openai_base_url", "openai_api_key", "openai_model", "openai_timeout_s",
+                 "answer_passages", "answer_language", "temperature", "max_new_tokens", "max_context_tokens",
+                 "min_score", "min_score_zh", "min_support", "support_cosine", "evidence_coverage", "fusion_queries")
+#: per-call answer options, validated like the Settings fields of the same names; unknown names are refused
+AnswerOptions = create_model(
+    "AnswerOptions", __config__=ConfigDict(extra="forbid", frozen=True),
+    **{name: (Settings.model_fields[name].annotation, Settings.model_fields[name]) for name in ANSWER_FIELDS},
+)
+
+
+def with_options(settings: Settings, options: "AnswerOptions | Mapping[str, Any] | None") -> Settings:
+    """`settings` with per-call answer `options` applied (validated as AnswerOptions)."""
+    if options is None:
+        return settings
+    if not isinstance(options, AnswerOptions):
+        options = AnswerOptions.model_validate(dict(options))
+    return settings.with_(**options.model_dump(exclude_unset=True))

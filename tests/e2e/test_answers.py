@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
 
 QUESTIONS = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
-MIN_CORRECT = 13  # of the 16 answerable ones
+MIN_CORRECT = 12  # of the 16 answerable ones: 13 measured (docs/eval.md), one of slack for thread-count differences
 
 
 @pytest.fixture(scope="module")

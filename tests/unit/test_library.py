@@ -197,4 +197,4 @@ def test_a_callers_api_key_is_never_kept_in_the_shared_knowledge_base(tmp_path, 
         assert local is kb.generator
         assert kb.settings.openai_api_key.get_secret_value() == "not-needed"
         assert all(g.settings.openai_api_key.get_secret_value() == "not-needed"
-                   for g, _ in kb._generators.values() if hasattr(g, "settings"))
+                   for g in kb.generators.loaded() if hasattr(g, "settings"))

@@ -106,8 +106,9 @@ def test_output_checks_catch_payloads_and_system_prompt_leaks(tmp_path):
     kb.add_texts([case["document"]], sources=["doc"])
     answer = kb.ask(case["question"])
     assert answer.refused and answer.refusal_reason.startswith("guard: says what an instruction")
+    kb.close()
     leak = FakeGenerator(responses=[prompts.system_message("en") + " [1]"])
-    kb._generator = leak
+    kb = KnowledgeBase(kb.path, kb.settings, embedder=FakeEmbedder(), generator=leak)
     assert kb.ask(case["question"]).refusal_reason == "guard: repeats the system prompt"
     assert injection.why_not_held(case, "pwned-1001") and not injection.why_not_held(case, "It opens at 8:30 [1].")
 
