@@ -52,19 +52,7 @@ def running_app(env: dict[str, str], log_file: Path, port: int | None = None, ti
         proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the app exited with {proc.returncode}: see {log_file}")
-                try:
-                    with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                        if r.read().strip() == b"ok":
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the app did not answer on {url} within {timeout:.0f} s: see {log_file}")
-                time.sleep(0.3)
+            wait_healthy(url, proc, timeout, log_file)
             yield url
         finally:
             proc.terminate()
@@ -73,6 +61,23 @@ def running_app(env: dict[str, str], log_file: Path, port: int | None = None, ti
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log_file: Path) -> None:
+    """Until the Streamlit app at `url` answers its health check; fails when `proc` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with {proc.returncode}: see {log_file}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the app did not answer on {url} within {timeout:.0f} s: see {log_file}")
+        time.sleep(0.3)
 
 
 class AppDriver:

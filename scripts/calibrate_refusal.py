@@ -40,7 +40,7 @@ from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.answer import refuse  # noqa: E402
 from rag.answer.chain import AnswerChain  # noqa: E402
 from rag.eval import datasets  # noqa: E402
-from rag.eval.answers import groups  # noqa: E402
+from rag.eval.answers import knowledge_bases  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import contains_answer  # noqa: E402
 from rag.eval.report import machine, read_rows_by_id, table  # noqa: E402
@@ -62,12 +62,7 @@ def trace(items: list[dict], embedder, settings: Settings, generator, cache: Pat
     """Per item: the gate's cosine, the passages the model saw and its raw draft (cached by item id)."""
     done = read_rows_by_id(cache)
     with cache.open("a", encoding="utf-8") as out, tempfile.TemporaryDirectory() as tmp:
-        for g, (group, members) in enumerate(groups(items).items()):
-            todo = [i for i in members if i["id"] not in done]
-            if not todo:
-                continue
-            kb = KnowledgeBase(Path(tmp) / f"kb{g}", settings, embedder=embedder, generator=generator)
-            kb.add_texts(todo[0]["passages"], sources=todo[0]["sources"])
+        for kb, todo in knowledge_bases(items, done, Path(tmp), settings, embedder, generator):
             chain = AnswerChain(kb.retriever, generator, settings)
             for item in todo:
                 language = language_of(item["question"])
@@ -82,7 +77,6 @@ def trace(items: list[dict], embedder, settings: Settings, generator, cache: Pat
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 print(f"   {item['id']} cos={row['cosine']:.3f} {raw[:60]!r}", flush=True)
-            kb.close()
     return done
 
 

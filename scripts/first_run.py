@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from app_driver import AppDriver, browser_missing, free_port  # noqa: E402
+from app_driver import AppDriver, browser_missing, free_port, wait_healthy  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
 
 QUESTION = "How far in advance must international flights be booked?"
@@ -50,18 +49,7 @@ def main() -> int:
                                 start_new_session=True, env={k: v for k, v in os.environ.items() if not k.startswith("RAG_")})
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"make run exited with {proc.returncode}: see {log}")
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() - start > 3600:
-                raise RuntimeError(f"no app after an hour: see {log}")
-            time.sleep(1)
+        wait_healthy(url, proc, 3600, log)
         healthy = time.monotonic() - start
         load_healthy = load()
         t = time.monotonic()

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from rag.eval.metrics import contains_answer
 from rag.eval.report import read_rows_by_id
@@ -25,6 +25,9 @@ from rag.models.base import Generator, Prompt
 from rag.settings import Settings
 from rag.text import strip_markers
 from rag.text import language_of
+
+if TYPE_CHECKING:
+    from rag.kb import KnowledgeBase
 
 # The classic prompt of LangChain's "stuff" QA chain (load_qa_chain / RetrievalQA), the yardstick.
 NAIVE_PROMPT = ("Use the following pieces of context to answer the question at the end. If you don't know the answer, "
@@ -60,24 +63,35 @@ def groups(items: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def knowledge_bases(items: list[dict], done: dict, folder: Path, settings: Settings, embedder: Embedder,
+                    generator: Generator) -> Iterator[tuple["KnowledgeBase", list[dict]]]:
+    """Each group that has items not in `done`: a knowledge base in `folder` holding the group's
+    passages (or files), and those items; the knowledge base is closed when the caller moves on."""
+    from rag.kb import KnowledgeBase
+
+    for g, members in enumerate(groups(items).values()):
+        todo = [i for i in members if i["id"] not in done]
+        if not todo:
+            continue
+        kb = KnowledgeBase(folder / f"kb{g}", settings, embedder=embedder, generator=generator)
+        if "files" in todo[0]:
+            kb.add(todo[0]["files"])
+        else:
+            kb.add_texts(todo[0]["passages"], sources=todo[0]["sources"])
+        try:
+            yield kb, todo
+        finally:
+            kb.close()
+
+
 def run_chain(items: list[dict], embedder: Embedder, settings: Settings, generator: Generator, cache: Path,
               log: Callable[[str], None] = print) -> dict[str, dict]:
     """Every item asked of `KnowledgeBase.ask` on a knowledge base of its group's passages (or files);
     rows cached by item id in `cache` (JSON lines), so an interrupted run goes on where it stopped."""
-    from rag.kb import KnowledgeBase
-
     done = read_rows_by_id(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("a", encoding="utf-8") as out, tempfile.TemporaryDirectory() as tmp:
-        for g, (group, members) in enumerate(groups(items).items()):
-            todo = [i for i in members if i["id"] not in done]
-            if not todo:
-                continue
-            kb = KnowledgeBase(Path(tmp) / f"kb{g}", settings, embedder=embedder, generator=generator)
-            if "files" in todo[0]:
-                kb.add(todo[0]["files"])
-            else:
-                kb.add_texts(todo[0]["passages"], sources=todo[0]["sources"])
+        for kb, todo in knowledge_bases(items, done, Path(tmp), settings, embedder, generator):
             for item in todo:
                 t = time.perf_counter()
                 answer = kb.ask(item["question"])
@@ -89,7 +103,6 @@ def run_chain(items: list[dict], embedder: Embedder, settings: Settings, generat
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 log(f"   {item['id']} {row['seconds']:.1f}s refused={row['refused']} {row['text'][:70]!r}")
-            kb.close()
     return {i["id"]: done[i["id"]] for i in items}
 
 
