@@ -110,6 +110,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans or [(0, len(text))]
 
 
+_CJK_WRAP = re.compile(rf"(?<=[{CJK}])[ \t]*\n\s*(?=[{CJK}])")
+_WRAP = re.compile(r"[ \t]*\n\s*")
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks (PDF layout) removed: nothing between two CJK characters, a space elsewhere."""
+    return _WRAP.sub(" ", _CJK_WRAP.sub("", text)).strip()
+
+
 def sentences(text: str) -> list[str]:
     return [text[a:b].strip() for a, b in sentence_spans(text) if text[a:b].strip()]
 

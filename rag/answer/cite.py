@@ -14,8 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.text import MARKER, content_tokens, sentences, strip_markers
-from rag.text import language_of
+from rag.text import MARKER, content_tokens, language_of, one_line, sentences, strip_markers
 from rag.types import Citation, Hit
 
 _MARKERS = re.compile(MARKER)
@@ -149,7 +148,7 @@ def render(claims: Sequence[Claim], hits: Sequence[Hit], question: str, language
     (its quote taken for the first sentence that cites it)."""
     parts, citations = [], {}
     for claim in claims:
-        body = claim.text.rstrip()
+        body = one_line(claim.text)  # PDF line wraps are layout, not part of the answer
         stop = ""
         if body and body[-1] in "。！？.!?":
             body, stop = body[:-1].rstrip(), body[-1]
@@ -161,7 +160,7 @@ def render(claims: Sequence[Claim], hits: Sequence[Hit], question: str, language
         for n in claim.passages:
             if n not in citations:
                 hit = hits[n - 1]
-                citations[n] = Citation(n=n, source=hit.source, page=hit.page, quote=quote(hit.text, claim.text, question),
+                citations[n] = Citation(n=n, source=hit.source, page=hit.page, quote=one_line(quote(hit.text, claim.text, question)),
                                         chunk_id=hit.chunk_id, page_label=hit.page_label)
     joiner = "" if language == "zh" else " "
     return joiner.join(parts).strip(), sorted(citations.values(), key=lambda c: c.n)

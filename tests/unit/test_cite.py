@@ -94,6 +94,18 @@ def test_across_languages_the_embedders_cosine_decides():
     assert weak[0].passages == [] and weak[0].support < 0.55
 
 
+def test_pdf_line_wraps_are_not_shown_in_the_answer_or_the_quote():
+    wrapped = [hit("Premium economy may be booked when the\nscheduled flight time is 6 hours or more.", 1),
+               hit("扫描版 PDF 必须先经过光学\n字符识别。", 2)]
+    text, citations = cite.render(cite.attribute("Premium economy may be booked when the\nscheduled flight time is 6 hours or more.",
+                                                 "When may premium economy be booked?", wrapped, min_support=0.5),
+                                  wrapped, "When may premium economy be booked?", "en")
+    assert text == "Premium economy may be booked when the scheduled flight time is 6 hours or more [1]."
+    assert citations[0].quote == "Premium economy may be booked when the scheduled flight time is 6 hours or more."
+    _, zh = cite.render([cite.Claim("必须先经过光学\n字符识别", [2], 1.0)], wrapped, "需要什么处理？", "zh")
+    assert zh[0].quote == "扫描版 PDF 必须先经过光学字符识别。"
+
+
 def test_a_pasted_passage_is_recognised():
     assert cite.copies_a_passage("[1] " + POLICY, [POLICY])
     assert not cite.copies_a_passage("International flights must be booked at least 21 days before departure [1].", [POLICY])
