@@ -33,6 +33,7 @@ CACHE = ROOT / ".eval-cache"
 sys.path.insert(0, str(ROOT))
 
 from rag import KnowledgeBase, Settings  # noqa: E402
+from rag.settings import ANSWER_FIELDS  # noqa: E402
 from rag.answer.chain import AnswerChain  # noqa: E402
 from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
@@ -183,7 +184,11 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
             generators[spec] = make_generator(settings.with_(generator=spec))
             generators[spec].warm_up()
         generator = generators[spec]
-        name = f"{'ours' if kind == 'chain' else 'naive LangChain'} · {generator.name}"
+        # answer settings changed from their defaults (e.g. RAG_MAX_CONTEXT_TOKENS=640) are part of the row's name
+        changed = [f"{k}={getattr(settings, k)}" for k in ANSWER_FIELDS
+                   if k != "generator" and k in Settings.model_fields and getattr(settings, k) != Settings.model_fields[k].default
+                   and kind == "chain"]
+        name = f"{'ours' if kind == 'chain' else 'naive LangChain'} · {generator.name}" + "".join(f" · {c}" for c in changed)
         print(f"== answers: {name}, {len(items)} items", flush=True)
         if kind == "chain":
             cache = CACHE / f"answers2-chain-{_config_hash(settings, spec)}.jsonl"
