@@ -68,13 +68,13 @@ def main() -> int:
         f"({machine('cpu')}); load average before {load_before}, when the app was up {load_healthy}. Do not edit by hand.", "",
         "`git clone` into an empty folder (nothing beside it), then `make run`: the virtual environment, the install "
         "(pip's cache of this machine was warm: a first install ever also downloads the wheels and compiles "
-        "llama-cpp-python, about 10 more minutes on 2 cores), the sample knowledge base, and the app answering its "
+        "llama-cpp-python from source, which takes longer; see the README), the sample knowledge base, and the app answering its "
         "health check. Then headless Chromium opens the app and asks the first question; the answer's wait includes "
         "loading the models (the 1.5B GGUF is assembled from its part packages on the first answer).", "",
         table(["step", "seconds"], [["`make run` until the app is healthy", f"{healthy:.0f}"],
                                     ["the page ready in the browser", f"{page:.1f}"],
                                     [f"first answer shown (\"{QUESTION}\")", f"{first_answer:.1f}"]]), "",
-        "The answer as shown:", "", "> " + " ".join(answer.split())[:400], "",
+        "The answer as shown:", "", "> " + " ".join(answer.split()).removeprefix("smart_toy ")[:400], "",  # (the avatar's icon name)
     ]
     (ROOT / "docs" / "first_run.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
