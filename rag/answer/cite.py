@@ -58,13 +58,14 @@ def added_tokens(statement: str, question: str) -> set[str]:
     return content_tokens(statement) - content_tokens(question)
 
 
-def support(statement: str, question: str, passage: str) -> float:
-    """Share of what the statement adds that the passage holds; 0 when it names a number the
-    passage lacks (an invented figure is the commonest harmful error of a small model)."""
+def support(statement: str, question: str, passage: str | set[str]) -> float:
+    """Share of what the statement adds that the passage (its text, or its content tokens) holds; 0
+    when it names a number the passage lacks (an invented figure is the commonest harmful error of a
+    small model)."""
     added = added_tokens(statement, question)
     if not added:
         return 1.0
-    found = content_tokens(passage)
+    found = passage if isinstance(passage, set) else content_tokens(passage)
     if any(_NUMBER.match(t) and t not in found for t in added):
         return 0.0
     return len(added & found) / len(added)
@@ -99,22 +100,23 @@ def attribute(text: str, question: str, hits: Sequence[Hit], *, min_support: flo
     that holds it best is attached. Across languages word overlap means nothing: there the
     embedder's cosine between sentence and passage decides (when `similarity` is given)."""
     passages = [h.text for h in hits]
+    tokens = [content_tokens(p) for p in passages]  # segmented once, not once per sentence of the answer
     languages = [language_of(p) for p in passages]
     claims: list[Claim] = []
     cross: list[int] = []  # claims no passage of their own language holds: the embedder decides
     for plain, numbers in split_claims(text):
         valid = [n for n in numbers if 1 <= n <= len(hits)]
         claim = Claim(plain, cited_by_model=bool(valid))
-        scores = [support(plain, question, p) for p in passages]
+        scores = [support(plain, question, t) for t in tokens]
         # the passages the model cited hold the sentence together ("A, and B [1, 2]")
-        own = support(plain, question, " ".join(passages[n - 1] for n in valid)) if valid else -1.0
+        own = support(plain, question, set().union(*(tokens[n - 1] for n in valid))) if valid else -1.0
         if valid and own >= min_support:
             adds = added_tokens(plain, question)
-            claim.passages = [n for n in valid if not adds or adds & content_tokens(passages[n - 1])]
+            claim.passages = [n for n in valid if not adds or adds & tokens[n - 1]]
             claim.support = own
         elif scores:
             overlap = content_tokens(plain)
-            best = max(range(len(passages)), key=lambda i: (scores[i], len(overlap & content_tokens(passages[i])), -i))
+            best = max(range(len(passages)), key=lambda i: (scores[i], len(overlap & tokens[i]), -i))
             claim.support = scores[best]
             if scores[best] >= min_support:
                 claim.passages = [best + 1]
@@ -128,7 +130,7 @@ def attribute(text: str, question: str, hits: Sequence[Hit], *, min_support: flo
             other = [k for k in range(len(passages)) if languages[k] != language_of(claim.text)] or list(range(len(passages)))
             best = max(other, key=lambda k: row[k])
             invented_number = any(_NUMBER.match(t) for t in added_tokens(claim.text, question)) and \
-                support(claim.text, question, passages[best]) == 0.0
+                support(claim.text, question, tokens[best]) == 0.0
             if row[best] >= min_cosine and not invented_number:
                 claim.passages, claim.support = [best + 1], 1.0
     return claims
