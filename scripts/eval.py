@@ -158,12 +158,8 @@ def _config_hash(settings: Settings, spec: str) -> str:
 
 def first_of_each_kind(by_set: dict[str, list[dict]], n: int) -> dict[str, list[dict]]:
     """The first n answerable and first n unanswerable items of each set."""
-    out = {}
-    for name, items in by_set.items():
-        seen: dict[bool, int] = {}
-        out[name] = [i for i in items if (seen.__setitem__(i["answerable"], seen.get(i["answerable"], 0) + 1)
-                                          or seen[i["answerable"]] <= n)]
-    return out
+    return {name: [i for i in items if i["answerable"]][:n] + [i for i in items if not i["answerable"]][:n]
+            for name, items in by_set.items()}
 
 
 def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, settings: Settings, systems: list[str],
