@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     min_score_zh: float | None = Field(0.87, description="the same gate for Chinese questions (e5 cosines run higher between Chinese texts; calibrated: docs/refusal.md); None = min_score")
     min_support: float = Field(0.50, ge=0.0, le=1.0, description="a sentence of an answer stands when at least this share of what it adds beyond the question is in its passage (rag/answer/cite.py)")
     support_cosine: float = Field(0.85, ge=-1.0, le=1.0, description="the same across languages: the embedder's cosine between answer sentence and passage")
+    min_question_overlap: float = Field(0.20, ge=0.0, le=1.0, description="an answer stands only when the passage sentence it cites holds at least this share of the question's words, and its passage every number the question names (rag/answer/refuse.py)")
     evidence_coverage: float = Field(0.75, ge=0.0, le=1.0, description="when the model refuses or writes nothing grounded, a passage sentence holding this share of the question's words is quoted instead (rag/answer/refuse.py)")
     answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")
     # --- safety (rag/answer/safety.py, rag/answer/guard.py) -----------------------------------------------
@@ -131,7 +132,7 @@ class Settings(BaseSettings):
 #: retrieval, safety, the local model's threads and memory) is not among them.
 ANSWER_FIELDS = ("generator", "openai_base_url", "openai_api_key", "openai_model", "openai_timeout_s",
                  "answer_passages", "answer_language", "temperature", "max_new_tokens", "max_context_tokens",
-                 "min_score", "min_score_zh", "min_support", "support_cosine", "evidence_coverage", "fusion_queries")
+                 "min_score", "min_score_zh", "min_support", "support_cosine", "min_question_overlap", "evidence_coverage", "fusion_queries")
 #: per-call answer options, validated like the Settings fields of the same names; unknown names are refused
 AnswerOptions = create_model(
     "AnswerOptions", __config__=ConfigDict(extra="forbid", frozen=True),

@@ -97,6 +97,7 @@ _SENTENCE_END = re.compile(rf"[。！？；!?;]+[”’」』）)]*|\.(?=\s)|\n\
 # A citation marker: [1], [1, 2], [1、2] or 【1】. Group 1 or 2 holds the number(s).
 MARKER = r"\[\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*\]|【\s*(\d+)\s*】"
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]|\d+(?:[.,:]\d+)*%?")
+NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*%?$")  # a content token that is a number ("1,000,000", "0.62", "5%")
 _MARKER = re.compile(MARKER)
 
 

@@ -170,7 +170,8 @@ class AnswerChain:
     def finish(self, raw: str, hits: list[Hit], question: str, language: str) -> Answer:
         """Draft → answer: copied labels stripped, every sentence attributed to the passage that holds
         it, and the refusal decided by the rules of rag/answer/refuse.py. A draft with nothing
-        grounded (or a refusal the evidence contradicts) gives way to quoting the best evidence."""
+        grounded, or nothing about the question (or a refusal the evidence contradicts) gives way to
+        quoting the best evidence."""
         s = self.settings
         text = cite.clean(raw, hits)
         passages = [h.text for h in hits]
@@ -188,6 +189,10 @@ class AnswerChain:
         if not grounded:
             support = max((c.support for c in claims), default=0.0)
             return self._evidence_or_refusal(hits, question, language, refuse.UNSUPPORTED, support=support)
+        if not any(refuse.on_question(question, cite.quote(hits[n - 1].text, c.text, question), hits[n - 1].text, s)
+                   for c in grounded for n in c.passages):
+            return self._evidence_or_refusal(hits, question, language, refuse.OFF_QUESTION,
+                                             support=min(c.support for c in grounded))
         if cite.copies_a_passage(text, passages):  # a pasted passage: its sentences that answer the question
             grounded = cite.most_relevant(grounded, question)
         grounded = [cite.expand_bare_number(c, hits, question) for c in grounded]
@@ -199,7 +204,8 @@ class AnswerChain:
                              support: float = 0.0) -> Answer:
         """The best evidence quoted with its citation when it covers the question well enough
         (rag/answer/refuse.py), else the refusal with `reason`."""
-        found = evidence(question, [h.text for h in hits])
+        # a sentence whose passage lacks the question's numbers (its year, its amount) is about something else
+        found = [e for e in evidence(question, [h.text for h in hits]) if refuse.numbers_held(question, hits[e.n - 1].text)]
         if refuse.evidence_overrules(found, self.settings):
             claims = [cite.Claim(e.sentence, [e.n], 1.0) for e in found]
             text, citations = cite.render(claims, hits, question, language)

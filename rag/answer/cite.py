@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.text import MARKER, content_tokens, language_of, one_line, sentences, strip_markers
+from rag.text import MARKER, NUMBER, content_tokens, language_of, one_line, sentences, strip_markers
 from rag.types import Citation, Hit
 
 _MARKERS = re.compile(MARKER)
@@ -26,7 +26,6 @@ _WORDY_MARKER = re.compile(r"[\[【]\s*(?:资料|段落|片段|来源|文档|pas
 _PAGE_LABEL = re.compile(r"[（(][^（）()\n]{0,120}?(?:第\s*\d+\s*页|\bp(?:age|\.)\s*\d+)\s*[）)]", re.I)
 _TAGS = re.compile(r"[<‹]/?\s*(?:资料|passages)\s*>", re.I)
 _LEAD = re.compile(r"^\s*(?:答案|回答|答|Answer)\s*[：:]\s*", re.I)
-_NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*%?$")
 
 
 def clean(raw: str, hits: Sequence[Hit]) -> str:
@@ -66,7 +65,7 @@ def support(statement: str, question: str, passage: str | set[str]) -> float:
     if not added:
         return 1.0
     found = passage if isinstance(passage, set) else content_tokens(passage)
-    if any(_NUMBER.match(t) and t not in found for t in added):
+    if any(NUMBER.match(t) and t not in found for t in added):
         return 0.0
     return len(added & found) / len(added)
 
@@ -129,7 +128,7 @@ def attribute(text: str, question: str, hits: Sequence[Hit], *, min_support: flo
             claim = claims[i]
             other = [k for k in range(len(passages)) if languages[k] != language_of(claim.text)] or list(range(len(passages)))
             best = max(other, key=lambda k: row[k])
-            invented_number = any(_NUMBER.match(t) for t in added_tokens(claim.text, question)) and \
+            invented_number = any(NUMBER.match(t) for t in added_tokens(claim.text, question)) and \
                 support(claim.text, question, tokens[best]) == 0.0
             if row[best] >= min_cosine and not invented_number:
                 claim.passages, claim.support = [best + 1], 1.0

@@ -7,7 +7,13 @@ The small local models neither refuse nor cite reliably by themselves, so the de
      passages covers most of the question, that sentence is quoted (cited) instead;
   3. support: each sentence of a draft must have what it adds beyond the question in a passage
      (rag.answer.cite.support); a draft with no supported sentence, or one that pastes a passage, is
-     replaced by the best evidence when there is some, and refused when there is none.
+     replaced by the best evidence when there is some, and refused when there is none;
+  4. on the question: a supported answer must also be an answer to *this* question. The passage
+     sentence it cites must hold `min_question_overlap` of the question's words (a true fact from an
+     on-topic passage that shares nothing with the question answers something else), and its passage
+     every number the question names (asked about 2022, a passage about 2023 does not answer).
+     The small models answer the questions the documents lack with such facts (RGB noise 1.0,
+     SQuAD2's unanswerable questions); measured in docs/refusal.md.
 Thresholds are Settings fields, calibrated by `make calibrate` (docs/refusal.md).
 """
 from __future__ import annotations
@@ -17,13 +23,14 @@ from typing import Sequence
 
 from rag.answer import prompts
 from rag.settings import Settings
-from rag.text import Evidence, strip_markers
+from rag.text import NUMBER, Evidence, content_tokens, is_han, language_of, strip_markers
 from rag.types import Hit
 
 LOW_SCORE = "low retrieval score"
 NO_PASSAGES = "no passages"
 MODEL_SAID_SO = "model said so"
 UNSUPPORTED = "unsupported"
+OFF_QUESTION = "not about the question"
 
 
 def relevance(hits: Sequence[Hit]) -> float:
@@ -59,3 +66,29 @@ def evidence_overrules(found: Sequence[Evidence], settings: Settings) -> bool:
     """The passages hold a sentence covering enough of the question that a model's refusal (or an
     ungrounded draft) should give way to quoting it."""
     return bool(found) and max(e.coverage for e in found) >= settings.evidence_coverage
+
+
+def numbers_held(question: str, passage: str | set[str]) -> bool:
+    """Every number the question names (a year, an amount) is in the passage (its text, or its content tokens)."""
+    wanted = {t for t in content_tokens(question) if NUMBER.match(t)}
+    if not wanted:
+        return True
+    found = passage if isinstance(passage, set) else content_tokens(passage)
+    return wanted <= found
+
+
+def on_question(question: str, quote: str, passage: str, settings: Settings) -> bool:
+    """An answer citing `quote` (a sentence of `passage`) answers this question: the passage holds the
+    question's numbers and, in the question's language, the quote holds `min_question_overlap` of its
+    words (across languages word overlap means nothing, so that part is skipped)."""
+    if not numbers_held(question, passage):
+        return False
+    if language_of(quote) != language_of(question):
+        return True
+    wanted = content_tokens(question)
+    if not wanted:
+        return True
+    found = content_tokens(quote)
+    # a Chinese word counts when the quote contains it: jieba cuts 罚款 where the question says 罚
+    held = sum(1 for w in wanted if w in found or (is_han(w) and w in quote))
+    return held / len(wanted) >= settings.min_question_overlap
