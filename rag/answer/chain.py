@@ -18,7 +18,7 @@ from rag.answer.safety import make_safety_filter, refusal as safety_refusal
 from rag.models.base import Generator, Prompt
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from rag.text import content_tokens, evidence, language_of, sentence_spans, strip_markers
+from rag.text import content_tokens, evidence, language_of, one_line, sentence_spans, strip_markers
 from rag.types import Answer, AnswerStream, Hit
 
 
@@ -207,8 +207,10 @@ class AnswerChain:
         # a sentence whose passage lacks the question's numbers (its year, its amount) is about something else
         found = [e for e in evidence(question, [h.text for h in hits]) if refuse.numbers_held(question, hits[e.n - 1].text)]
         if refuse.evidence_overrules(found, self.settings):
-            claims = [cite.Claim(e.sentence, [e.n], 1.0) for e in found]
-            text, citations = cite.render(claims, hits, question, language)
+            merged: dict[str, cite.Claim] = {}  # overlapping chunks hold the same sentence: one claim, both passages
+            for e in found:
+                merged.setdefault(one_line(e.sentence), cite.Claim(e.sentence, [], 1.0)).passages.append(e.n)
+            text, citations = cite.render(list(merged.values()), hits, question, language)
             return Answer(text=text, citations=citations, support=1.0, hits=hits, question=question, language=language,
                           fallback=reason)
         return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=reason, support=support,

@@ -195,3 +195,59 @@ def test_a_bare_number_is_shown_in_the_sentence_that_holds_it(kb_with):
     answer = kb.ask("默认块大小为多少？")
     assert re.fullmatch(r"默认块大小为 400 个字符\[\d\]。", answer.text)
     assert answer.citations[0].name == "rag_handbook_zh.pdf"
+
+
+# --- rule 4: the answer must be about the question ----------------------------------------------
+OPTIONS = Settings(embedder="fake", generator="fake")
+
+
+def test_an_answer_citing_a_sentence_that_shares_nothing_with_the_question_is_not_about_it():
+    passage = "The Colosseum is in Rome. It held fifty thousand people."
+    question = "How many spectators did the Circus Maximus in Paris hold?"
+    assert not refuse.on_question(question, "It held fifty thousand people.", passage, OPTIONS.with_(min_question_overlap=0.2))
+    assert refuse.on_question("How many people did the Colosseum hold?", "The Colosseum is in Rome.", passage, OPTIONS)
+    assert refuse.on_question(question, "It held fifty thousand people.", passage, OPTIONS.with_(min_question_overlap=0.0))
+
+
+def test_the_passage_must_hold_every_number_the_question_names():
+    passage = "南非将于2023年担任金砖国家主席国。"
+    assert not refuse.numbers_held("2022年金砖国家主席国是谁？", passage)
+    assert refuse.numbers_held("2023年金砖国家主席国是谁？", passage)
+    assert refuse.numbers_held("金砖国家主席国是谁？", passage)
+    assert not refuse.on_question("2022年金砖国家主席国是谁？", passage, passage, OPTIONS)
+
+
+def test_chinese_question_words_count_inside_longer_passage_words():
+    # jieba cuts 罚款 where the question says 罚: the quote still holds the word
+    passage = "知网因垄断被处以罚款，计8760万元。"
+    assert refuse.on_question("知网垄断被罚了多少钱", passage, passage, OPTIONS.with_(min_question_overlap=0.5))
+
+
+def test_a_short_quote_is_read_with_the_text_before_it():
+    table = "City tier Hotel cap per night\nTier 1\nNew York, London\nUSD 320\nTier 2\nChicago, Berlin\nUSD 240\nTier 3"
+    assert refuse.on_question("What is the hotel cap in a Tier 2 city?", "USD 240", table, OPTIONS)
+    assert not refuse.on_question("What is the hotel cap in a Tier 2 city?", "USD 240",
+                                  "x" * 200 + " USD 240", OPTIONS)
+
+
+def test_an_answer_across_languages_is_not_judged_by_word_overlap():
+    assert refuse.on_question("How long are chunks by default?", "默认块大小为 400 个字符。", HANDBOOK, OPTIONS)
+
+
+def test_an_answer_about_something_else_gives_way_to_evidence_or_refusal(kb_with):
+    # grounded (every word it adds is in the meals passage), but the sentence it cites is not about flights
+    kb = kb_with(["Tier-2 cities get 60 USD [2]."])
+    answer = kb.ask("Which booking class is the standard for flights?")
+    assert not answer.refused and answer.fallback == refuse.OFF_QUESTION
+    assert answer.text.startswith("Economy class is the standard for all flights")
+    kb = kb_with(["Tier-2 cities get 60 USD [2]."])
+    answer = kb.ask("Who approves hotel bookings above the cap in Milvus?")
+    assert answer.refused and answer.refusal_reason == refuse.OFF_QUESTION
+
+
+def test_evidence_repeated_by_overlapping_chunks_is_quoted_once_citing_both(kb_with):
+    kb = kb_with(["The documents do not contain this information."])
+    kb.add_texts([POLICY], sources=["policy_copy.pdf"])
+    answer = kb.ask("How many days before departure must international flights be booked?")
+    assert answer.fallback == refuse.MODEL_SAID_SO
+    assert answer.text.count("21 days") == 1 and len(answer.citations) == 2
