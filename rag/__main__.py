@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    from rag.answer import refuse
     from rag.errors import RagError
     from rag.kb import KnowledgeBase
     from rag.settings import Settings
@@ -39,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         if kb.generator_error:
             print(f"(answered without a language model: {kb.generator_error})", file=sys.stderr)
         if answer.refused:
-            if answer.refusal_reason == "unsupported":  # the streamed text was withdrawn
+            if answer.refusal_reason == refuse.UNSUPPORTED:  # the streamed text was withdrawn
                 print(f"-> {answer.text} (the draft answer was not supported by the passages)")
+            elif answer.refusal_reason == refuse.OFF_QUESTION:
+                print(f"-> {answer.text} (the passages the draft answer cited do not answer this question)")
             print("Closest passages:")
             for hit in answer.hits[:3]:
                 print(f"  {hit.name} p.{hit.page}  score {hit.score:.3f}: {hit.text[:120]}")

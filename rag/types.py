@@ -134,9 +134,9 @@ class Answer:
     text: str
     citations: list[Citation] = field(default_factory=list)
     refused: bool = False
-    refusal_reason: str = ""  # "low retrieval score", "model said so", "unsupported", "no passages"
+    refusal_reason: str = ""  # "low retrieval score", "model said so", "unsupported", "not about the question", "no passages"
     support: float = 0.0  # the weakest sentence's support: share of what it adds beyond the question found in its passage
-    fallback: str = ""  # why the best evidence was quoted instead of the model's draft ("model said so", "unsupported")
+    fallback: str = ""  # why the best evidence was quoted instead of the model's draft ("model said so", "unsupported", "not about the question")
     hits: list[Hit] = field(default_factory=list)  # the passages given to the generator (or the closest ones)
     question: str = ""  # the standalone question actually searched (after condensing)
     language: str = "en"

@@ -85,6 +85,8 @@ LABELS: dict[str, dict[str, str]] = {
     "refused_reason_no passages": {"zh": "知识库是空的。", "en": "The knowledge base is empty."},
     "refused_reason_model said so": {"zh": "模型判断文档中没有答案。", "en": "The model found no answer in the passages."},
     "refused_reason_unsupported": {"zh": "草拟的回答没有得到段落支持，已撤回。", "en": "The draft answer was not supported by the passages, so it was withdrawn."},
+    "refused_reason_not about the question": {"zh": "草拟的回答引用的段落并不是在回答这个问题，已撤回。",
+                                              "en": "The draft answer cited passages that do not answer this question, so it was withdrawn."},
     "closest": {"zh": "最接近的段落：", "en": "The closest passages:"},
     "closest_title": {"zh": "{name} · 第 {page} 页 · 相似度 {score:.2f}", "en": "{name} · page {page} · similarity {score:.2f}"},
     "evidence_quoted": {"zh": "以上是文档原文：模型的回答在文档中找不到依据，因此直接引用了最相关的句子。",
