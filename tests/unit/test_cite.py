@@ -214,6 +214,10 @@ def test_the_passage_must_hold_every_number_the_question_names():
     assert not refuse.numbers_held("2022年金砖国家主席国是谁？", passage)
     assert refuse.numbers_held("2023年金砖国家主席国是谁？", passage)
     assert refuse.numbers_held("金砖国家主席国是谁？", passage)
+    # a chunk that names no year may be about the question's year (its article's date is elsewhere)
+    assert refuse.numbers_held("2022年1月5日全国新增确诊病例数？", "1月5日0—24时，全国报告新增确诊病例189例。")
+    # an amount must be there
+    assert not refuse.numbers_held("Who approves trips above USD 10,000?", "Trips above USD 5,000 need a director.")
     assert not refuse.on_question("2022年金砖国家主席国是谁？", passage, passage, OPTIONS)
 
 
