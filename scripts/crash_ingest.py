@@ -131,7 +131,7 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
                 violations.append(f"{name} reported committed (v{version}) but not stored")
         for name, info in stored.items():
             doc = kb.store.find(name)
-            rows = kb.store.chunks(list(_chunk_ids(kb, doc.id)))
+            rows = kb.store.chunks(kb.store.chunk_ids_of(doc.id))
             texts = [rows[i].text for i in sorted(rows)]
             matches = [v for v in range(1, versions.get(name, 1) + 1)
                        if texts == [c.text for c in splitter.split([Page(1, document(name, v))])]]
@@ -153,10 +153,6 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
     counts["derived_stale"] = len(before.problems)
     counts["repaired"] = bool(after_repair.repaired)
     return violations, counts
-
-
-def _chunk_ids(kb, doc_id: int) -> list[int]:
-    return kb.store.chunk_ids_of(doc_id)
 
 
 def run_once(workdir: Path, seed: int, n_docs: int = 120, group: int = 5, max_delay: float = 2.0) -> dict:

@@ -210,6 +210,11 @@ def answers_report(by_system: dict) -> list[str]:
             return "–"
         return f"{m['rate']:.2f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}] ({m['k']}/{m['n']})"
 
+    def mean(m: dict | None) -> str:
+        if not m or not m["n"]:
+            return "–"
+        return f"{m['mean']:.2f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
+
     def secs(v) -> str:
         return "–" if v is None else f"{v:.1f}"
 
@@ -218,7 +223,10 @@ def answers_report(by_system: dict) -> list[str]:
              "sentence, the refusal rules of rag/answer/refuse.py) or through the naive LangChain \"stuff\" chain "
              "(RecursiveCharacterTextSplitter 1000/200, FAISS top 4, the classic \"use the following pieces of context… if "
              "you don't know the answer, just say that you don't know\" prompt) with the same model. *correct*: the gold "
-             "answer is contained in the answer (on the sample questions its page must be cited too); *false refusals*: "
+             "answer is contained in the answer (on the sample questions its page must be cited too); *F1*: mean word F1 "
+             "(SQuAD) or character F1 (CMRC2018, RGB) against the gold answer over the answerable questions, refusals "
+             "scoring 0 (containment rewards a long quote that holds the answer somewhere; F1 also counts what else it "
+             "says), normal 95% interval; *false refusals*: "
              "answerable questions refused; *true refusals*: unanswerable questions refused; *cited*: answers (not refused) "
              "with at least one citation; *gold cited*: correct answers citing the passage or page that holds the gold "
              "answer; *evidence quoted*: answers where the model's draft gave way to the best passage sentence. "
@@ -229,12 +237,12 @@ def answers_report(by_system: dict) -> list[str]:
         for system, per_set in by_system.items():
             if (m := per_set.get(s)) is None:
                 continue
-            rows.append([system, m["items"], rate(m["correct"]), rate(m["false refusals"]), rate(m["true refusals"]),
+            rows.append([system, m["items"], rate(m["correct"]), mean(m.get("f1")), rate(m["false refusals"]), rate(m["true refusals"]),
                          rate(m["answers cited"]), rate(m["correct citing gold"]), rate(m["evidence quoted"]),
                          secs(m["median first token s"]), secs(m["median answer s"]),
                          ", ".join(f"{k} {v}" for k, v in m.get("refusals by rule", {}).items()) or "–"])
         lines += [f"**{SET_TITLES.get(s, s)}**", "",
-                  table(["system", "items", "correct", "false refusals", "true refusals", "cited", "gold cited",
+                  table(["system", "items", "correct", "F1", "false refusals", "true refusals", "cited", "gold cited",
                          "evidence quoted", "first token s", "answer s", "refusals by rule"], rows), ""]
     return lines
 

@@ -5,6 +5,9 @@ Per set and system: correct (the gold answer is contained in the answer; on the 
 page must be cited too), false refusals (answerable, refused), true refusals (unanswerable,
 refused), the share of answers with at least one citation, the share of correct answers citing the
 gold passage, median first-token and whole-answer seconds. Every proportion has a 95% Wilson interval.
+Beside containment, the mean F1 over answerable questions (SQuAD's word F1, CMRC2018's character F1;
+a refusal scores 0) with a normal 95% interval: containment rewards a long quote that holds the answer
+somewhere, F1 also counts what the answer says beside it.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from rag.eval.metrics import contains_answer
+from rag.eval.metrics import contains_answer, f1
 from rag.eval.report import read_rows_by_id
 from rag.models.base import Embedder
 from rag.models.base import Generator, Prompt
@@ -158,6 +161,15 @@ def _cites_gold(item: dict, row: dict) -> bool:
     return any(source in item.get("gold", []) for source, _ in row["cited"])
 
 
+def mean_ci(values: list[float], z: float = 1.96) -> dict:
+    """Mean with a normal-approximation 95% interval."""
+    if not values:
+        return {"n": 0, "mean": float("nan"), "ci95": [float("nan"), float("nan")]}
+    mean = statistics.fmean(values)
+    half = z * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return {"n": len(values), "mean": mean, "ci95": [max(0.0, mean - half), min(1.0, mean + half)]}
+
+
 def metrics(items: Iterable[dict], rows: dict[str, dict]) -> dict:
     items = [i for i in items if i["id"] in rows]
     has = [i for i in items if i["answerable"]]
@@ -165,9 +177,11 @@ def metrics(items: Iterable[dict], rows: dict[str, dict]) -> dict:
     answered = [i for i in items if not rows[i["id"]]["refused"]]
     correct = [i for i in has if _correct(i, rows[i["id"]])]
     firsts = [rows[i["id"]]["first_token"] for i in items if rows[i["id"]]["first_token"] is not None]
+    scores = [0.0 if rows[i["id"]]["refused"] else f1(strip_markers(rows[i["id"]]["text"]), i["answers"]) for i in has]
     out = {
         "items": len(items),
         "correct": Rate(len(correct), len(has)).as_dict(),
+        "f1": mean_ci(scores),
         "false refusals": Rate(sum(rows[i["id"]]["refused"] for i in has), len(has)).as_dict(),
         "true refusals": Rate(sum(rows[i["id"]]["refused"] for i in no), len(no)).as_dict(),
         "answers cited": Rate(sum(bool(rows[i["id"]]["cited"]) for i in answered), len(answered)).as_dict(),

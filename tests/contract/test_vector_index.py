@@ -87,7 +87,7 @@ def test_ivf_recall_against_exact_search():
     exact = make_vector_index("faiss-flat-ip", 32)
     exact.add(ids, vectors)
     approx = FaissIndex.build_ivf(32, [(ids[:10000], vectors[:10000]), (ids[10000:], vectors[10000:])])
-    assert approx._index.nlist > 1 and len(approx) == 20000
+    assert approx.nlist > 1 and len(approx) == 20000
     queries = unit(centres[rng.integers(0, 50, 100)] + 0.5 * rng.normal(size=(100, 32)))
     truth, found = exact.search(queries, 10)[1], approx.search(queries, 10)[1]
     recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
@@ -101,7 +101,7 @@ def test_ivf_scans_a_tenth_of_its_cells_unless_told():
     vectors = unit(rng.normal(size=(60000, 8)))
     ids = np.arange(60000)
     auto = FaissIndex.build_ivf(8, [(ids, vectors)])
-    nlist = auto._index.nlist
+    nlist = auto.nlist
     assert nlist == 979 and auto.probes() == 98  # 4·√60000 cells, a tenth of them scanned
-    assert FaissIndex(8, auto._index, nprobe=5).probes() == 5
-    assert FaissIndex(8, auto._index, nprobe=5000).probes() == nlist
+    assert FaissIndex(8, auto.native, nprobe=5).probes() == 5
+    assert FaissIndex(8, auto.native, nprobe=5000).probes() == nlist

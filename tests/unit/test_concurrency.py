@@ -35,7 +35,7 @@ def test_searches_in_threads_while_another_process_ingests(tmp_path):
         doc = reader.store.find(name)
         if doc is None:
             return None
-        ids = crash._chunk_ids(reader, doc.id)
+        ids = reader.store.chunk_ids_of(doc.id)
         texts = [reader.store.chunks(ids)[i].text for i in ids]
         return next((v for v, chunks in enumerate(versions[name], 1) if chunks == texts), None)
 

@@ -34,6 +34,16 @@ def test_metrics_count_by_hand():
     assert (m["correct citing gold"]["k"], m["correct citing gold"]["n"]) == (1, 1)
     assert (m["evidence quoted"]["k"], m["evidence quoted"]["n"]) == (1, 3)
     assert answers.refusal_reasons(items, rows) == {"model said so": 2}
+    # F1 over the answerable: "Finished in 1889" vs "1889" → precision 1/3, recall 1, F1 1/2; "1890" → 0; refused → 0
+    assert m["f1"]["n"] == 3 and m["f1"]["mean"] == pytest.approx(0.5 / 3)
+
+
+def test_mean_interval_by_hand():
+    m = answers.mean_ci([0.4, 0.6, 0.6, 0.4])
+    half = 1.96 * 0.1 * (4 / 3) ** 0.5 / 2  # sample sd of [0.4, 0.6, 0.6, 0.4] is 0.1·sqrt(4/3)
+    assert m["mean"] == pytest.approx(0.5) and m["ci95"] == pytest.approx([0.5 - half, 0.5 + half])
+    assert answers.mean_ci([0.0, 1.0, 1.0, 0.0])["ci95"] == [0.0, 1.0]  # clipped to [0, 1]
+    assert answers.mean_ci([])["n"] == 0
 
 
 def test_on_the_sample_questions_the_page_must_be_cited_too():
