@@ -185,7 +185,7 @@ def main() -> None:
         "question is in its passage; when the model refuses or nothing it wrote is grounded, a passage sentence holding "
         "`evidence_coverage` of the question's words is quoted instead of refusing (1.01 = never); a supported answer "
         "stands only when the passage sentence it cites holds `min_question_overlap` of the question's words and its "
-        "passage the question's numbers (0 = any sentence).", "",
+        "passage the question's numbers (0: no shared word asked; the numbers still are).", "",
         "## What the gate sees: best cosine of the passages", "",
         table(["questions", "n", "min", "10th pct", "median", "max"],
               [["SQuAD2 answerable (en)", *dist(cos({"squad2"}, True))], ["SQuAD2 unanswerable (en)", *dist(cos({"squad2"}, False))],
@@ -202,7 +202,7 @@ def main() -> None:
         table(header, [fmt(best)]), "",
     ]
     if now:
-        lines += ["The previous defaults on the same slice:", "", table(header, [fmt(now)]), ""]
+        lines += ["The defaults in rag/settings.py on the same slice:", "", table(header, [fmt(now)]), ""]
     lines += ["Each rule on its own, the others at the chosen values:", ""]
     for key in RULES:
         sub = [r for r in grid if all(r[k] == best[k] for k in (*RULES, "min_score", "min_score_zh") if k != key)]

@@ -2,7 +2,7 @@
 
 Starts the app as `make run` does, on a fresh knowledge base in a temporary library, with the
 configured models (by default the bundled multilingual-e5-small embedder and the local
-Qwen2.5-0.5B generator); uploads the sample PDFs, asks an English, a Chinese and an unanswerable
+Qwen2.5-Coder-1.5B generator); uploads the sample PDFs, asks an English, a Chinese and an unanswerable
 question, opens a cited page, and writes docs/screenshots/*.png plus docs/screenshots.md (what was
 asked, which generator answered, how long the answers took in the app).
 
@@ -25,7 +25,7 @@ from app_driver import ROOT, AppDriver, browser_missing, running_app  # noqa: E4
 OUT = ROOT / "docs" / "screenshots"
 DOCS = sorted((ROOT / "data" / "docs").glob("*.pdf"))
 SAMPLE = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
-# two questions the default 0.5B model answers reliably (tests/e2e/test_answers.py) and one the documents do not answer
+# two sample questions (tests/e2e/test_answers.py asks all of them) and one the documents do not answer
 QUESTIONS = {
     "en": next(q["question"] for q in SAMPLE if q["question"].startswith("From what scheduled flight time")),
     "zh": next(q["question"] for q in SAMPLE if q["question"].startswith("一个典型的 RAG 系统")),
