@@ -88,4 +88,7 @@ def contains_answer(prediction: str, golds: Sequence[str]) -> float:
     """1.0 when a gold answer appears in the prediction after normalisation (RGB's accuracy rule:
     generated answers are sentences, so containment, not equality, is what they check)."""
     norm = normalize_answer(prediction)
-    return float(any(normalize_answer(g) and normalize_answer(g) in norm for g in golds))
+    bare = norm.replace(" ", "")
+    # spaces carry no meaning in Chinese ("400个字符" is "400 个字符"; CMRC2018's own evaluation drops them)
+    return float(any(normalize_answer(g) and (normalize_answer(g) in norm or
+                                              (_CJK.search(g) and normalize_answer(g).replace(" ", "") in bare)) for g in golds))

@@ -46,3 +46,5 @@ def test_contains_answer():
     assert contains_answer("It was finished in 1889 [1].", ["1889"]) == 1.0
     assert contains_answer("答案是北京。", ["上海", "北京"]) == 1.0
     assert contains_answer("no idea", ["1889"]) == 0.0
+    assert contains_answer("默认块大小为400个字符[2]。", ["400 个字符"]) == 1.0  # spaces mean nothing in Chinese
+    assert contains_answer("finished in1889", ["in 1889"]) == 0.0  # they do in English
