@@ -18,7 +18,8 @@ questions, whose handbook scores lower than news and Wikipedia text. With the ga
 fixed, among the (min_support, evidence_coverage,
 min_question_overlap) within 0.01 of the best mean of the five per-set
 rates (SQuAD2 answerable correct, SQuAD2 unanswerable refused, RGB 1.0 refused, RGB 0.4 correct, CMRC
-correct), the one with the most correct answers is chosen.
+correct), the one with the most correct answers is chosen, with the evidence fallback kept on
+(evidence_coverage ≤ 1; 1.01, never quoting evidence, is shown for comparison).
 
     python scripts/calibrate_refusal.py [--n 40] [--generator llamacpp:1.5b]
 """
@@ -161,7 +162,9 @@ def main() -> None:
                              -r["min_question_overlap"]))
     # within 0.01 of the best mean (one or two items of this slice), the setting that answers most
     # answerable questions correctly: a false refusal is the error a user minds most
-    gated = [r for r in grid if r["min_score"] == gate_en and r["min_score_zh"] == gate_zh]
+    # and the evidence fallback stays on: an ungrounded draft gives way to quoting the evidence, not
+    # to a refusal, when the passages hold a sentence covering the question (1.01 is shown, not chosen)
+    gated = [r for r in grid if r["min_score"] == gate_en and r["min_score_zh"] == gate_zh and r["evidence_coverage"] <= 1.0]
     near = [r for r in gated if r["mean"] >= gated[0]["mean"] - 0.01]
     best = max(near, key=lambda r: (sum(r[k] for k in RATES if "correct" in k), r["mean"], r["min_support"]))
     print("chosen", {k: best[k] for k in (*RULES, "min_score", "min_score_zh", "mean")})
@@ -201,7 +204,8 @@ def main() -> None:
         f"min_question_overlap = {best['min_question_overlap']:.2f}, "
         f"min_score = {best['min_score']:.2f}, min_score_zh = {best['min_score_zh']:.2f}** (mean {best['mean']:.3f}): the gates "
         f"refuse at most {MAX_GATED:.0%} of the answerable questions of their language; of the settings within 0.01 of the best "
-        "mean, the one with the most correct answers.", "",
+        "mean, the one with the most correct answers; the evidence fallback is kept on (`evidence_coverage` ≤ 1: a draft with "
+        "nothing grounded gives way to the best evidence rather than a refusal when some sentence covers the question).", "",
         table(header, [fmt(best)]), "",
     ]
     if now:
