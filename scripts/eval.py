@@ -182,8 +182,7 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
         generator = generators[spec]
         # answer settings changed from their defaults (e.g. RAG_MAX_CONTEXT_TOKENS=640) are part of the row's name
         changed = [f"{k}={getattr(settings, k)}" for k in ANSWER_FIELDS
-                   if k != "generator" and k in Settings.model_fields and getattr(settings, k) != Settings.model_fields[k].default
-                   and kind == "chain"]
+                   if k != "generator" and getattr(settings, k) != Settings.model_fields[k].default] if kind == "chain" else []
         name = f"{'ours' if kind == 'chain' else 'naive LangChain'} · {generator.name}" + "".join(f" · {c}" for c in changed)
         print(f"== answers: {name}, {len(items)} items", flush=True)
         if kind == "chain":

@@ -68,20 +68,20 @@ def evidence_overrules(found: Sequence[Evidence], settings: Settings) -> bool:
     return bool(found) and max(e.coverage for e in found) >= settings.evidence_coverage
 
 
-def numbers_held(question: str, passage: str | set[str]) -> bool:
-    """The passage (its text, or its content tokens) does not contradict the numbers the question
-    names: it holds every amount, and every year unless it names no year at all. A chunk often loses
-    its article's date ("1月5日0—24时…新增确诊病例189例" asked about 2022), but a passage naming 2023
-    when asked about 2022 is about another year."""
+_YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
+
+
+def numbers_held(question: str, passage: str) -> bool:
+    """The passage does not contradict the numbers the question names: it holds every amount, and
+    every year unless it names no year at all. A chunk often loses its article's date
+    ("1月5日0—24时…新增确诊病例189例" asked about 2022), but a passage naming 2023 when asked about
+    2022 is about another year."""
     wanted = {t for t in content_tokens(question) if NUMBER.match(t)}
     if not wanted:
         return True
-    found = passage if isinstance(passage, set) else content_tokens(passage)
+    found = content_tokens(passage)
     years = {t for t in found if _YEAR.match(t)}
     return all(t in found or (_YEAR.match(t) and not years) for t in wanted)
-
-
-_YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
 
 
 #: a quote shorter than this is judged with the text before it, up to this many characters: a table

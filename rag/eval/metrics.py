@@ -89,6 +89,9 @@ def contains_answer(prediction: str, golds: Sequence[str]) -> float:
     generated answers are sentences, so containment, not equality, is what they check)."""
     norm = normalize_answer(prediction)
     bare = norm.replace(" ", "")
-    # spaces carry no meaning in Chinese ("400个字符" is "400 个字符"; CMRC2018's own evaluation drops them)
-    return float(any(normalize_answer(g) and (normalize_answer(g) in norm or
-                                              (_CJK.search(g) and normalize_answer(g).replace(" ", "") in bare)) for g in golds))
+    for gold in golds:
+        want = normalize_answer(gold)
+        # spaces carry no meaning in Chinese ("400个字符" is "400 个字符"; CMRC2018's own evaluation drops them)
+        if want and (want in norm or (_CJK.search(gold) and want.replace(" ", "") in bare)):
+            return 1.0
+    return 0.0

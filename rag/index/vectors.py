@@ -122,7 +122,7 @@ class FaissIndex:
         """IVF cells to scan. A tenth of them by default: measured on 100k vectors shaped like e5's (real
         passage vectors mixed pairwise), recall@10 against exact search was 0.78 at nprobe 32 of
         1264 cells, 0.88 at 64, 0.96 at 128 and 0.995 at 256 (docs/bench.md re-measures it)."""
-        nlist = self._index.nlist
+        nlist = self.nlist
         return min(nlist, self.nprobe or max(32, math.ceil(nlist / 10)))
 
     def _train(self, sample: np.ndarray, nlist: int) -> None:
