@@ -106,8 +106,11 @@ def _check(path: Path, conn: sqlite3.Connection, report: CheckReport, repair: bo
         from rag.settings import Settings
 
         settings = _settings_for(path, settings or Settings())
-        embedder = make_embedder(settings)  # cheap: no model is loaded to rebuild from stored vectors
-        index = Index(path, settings, dim=embedder.dim, normalized=embedder.normalized)
+        if settings.embedder.startswith("langchain:"):  # a LangChain Embeddings (rag.langchain): no config string
+            index = Index(path, settings, dim=int(dim[0]) if dim else 0)  # makes it; the stored vectors suffice
+        else:
+            embedder = make_embedder(settings)  # cheap: no model is loaded to rebuild from stored vectors
+            index = Index(path, settings, dim=embedder.dim, normalized=embedder.normalized)
         try:
             n = index.rebuild()
         finally:

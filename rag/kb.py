@@ -36,7 +36,9 @@ class KnowledgeBase:
         self._settings = settings or Settings()
         self.embedder = embedder or make_embedder(self._settings)
         self.index = Index(self.path, self._settings, dim=self.embedder.dim, normalized=self.embedder.normalized)
-        self.index.claim_embedder(self.embedder.name, self._settings.embedder, self.embedder.opens)
+        # an embedder without a config string (a LangChain Embeddings: rag.langchain) records its own spec
+        spec = getattr(self.embedder, "spec", None) or self._settings.embedder
+        self.index.claim_embedder(self.embedder.name, spec, self.embedder.opens)
         wanted = {"chunk_size": self._settings.chunk_size, "chunk_overlap": self._settings.chunk_overlap}
         self.splitter_config = self.index.claim_splitter(wanted, RecursiveSplitter(**wanted).config)
         #: the generators answers are written with: this knowledge base's own and those options name

@@ -162,7 +162,8 @@ class KnowledgeBaseVectorStore(VectorStore):
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        return lambda cosine: (1.0 + cosine) / 2.0  # cosine in [-1, 1] -> relevance in [0, 1]
+        # cosine in [-1, 1] -> relevance in [0, 1] (clipped: float32 sums reach 1.0000001)
+        return lambda cosine: min(1.0, max(0.0, (1.0 + cosine) / 2.0))
 
     def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
                                                 lambda_mult: float = 0.5, *,

@@ -71,9 +71,11 @@ class Index:
             self.store.set_meta({"format": str(FORMAT), "embedder": name, "embedder_spec": spec})
         elif not opens(stored):
             spec_stored = self.store.get_meta("embedder_spec") or stored
+            how = ("the same LangChain Embeddings (rag.langchain)" if spec_stored.startswith("langchain:")
+                   else f"the same embedder (RAG_EMBEDDER={spec_stored})")
             raise EmbedderMismatch(
                 f"{self.path} was built with the embedder {stored!r} but this session uses {name!r}. "
-                f"Open it with the same embedder (RAG_EMBEDDER={spec_stored}) or ingest into a new knowledge base folder."
+                f"Open it with {how} or ingest into a new knowledge base folder."
             )
 
     def claim_splitter(self, wanted: dict, config: dict) -> dict:

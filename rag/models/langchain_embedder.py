@@ -37,6 +37,8 @@ class LangChainEmbedder(Embedder):
     def __init__(self, embeddings: Any, *, name: str | None = None, dim: int | None = None) -> None:
         self.embeddings = embeddings
         self.name = name or langchain_name(embeddings)
+        #: recorded as the knowledge base's embedder_spec (no Settings string makes this embedder)
+        self.spec = self.name if self.name.startswith("langchain:") else f"langchain:{self.name}"
         self._dim = dim
 
     @property
