@@ -47,6 +47,8 @@ class KnowledgeBaseVectorStore(_VectorStoreView):
         A folder built with another embedder is refused (EmbedderMismatch), as KnowledgeBase does."""
         if path is None:
             raise ValueError("from_texts needs path=: the knowledge-base folder to keep the texts in")
+        if isinstance(embedding, E5Embeddings):  # recorded as the engine it is (embedder_spec), whatever Settings say
+            settings = (settings or embedding.settings or Settings()).with_(embedder=embedding.engine)
         store = cls(KnowledgeBase(path, settings, embedder=embedder_from(embedding)))
         store.add_texts(texts, metadatas, ids=ids)
         return store
