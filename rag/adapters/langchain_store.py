@@ -91,14 +91,12 @@ class KnowledgeBaseVectorStore(VectorStore):
         if not ids:
             return {}
         found: dict[str, Document] = {}
-        with self.kb.store.transaction() as c:
-            for start in range(0, len(ids), 500):
-                part = list(ids[start:start + 500])
-                marks = ",".join("?" * len(part))
-                rows = c.execute(f"SELECT l.id, l.text, l.metadata FROM langchain_documents l "
-                                 f"JOIN documents d ON d.path = l.id WHERE l.id IN ({marks})", part).fetchall()
-                for id_, text, metadata in rows:
-                    found[id_] = Document(id=id_, page_content=text, metadata=json.loads(metadata))
+        for start in range(0, len(ids), 500):  # below SQLite's limit of bound parameters
+            part = list(ids[start:start + 500])
+            rows = self.kb.store.read("SELECT l.id, l.text, l.metadata FROM langchain_documents l JOIN documents d "
+                                      f"ON d.path = l.id WHERE l.id IN ({','.join('?' * len(part))})", part)
+            for id_, text, metadata in rows:
+                found[id_] = Document(id=id_, page_content=text, metadata=json.loads(metadata))
         return found
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
@@ -108,6 +106,9 @@ class KnowledgeBaseVectorStore(VectorStore):
 
     def _search(self, vector: Sequence[float], k: int, filter: Callable[[Document], bool] | None = None) -> list[_Found]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.kb.embedder.dim:
+            raise ValueError(f"a query vector of dimension {query.shape[0]}: {self.kb.path} holds vectors of "
+                             f"dimension {self.kb.embedder.dim} ({self.kb.embedder.name})")
         norm = float(np.linalg.norm(query))
         query = query / norm if norm else query
         total = self.kb.index.counts()[1]

@@ -309,6 +309,12 @@ class DocStore:
                 out += self._conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
         return out
 
+    def read(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """The rows of one read-only query, outside any write transaction (for a view that keeps a
+        table of its own in kb.sqlite: rag/adapters/langchain_store.py)."""
+        with self._lock:
+            return self._conn.execute(sql, list(params)).fetchall()
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -130,6 +130,8 @@ def test_failures_name_the_reason(store):
     with pytest.raises(ValueError, match="1 texts, 2 metadatas"):
         store.add_texts(["x"], [{}, {}])
     assert store.get_by_ids(["bad"]) == []
+    with pytest.raises(ValueError, match="dimension 3: .* dimension 64"):
+        store.similarity_search_by_vector([0.1, 0.2, 0.3])
 
 
 def test_same_id_twice_in_one_call_keeps_the_last(make_kb):
