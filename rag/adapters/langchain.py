@@ -1,4 +1,5 @@
-"""LangChain adapters (langchain-core only; imported only from here)."""
+"""LangChain views of a KnowledgeBase: the retriever and the answer chain as a Runnable (langchain-core is
+imported only in rag/adapters/; the embeddings and the vector store are in the files beside this one)."""
 from __future__ import annotations
 
 from typing import Any
