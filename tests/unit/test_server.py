@@ -88,9 +88,13 @@ def test_openai_client_chat_json_and_stream(server):
     assert last.delta.model_extra["rag"]["text"] == answer.content  # the checked text, markers placed
 
 
-def test_follow_up_is_condensed_with_the_history(server):
+def test_follow_up_is_condensed_with_the_history(server, monkeypatch):
     import openai
 
+    generator = server.state.kb("main").generator
+    calls: list[dict] = []
+    real_stream = generator.stream
+    monkeypatch.setattr(generator, "stream", lambda prompt, **kw: (calls.append(kw), real_stream(prompt, **kw))[1])
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     messages = [{"role": "system", "content": "ignored: the knowledge base writes its own instructions"},
                 {"role": "user", "content": "What is BM25?"},
@@ -102,6 +106,9 @@ def test_follow_up_is_condensed_with_the_history(server):
     condense = [p for p in prompts if not p.passages]
     assert condense and "A keyword ranking function" in json.dumps(condense[-1].messages, ensure_ascii=False)
     assert "ignored:" not in json.dumps([p.messages for p in prompts], ensure_ascii=False)
+    assert calls[-1] == {"max_tokens": 1024, "temperature": 0.3}  # max_tokens held to serve_max_tokens
+    client.chat.completions.create(model="main", messages=messages[-1:], max_tokens=50)
+    assert calls[-1] == {"max_tokens": 50, "temperature": 0.0}
 
 
 def test_langchain_chat_openai(server):
