@@ -65,8 +65,11 @@ def authorize(request: Request, kb: str | None, scope: str):
     return info
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while the body arrives (an HTTPException, so FastAPI's body parsing passes it on)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
 
 
 class Limits:
@@ -156,17 +159,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def rag_error(request: Request, exc: RagError):
         return error_response(400, str(exc))
 
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request: Request, exc: BodyTooLarge):
-        return error_response(413, str(exc), code="request_too_large")
-
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         return error_response(400, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, str(exc.detail), code="not_found" if exc.status_code == 404 else None)
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+        return error_response(exc.status_code, str(exc.detail), code=codes.get(exc.status_code))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

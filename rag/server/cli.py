@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
+from pathlib import Path
 
 from rag.errors import RagError
+from rag.library import check_name, list_kbs
 from rag.server.tokens import ALL, TokenStore
 from rag.settings import Settings
 
@@ -64,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
 def token(args: argparse.Namespace, store: TokenStore) -> int:
     if args.action == "create":
-        secret, info = store.create(ALL if args.admin else args.kb, "admin" if args.admin else args.scope, args.label)
+        kb = ALL if args.admin else check_name(args.kb)
+        secret, info = store.create(kb, "admin" if args.admin else args.scope, args.label)
+        if kb != ALL and kb not in list_kbs(Path(Settings().kb).parent):
+            print(f"note: there is no knowledge base {kb!r} yet; the token works once it exists", file=sys.stderr)
         print(secret)
         print(f"token {info.id}: {info.scope} on {info.kb!r}. Shown once: only its hash is kept in {store.path}",
               file=sys.stderr)

@@ -354,3 +354,96 @@ def test_two_clients_chat_while_a_third_uploads(server, tmp_path):
         t.join(300)
     assert errors == []
     assert len(answers) == 8 and all(answers)
+
+
+def test_limits_cors_and_the_openapi_page(tmp_path):
+    settings = settings_for(tmp_path, serve_max_body_mb=0.01, serve_max_upload_mb=0.2, max_file_mb=0.05,
+                            serve_cors_origins="http://app.example")
+    make_library(settings)
+    with BackgroundServer(settings) as srv:
+        url = srv.url
+        chat = f"{url}/v1/chat/completions"
+        big = json.dumps({"model": "main", "messages": [{"role": "user", "content": "x" * 20_000}]}).encode()
+        r = httpx.post(chat, content=iter([big[:5000], big[5000:]]), headers={"Content-Type": "application/json"})  # chunked: no length
+        assert "content-length" not in r.request.headers and r.status_code == 413 and error_of(r)["code"] == "request_too_large"
+        pdf = pdf_bytes(tmp_path, "pad.pdf", ["Padding. " * 40])
+        over = pdf + b"%" + b"x" * (300 * 1024)  # a PDF with trailing bytes: over the upload limit
+        r = httpx.post(f"{url}/v1/knowledge_bases/main/documents", files={"files": ("big.pdf", over, "application/pdf")})
+        assert r.status_code == 413
+        r = httpx.post(f"{url}/v1/knowledge_bases/main/documents",
+                       files={"files": ("big.pdf", pdf + b"%" + b"x" * (60 * 1024), "application/pdf")})
+        assert r.status_code == 200 and r.json()["files"][0]["outcome"] == "failed" and "too large" in r.json()["files"][0]["detail"]
+        r = httpx.options(chat, headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST"})
+        assert r.headers.get("access-control-allow-origin") == "http://app.example"
+        r = httpx.options(chat, headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in r.headers
+        assert httpx.get(f"{url}/docs").status_code == 200
+        paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+        assert {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/knowledge_bases/{kb}/documents"} <= set(paths)
+
+
+def test_cors_is_off_unless_configured(server):
+    r = httpx.get(f"{server.url}/v1/models", headers={"Origin": "http://app.example"})
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+def test_a_stream_dropped_by_its_client_frees_the_model(tmp_path):
+    settings = settings_for(tmp_path, serve_chat_queue=0)
+    make_library(settings)
+    chat = {"model": "main", "messages": [{"role": "user", "content": "What does multi-head attention do?"}]}
+    with BackgroundServer(settings) as srv:
+        with httpx.stream("POST", f"{srv.url}/v1/chat/completions", json={**chat, "stream": True}) as r:
+            assert r.status_code == 200 and next(r.iter_lines()).startswith("data: ")
+        for _ in range(100):  # the slot comes back once the server sees the client gone
+            r = httpx.post(f"{srv.url}/v1/chat/completions", json=chat, timeout=30)
+            if r.status_code == 200:
+                break
+            assert r.status_code == 429
+            threading.Event().wait(0.05)
+        assert r.status_code == 200
+
+
+def test_a_failure_mid_stream_is_an_error_event(server, monkeypatch):
+    import openai
+
+    generator = server.state.kb("main").generator
+
+    def failing(prompt, **kw):
+        yield "The answer starts"
+        raise RuntimeError("the model server went away")
+
+    monkeypatch.setattr(generator, "stream", failing)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.APIError, match="the model server went away"):
+        list(client.chat.completions.create(model="main", stream=True, messages=[{"role": "user", "content": "What is BM25?"}]))
+    r = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "main", "messages": [{"role": "user", "content": "What is BM25?"}]})
+    assert r.status_code == 500 and error_of(r)["type"] == "server_error" and "RuntimeError" in error_of(r)["message"]
+
+
+def test_python_m_rag_serve(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from rag.server.background import free_port
+
+    settings = settings_for(tmp_path)
+    make_library(settings)
+    port = free_port()
+    env = {**os.environ, "RAG_KB": settings.kb, "RAG_EMBEDDER": "fake", "RAG_GENERATOR": "fake",
+           "RAG_SERVE_TOKENS": settings.serve_tokens, "RAG_CHUNK_SIZE": "60", "RAG_CHUNK_OVERLAP": "10"}
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read()
+                threading.Event().wait(0.1)
+        assert sorted(m["id"] for m in r.json()["data"]) == ["main", "other"]
+    finally:
+        proc.terminate()
+        proc.wait(15)
