@@ -8,6 +8,9 @@ from pathlib import Path
 from rag import library
 from rag.errors import RagError
 from rag.kb import KnowledgeBase
+from rag.models.base import Embedder
+from rag.models.pool import GeneratorPool
+from rag.models.registry import make_embedder
 from rag.server.tokens import TokenStore
 from rag.settings import Settings
 
@@ -71,6 +74,10 @@ class ServerState:
         self.chat_queue = ChatQueue(settings.serve_chat_slots, settings.serve_chat_queue, settings.serve_queue_timeout_s)
         self._kbs: dict[str, KnowledgeBase] = {}
         self._lock = threading.Lock()
+        # one embedder and one set of generators for every knowledge base (made on first use, models
+        # loaded lazily): a second knowledge base does not load the local model again
+        self._embedder: Embedder | None = None
+        self._generators = GeneratorPool(settings)
 
     def names(self) -> list[str]:
         return library.list_kbs(self.root)
@@ -86,7 +93,11 @@ class ServerState:
                 raise NotFound(f"knowledge base {name!r} not found") from None
             if not library.is_kb(path):
                 raise NotFound(f"knowledge base {name!r} not found")
-            kb = self._kbs[name] = KnowledgeBase(path, self.settings)
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings)
+            kb = KnowledgeBase(path, self.settings, embedder=self._embedder)
+            kb.generators = self._generators
+            self._kbs[name] = kb
             return kb
 
     def options(self, kb: KnowledgeBase) -> dict:

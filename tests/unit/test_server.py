@@ -92,6 +92,8 @@ def test_follow_up_is_condensed_with_the_history(server, monkeypatch):
     import openai
 
     generator = server.state.kb("main").generator
+    assert server.state.kb("other").generator is generator  # one local model for every knowledge base
+    assert server.state.kb("other").embedder is server.state.kb("main").embedder
     calls: list[dict] = []
     real_stream = generator.stream
     monkeypatch.setattr(generator, "stream", lambda prompt, **kw: (calls.append(kw), real_stream(prompt, **kw))[1])
