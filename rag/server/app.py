@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import KnowledgeBaseLocked, RagError
 from rag.server.state import Busy, NotFound, ServerState
+from rag.server.tokens import TokenFileError
 from rag.settings import Settings
 
 log = logging.getLogger("rag.server")
@@ -154,6 +155,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(KnowledgeBaseLocked)
     async def locked(request: Request, exc: KnowledgeBaseLocked):
         return error_response(409, str(exc), code="knowledge_base_busy", headers={"Retry-After": "5"})
+
+    @app.exception_handler(TokenFileError)
+    async def token_file(request: Request, exc: TokenFileError):
+        log.error("%s", exc)
+        return error_response(500, "the server's token file is unreadable; see the server log", "server_error", "token_file")
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError):

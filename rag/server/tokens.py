@@ -42,6 +42,10 @@ class TokenInfo:
         return scope == "read" or self.scope == "write"
 
 
+class TokenFileError(RagError):
+    """The token file cannot be read: every request is refused (never served as if no token existed)."""
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -70,7 +74,7 @@ class TokenStore:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             return [TokenInfo(**row) for row in data.get("tokens", [])]
         except (OSError, ValueError, TypeError, AttributeError) as e:
-            raise RagError(f"{self.path}: unreadable token file ({type(e).__name__}: {e})") from None
+            raise TokenFileError(f"{self.path}: unreadable token file ({type(e).__name__}: {e})") from None
 
     def _write(self, tokens: list[TokenInfo]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -203,6 +203,11 @@ def test_tokens_scopes_and_errors(tmp_path, monkeypatch, capsys):
         assert call("DELETE", "/v1/knowledge_bases/new", admin).status_code == 200
         assert call("DELETE", "/v1/knowledge_bases/new", admin).status_code == 404
 
+        (tmp_path / "tokens.json").write_text("{not json")  # a damaged file refuses everyone, never opens the API
+        r = call("POST", "/v1/chat/completions", admin, json=chat)
+        assert r.status_code == 500 and error_of(r)["code"] == "token_file"
+        assert call("GET", "/v1/models", None).status_code == 500
+        (tmp_path / "tokens.json").write_text(stored)
         token_id = next(t.id for t in TokenStore(settings.serve_tokens).tokens() if t.kb == "main" and t.scope == "read")
         assert main(["token", "revoke", token_id]) == 0
         assert call("POST", "/v1/chat/completions", read, json=chat).status_code == 401  # applies while running
