@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -132,7 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state.close()
 
-    app = FastAPI(title="rag-kb HTTP API", version="1", lifespan=lifespan,
+    # the /docs page with Swagger UI's files served by the app itself: it works offline (FastAPI's loads them from a CDN)
+    app = FastAPIOffline(title="rag-kb HTTP API", version="1", lifespan=lifespan,
                   description="OpenAI-compatible chat with citations over knowledge bases of PDFs; "
                   "knowledge-base and document management. `model` names the knowledge base.")
     app.state.rag = state

@@ -384,7 +384,10 @@ def test_limits_cors_and_the_openapi_page(tmp_path):
         assert r.headers.get("access-control-allow-origin") == "http://app.example"
         r = httpx.options(chat, headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
         assert "access-control-allow-origin" not in r.headers
-        assert httpx.get(f"{url}/docs").status_code == 200
+        page = httpx.get(f"{url}/docs")
+        assert page.status_code == 200 and "cdn" not in page.text  # served offline
+        script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', page.text).group(1)
+        assert httpx.get(url + script).status_code == 200
         paths = httpx.get(f"{url}/openapi.json").json()["paths"]
         assert {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/knowledge_bases/{kb}/documents"} <= set(paths)
 
