@@ -32,7 +32,8 @@ def settings_for(tmp_path, **changes) -> Settings:
 def make_library(settings: Settings) -> None:
     with KnowledgeBase(settings.kb, settings) as kb:
         kb.add_texts(list(TEXTS.values()), sources=list(TEXTS))
-    KnowledgeBase(f"{settings.kb}/../other", settings).close()
+    with KnowledgeBase(f"{settings.kb}/../other", settings) as kb:
+        kb.add_texts(["Reciprocal rank fusion adds one over sixty plus the rank for each ranking."], sources=["rrf.txt"])
 
 
 @pytest.fixture
@@ -342,19 +343,20 @@ def test_two_clients_chat_while_a_third_uploads(server, tmp_path):
         finally:
             uploading.clear()
 
-    def chat(question: str) -> None:
+    def chat(kb: str, question: str) -> None:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
         uploading.wait(10)
         for n in range(4):
             try:
-                out = client.chat.completions.create(model="main", messages=[{"role": "user", "content": question}],
+                out = client.chat.completions.create(model=kb, messages=[{"role": "user", "content": question}],
                                                      stream=n % 2 == 1)
                 answers.append("".join(c.choices[0].delta.content or "" for c in out) if n % 2 else out.choices[0].message.content)
             except Exception as e:
                 errors.append(f"chat: {e!r}")
 
-    threads = [threading.Thread(target=upload), threading.Thread(target=chat, args=("What is BM25?",)),
-               threading.Thread(target=chat, args=("What does multi-head attention do?",))]
+    threads = [threading.Thread(target=upload),  # into main: one client chats on it, the other on another knowledge base
+               threading.Thread(target=chat, args=("main", "What is BM25?")),
+               threading.Thread(target=chat, args=("other", "What does reciprocal rank fusion add?"))]
     for t in threads:
         t.start()
     for t in threads:
