@@ -106,3 +106,16 @@ clean:
 .PHONY: embedders
 embedders: $(STAMP)
 	$(PY) scripts/embedder_compare.py
+
+# The HTTP API (OpenAI-compatible chat with citations, knowledge bases, documents; README "HTTP API").
+# Listens on 127.0.0.1:$(API_PORT); API_HOST elsewhere needs tokens (python -m rag token create).
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8765
+.PHONY: serve serve-load
+serve: $(STAMP) sample-kb
+	$(PY) -m rag serve --host $(API_HOST) --port $(API_PORT)
+
+# Load figures of the HTTP API over loopback (writes docs/serve.md, .json): 50 concurrent searches and 4 chat
+# clients with the fake models, then chat with the default models (a few minutes on 2 cores). LOAD_ARGS passes options.
+serve-load: $(STAMP)
+	$(PY) scripts/serve_load.py $(LOAD_ARGS)

@@ -1,4 +1,5 @@
-"""python -m rag ask "question" [--kb DIR]   |   python -m rag search "query" [--kb DIR] [-k N]"""
+"""python -m rag ask "question" [--kb DIR]   |   python -m rag search "query" [--kb DIR] [-k N]
+   |   python -m rag serve [--host H --port P]   |   python -m rag token create|list|revoke"""
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("-k", type=int, default=None, help="how many passages")
     for sp in (ask, search):
         sp.add_argument("--kb", default=None, help="knowledge-base folder (default: Settings.kb)")
+    from rag.server import cli as server_cli  # the HTTP API's commands: serve, token
+
+    server_cli.add_commands(sub)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("serve", "token"):
+        return server_cli.run(args)
 
     from rag.answer import refuse
     from rag.errors import RagError

@@ -15,7 +15,7 @@ import re
 import shutil
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -170,3 +170,50 @@ def remove_document(kb: "KnowledgeBase", path: str) -> list[str]:
         if file.parent.resolve() == folder and file.is_file():
             file.unlink()
     return removed
+
+
+def ingest_uploads(kb: "KnowledgeBase", uploads: "list[tuple[str, bytes]]", *,
+                   progress: "Callable[..., None] | None" = None) -> dict:
+    """Store uploaded files (name, bytes) in the knowledge base's folder with the checks of
+    `store_upload`, ingest those that pass in one batch and settle them. Returns the report as plain
+    data: rows of {file, outcome (added / replaced / skipped / failed), detail} in upload order, the
+    counts per outcome and the batch's pages, chunks and seconds. A refused or failing file is a row;
+    the rest of the batch goes on."""
+    from rag.types import IngestReport
+
+    rows: dict[int, dict] = {}
+    stored: dict[str, int] = {}  # stored path -> position of the upload
+    names: set[str] = set()
+    for i, (name, data) in enumerate(uploads):
+        if safe_filename(name) in names:
+            rows[i] = {"file": name, "outcome": "failed", "detail": "another file of this upload has the same name"}
+            continue
+        names.add(safe_filename(name))
+        try:
+            stored[str(store_upload(kb.path, name, data, kb.settings.max_file_mb))] = i
+        except (RagError, OSError) as e:
+            rows[i] = {"file": name, "outcome": "failed", "detail": str(e)}
+    report = IngestReport()
+    if stored:
+        try:
+            report = kb.add(list(stored), progress=progress)
+        except RagError as e:  # e.g. another task is writing: nothing of this batch was ingested
+            report.failed += [(p, str(e)) for p in stored]
+    failed = dict(report.failed)
+    for path in stored:
+        settle_upload(Path(path), ok=path not in failed)
+    warnings = dict(report.warnings)
+    for outcome, paths in (("added", report.added), ("replaced", report.replaced), ("skipped", report.skipped)):
+        for p in paths:
+            if p in stored:
+                rows[stored[p]] = {"file": uploads[stored[p]][0], "outcome": outcome, "detail": warnings.get(p, "")}
+    for p, reason in report.failed:
+        if p in stored:
+            rows[stored[p]] = {"file": uploads[stored[p]][0], "outcome": "failed", "detail": reason}
+    ordered = [rows[i] for i in sorted(rows)]
+    counts = {k: sum(1 for r in ordered if r["outcome"] == k) for k in ("added", "replaced", "skipped", "failed")}
+    return {"files": ordered, **counts, "pages": report.pages, "chunks": report.chunks, "seconds": round(report.seconds, 3)}
+
+
+#: earlier turns a front end sends to condense a follow-up question (the app and the HTTP API)
+HISTORY_TURNS = 6

@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     openai_model: str = Field("", description="model name on that server")
     openai_timeout_s: float = Field(120.0, gt=0)
 
+    # --- HTTP API (rag/server: python -m rag serve / make serve) ---------------------------------
+    serve_host: str = Field("127.0.0.1", description="address the HTTP API listens on; another than loopback needs tokens")
+    serve_port: int = Field(8765, ge=1, le=65535, description="its port (8000 is left to an OpenAI-compatible generator)")
+    serve_tokens: str = Field("data/server/tokens.json", description="the API's tokens (sha256 hashes only): python -m rag token ...")
+    serve_cors_origins: str = Field("", description="comma-separated origins allowed by CORS; '' = CORS off")
+    serve_chat_slots: int = Field(1, ge=1, description="answers written at once (the local model answers one request at a time)")
+    serve_chat_queue: int = Field(8, ge=0, description="chat requests that may wait for a slot; more get 429")
+    serve_queue_timeout_s: float = Field(120.0, gt=0, description="longest wait for a slot before 503")
+    serve_max_tokens: int = Field(1024, ge=1, description="upper limit of a request's max_tokens")
+    serve_max_message_chars: int = Field(8000, ge=1, description="longest message a chat request may hold")
+    serve_max_body_mb: float = Field(1.0, gt=0, description="largest JSON request body")
+    serve_max_upload_mb: float = Field(400.0, gt=0, description="largest upload request (all its files); each file also obeys max_file_mb")
+
     @classmethod
     def settings_customise_sources(
         cls,

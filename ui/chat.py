@@ -8,6 +8,7 @@ import streamlit as st
 
 from rag.errors import RagError
 from rag.kb import KnowledgeBase
+from rag.library import HISTORY_TURNS  # earlier turns are not sent to condense the follow-up question
 from rag.types import Answer, AnswerStream
 from ui.i18n import LABELS, t
 from ui.sidebar import md
@@ -15,7 +16,6 @@ from ui.state import page_png
 
 log = logging.getLogger("rag.ui")
 ss = st.session_state
-HISTORY_TURNS = 6  # earlier turns are not sent to condense the follow-up question
 
 
 def page(kb: KnowledgeBase, name: str, lang: str, options: dict) -> None:

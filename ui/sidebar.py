@@ -10,7 +10,6 @@ from rag import library
 from rag.errors import RagError
 from rag.kb import KnowledgeBase
 from rag.settings import Settings
-from rag.types import IngestReport
 from ui.i18n import t
 from ui.state import forget_kb
 
@@ -84,47 +83,29 @@ def upload(kb: KnowledgeBase, name: str, lang: str) -> None:
 
 
 def ingest(kb: KnowledgeBase, files, lang: str) -> dict:
-    """Store the uploads in the knowledge base's folder, ingest them with per-file progress, and
-    return the report as plain data: rows of (file, outcome, detail) and totals."""
-    rows: list[tuple[str, str, str]] = []
-    stored: dict[str, str] = {}  # stored path -> name the person uploaded
+    """Store the uploads in the knowledge base's folder and ingest them (rag.library.ingest_uploads)
+    with per-file progress; return the report as plain data: rows of (file, outcome, detail) and totals."""
     with st.status(t("ingesting", lang, n=len(files)), expanded=True) as status:
         bar = st.progress(0.0)
-        for f in files:
-            try:
-                stored[str(library.store_upload(kb.path, f.name, f.getvalue(), kb.settings.max_file_mb))] = f.name
-            except (RagError, OSError) as e:
-                rows.append((f.name, "failed", str(e)))
-                st.write(f"{ICON['failed']} {md(f.name)} — {md(str(e))}")
 
         def progress(event) -> None:
             total = max(1, event.files_total)
             if event.stage == "file":
-                shown = stored.get(event.path, Path(event.path).name)
+                shown = Path(event.path).name
                 bar.progress(min(1.0, event.files_done / total), text=t("ingest_step", lang, done=event.files_done, total=total, name=shown))
                 st.write(f"{ICON.get(event.outcome, '•')} {md(shown)} — {t('outcome_' + event.outcome, lang) if event.outcome in ICON else event.outcome}")
             elif event.stage == "embed":
                 bar.progress(min(1.0, event.files_done / total), text=t("ingest_embed", lang, chunks=event.chunks_done))
 
-        report = IngestReport()
-        if stored:
-            try:
-                report = kb.add(list(stored), progress=progress)
-            except RagError as e:  # e.g. another process is writing: nothing of this batch was ingested
-                report.failed += [(p, str(e)) for p in stored]
-        failed = dict(report.failed)
-        for path in stored:
-            library.settle_upload(Path(path), ok=path not in failed)
-        warnings = dict(report.warnings)
-        for outcome, paths in (("added", report.added), ("replaced", report.replaced), ("skipped", report.skipped)):
-            rows += [(stored.get(p, Path(p).name), outcome, warnings.get(p, "")) for p in paths]
-        rows += [(stored.get(p, Path(p).name), "failed", reason) for p, reason in report.failed]
-        any_failed = any(outcome == "failed" for _, outcome, _ in rows)
+        report = library.ingest_uploads(kb, [(f.name, f.getvalue()) for f in files], progress=progress)
+        rows = [(r["file"], r["outcome"], r["detail"]) for r in report["files"]]
+        for file, outcome, detail in rows:
+            if outcome == "failed":
+                st.write(f"{ICON['failed']} {md(file)} — {md(detail)}")
         bar.progress(1.0)
-        status.update(label=t("ingest_failed_some" if any_failed else "ingest_done", lang),
-                      state="error" if any_failed else "complete", expanded=False)
-    counts = {k: sum(1 for _, o, _ in rows if o == k) for k in ICON}
-    return {"rows": rows, "pages": report.pages, "chunks": report.chunks, "seconds": report.seconds, **counts}
+        status.update(label=t("ingest_failed_some" if report["failed"] else "ingest_done", lang),
+                      state="error" if report["failed"] else "complete", expanded=False)
+    return {**{k: v for k, v in report.items() if k != "files"}, "rows": rows}
 
 
 def show_report(report: dict, name: str, lang: str) -> None:

@@ -1,0 +1,191 @@
+"""create_app(settings): the FastAPI application of the HTTP API, its limits and its errors.
+
+Every error is JSON in OpenAI's shape, {"error": {"message", "type", "code"}}, never a traceback.
+The OpenAPI page is served at /docs.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import KnowledgeBaseLocked, RagError
+from rag.server.state import Busy, NotFound, ServerState
+from rag.server.tokens import TokenFileError
+from rag.settings import Settings
+
+log = logging.getLogger("rag.server")
+
+
+class ApiError(Exception):
+    """An error answered as {"error": {...}} with an HTTP status."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+
+def error_body(message: str, type_: str, code: str | None) -> dict:
+    return {"error": {"message": message, "type": type_, "code": code, "param": None}}
+
+
+def error_response(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
+                   headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, code), status_code=status, headers=headers)
+
+
+def token_of(request: Request):
+    """The request's token (TokenInfo); None when no token is configured (the API is then open, and
+    listens on loopback only); 401 without a valid one."""
+    state: ServerState = request.app.state.rag
+    if not state.tokens.configured():
+        return None
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' (python -m rag token create)",
+                       "authentication_error", "missing_api_key")
+    info = state.tokens.check(secret.strip())
+    if info is None:
+        raise ApiError(401, "invalid or revoked token", "authentication_error", "invalid_api_key")
+    return info
+
+
+def authorize(request: Request, kb: str | None, scope: str):
+    """Check the request's bearer token for `scope` on `kb` (None: creating or deleting knowledge
+    bases): 401 without a valid token, 403 when it is for another knowledge base or a narrower scope."""
+    info = token_of(request)
+    if info is not None and not info.allows(kb, scope):
+        what = "manage knowledge bases" if kb is None else f"{scope} knowledge base {kb!r}"
+        raise ApiError(403, f"this token may not {what} (it is a {info.scope} token for {info.kb!r})",
+                       "permission_error", "insufficient_scope")
+    return info
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while the body arrives (an HTTPException, so FastAPI's body parsing passes it on)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
+class Limits:
+    """ASGI middleware: a POST must have the content type of its route (multipart/form-data for an
+    upload, application/json elsewhere: else 415) and a body under the limit (else 413), counted as
+    it arrives whatever Content-Length says."""
+
+    def __init__(self, app, json_bytes: int, upload_bytes: int) -> None:
+        self.app, self.json_bytes, self.upload_bytes = app, json_bytes, upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        upload = scope["path"].rstrip("/").endswith("/documents")
+        headers = Headers(scope=scope)
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        wanted = "multipart/form-data" if upload else "application/json"
+        if ctype != wanted:
+            return await error_response(415, f"content type {ctype or '(none)'!r} not accepted: send {wanted}",
+                                        code="unsupported_media_type")(scope, receive, send)
+        limit = self.upload_bytes if upload else self.json_bytes
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            return await error_response(413, f"request body of {int(length)} bytes is over the limit of {limit} bytes",
+                                        code="request_too_large")(scope, receive, send)
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(f"request body over the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            return f"malformed JSON: {err.get('ctx', {}).get('error', err.get('msg'))}"
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append(f"{where or 'body'}: {err.get('msg')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API over the library of knowledge bases beside `settings.kb` (as the app uses)."""
+    from rag.server import chat, manage
+
+    settings = settings or Settings()
+    state = ServerState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.close()
+
+    # the /docs page with Swagger UI's files served by the app itself: it works offline (FastAPI's loads them from a CDN)
+    app = FastAPIOffline(title="rag-kb HTTP API", version="1", lifespan=lifespan,
+                  description="OpenAI-compatible chat with citations over knowledge bases of PDFs; "
+                  "knowledge-base and document management. `model` names the knowledge base.")
+    app.state.rag = state
+    app.include_router(chat.router)
+    app.include_router(manage.router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.message, exc.type, exc.code)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound):
+        return error_response(404, str(exc), code="not_found")
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy):
+        return error_response(exc.status, str(exc), "rate_limit_error" if exc.status == 429 else "server_busy",
+                              "queue_full" if exc.status == 429 else "queue_timeout", headers={"Retry-After": "5"})
+
+    @app.exception_handler(KnowledgeBaseLocked)
+    async def locked(request: Request, exc: KnowledgeBaseLocked):
+        return error_response(409, str(exc), code="knowledge_base_busy", headers={"Retry-After": "5"})
+
+    @app.exception_handler(TokenFileError)
+    async def token_file(request: Request, exc: TokenFileError):
+        log.error("%s", exc)
+        return error_response(500, "the server's token file is unreadable; see the server log", "server_error", "token_file")
+
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError):
+        return error_response(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        return error_response(400, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+        return error_response(exc.status_code, str(exc.detail), code=codes.get(exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, f"internal error ({type(exc).__name__}); see the server log", "server_error")
+
+    app.add_middleware(Limits, json_bytes=int(settings.serve_max_body_mb * 2**20),
+                       upload_bytes=int(settings.serve_max_upload_mb * 2**20))
+    origins = [o.strip() for o in settings.serve_cors_origins.split(",") if o.strip()]
+    if origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"])  # outermost: errors carry CORS headers too
+    return app

@@ -1,0 +1,89 @@
+"""Knowledge bases and their documents: list / create / delete knowledge bases (admin token),
+upload documents (multipart, several files, with the app's checks) returning the ingest report,
+list and delete documents (write token), and search (read token). Calls rag.library only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, File, Request, UploadFile
+
+from rag import library
+from rag.server.app import ApiError, authorize, token_of
+from rag.server.schemas import CreateKnowledgeBase, SearchRequest
+from rag.server.state import NotFound, ServerState
+
+router = APIRouter(prefix="/v1/knowledge_bases", tags=["knowledge bases"])
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.rag
+
+
+def _summary(state: ServerState, name: str) -> dict:
+    docs = state.kb(name).documents()
+    return {"name": name, "documents": len(docs), "chunks": sum(d.chunks for d in docs)}
+
+
+@router.get("", summary="The knowledge bases this token may read")
+def list_kbs(request: Request) -> dict:
+    state = _state(request)
+    info = token_of(request)
+    return {"data": [_summary(state, n) for n in state.names() if info is None or info.allows(n, "read")]}
+
+
+@router.post("", status_code=201, summary="Create an empty knowledge base (admin)")
+def create_kb(body: CreateKnowledgeBase, request: Request) -> dict:
+    state = _state(request)
+    authorize(request, None, "admin")
+    name = state.create(body.name)
+    return _summary(state, name)
+
+
+@router.delete("/{kb}", summary="Delete a knowledge base and its stored files (admin)")
+def delete_kb(kb: str, request: Request) -> dict:
+    state = _state(request)
+    authorize(request, None, "admin")
+    state.delete(kb)
+    return {"name": kb, "deleted": True}
+
+
+@router.get("/{kb}/documents", summary="The documents of a knowledge base")
+def documents(kb: str, request: Request) -> dict:
+    authorize(request, kb, "read")
+    return {"data": [{"id": d.sha256, "file": Path(d.path).name, "pages": d.pages, "chunks": d.chunks,
+                      "empty_pages": list(d.empty_pages), "added_at": d.added_at}
+                     for d in _state(request).kb(kb).documents()]}
+
+
+@router.post("/{kb}/documents", summary="Upload PDFs (multipart field `files`, several allowed); the ingest report")
+def upload(kb: str, request: Request, files: list[UploadFile] = File(..., description="PDF files")) -> dict:
+    authorize(request, kb, "write")
+    base = _state(request).kb(kb)
+    limit = int(base.settings.max_file_mb * 2**20)
+    uploads = [(f.filename or "document.pdf", f.file.read(limit + 1)) for f in files]  # one byte over shows "too large"
+    return library.ingest_uploads(base, uploads)
+
+
+@router.delete("/{kb}/documents/{doc}", summary="Delete a document (its id, or a prefix of 8+ characters)")
+def delete_document(kb: str, doc: str, request: Request) -> dict:
+    authorize(request, kb, "write")
+    if len(doc) < 8 or not all(c in "0123456789abcdef" for c in doc.lower()):
+        raise ApiError(400, f"{doc!r} is not a document id: use the id (sha256) GET .../documents lists", code="invalid_id")
+    removed = library.remove_document(_state(request).kb(kb), doc.lower())
+    if not removed:
+        raise NotFound(f"no document {doc!r} in knowledge base {kb!r}")
+    return {"deleted": [Path(p).name for p in removed]}
+
+
+@router.post("/{kb}/search", summary="The passages closest to a query, with scores, file and page")
+def search(kb: str, body: SearchRequest, request: Request) -> dict:
+    state = _state(request)
+    authorize(request, kb, "read")
+    limit = state.settings.serve_max_message_chars
+    if not body.query.strip():
+        raise ApiError(400, "the query is empty", code="empty_query")
+    if len(body.query) > limit:
+        raise ApiError(400, f"the query is too long: {len(body.query)} characters (limit {limit})", code="query_too_long")
+    hits = state.kb(kb).search(body.query, k=body.k, mode=body.mode)
+    return {"data": [{"text": h.text, "score": h.score, "similarity": h.similarity, "file": h.name, "page": h.page,
+                      "page_label": h.page_label, "chunk_id": h.chunk_id} for h in hits]}
