@@ -5,16 +5,18 @@ re-embedding). Every change is one transaction; WAL mode lets readers go on whil
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from rag.errors import RagError
 from rag.types import Chunk, DocumentInfo, Page
 
 SCHEMA = """
@@ -308,6 +310,24 @@ class DocStore:
                 part = ids[k : k + 900]
                 out += self._conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
         return out
+
+
+def resolve_key(key: str, find: Callable[[str], StoredDoc | None],
+                documents: Callable[[], list[DocumentInfo]]) -> list[StoredDoc]:
+    """The stored documents `key` names, by a store's `find` and `documents`: a path, a file name
+    (when unique) or a sha256 prefix of 8+ characters."""
+    for candidate in (key, os.path.abspath(key)):
+        doc = find(candidate)
+        if doc is not None:
+            return [doc]
+    docs = documents()
+    if len(key) >= 8 and all(c in "0123456789abcdef" for c in key.lower()):
+        match = [d for d in docs if d.sha256.startswith(key.lower())]
+    else:
+        match = [d for d in docs if Path(d.path).name == key]
+    if len(match) > 1 and not all(d.sha256 == match[0].sha256 for d in match):
+        raise RagError(f"{key!r} matches {len(match)} documents: give the full path")
+    return [find(d.path) for d in match]
 
 
 def _now() -> str:
