@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     milvus_uri: str = Field("", description="a file path = milvus-lite in this process; http://host:19530 = a Milvus "
                             "server or cluster; '' = <kb folder>/milvus.db")
     milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token ('user:password' or an API key); '' = none")
-    milvus_collection: str = Field("rag", description="name prefix of the collections: <name>_chunks, <name>_docs, <name>_meta")
+    milvus_collection: str = Field("", description="name prefix of the collections: <name>_chunks, <name>_docs, <name>_meta; "
+                                   "'' = made from the knowledge-base folder name, so each knowledge base of a library has its own")
     milvus_index: str = Field("AUTOINDEX", description="Milvus vector index type (AUTOINDEX, FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, DISKANN)")
     milvus_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the Milvus server before giving up")
 

@@ -139,6 +139,12 @@ class DocStore:
             for i, p, s, n, c, a in rows
         ]
 
+    def size(self, doc_id: int) -> int:
+        """The byte size of a stored document's file."""
+        with self._lock:
+            row = self._conn.execute("SELECT bytes FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return int(row[0]) if row else 0
+
     def counts(self) -> tuple[int, int]:
         with self._lock:
             docs = self._conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

@@ -21,9 +21,11 @@ pymilvus is imported when a MilvusIndex is made, never at import of rag.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -36,6 +38,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
+from rag.fs import atomic_write_json
 from rag.index.docstore import ChunkRow, StoredDoc, resolve_key
 from rag.settings import Settings
 from rag.text import has_text
@@ -49,6 +52,7 @@ FORMAT = 1
 ANALYZER = {"tokenizer": "jieba"}
 MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
 BATCH = 1000  # rows per insert / query call
+MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
 LEASE_S = 600.0  # a writer's lease; renewed while it writes
 PENDING, COMMITTED, DELETING = "pending", "committed", "deleting"
 _CHUNK_FIELDS = ["id", "doc_id", "path", "page", "page_label", "start", "end", "text"]
@@ -64,6 +68,13 @@ def default_uri(path: Path) -> str:
     return str(Path(path) / "milvus.db")
 
 
+def collection_name(path: Path) -> str:
+    """The collection prefix of the knowledge-base folder `path`: its name in the letters Milvus allows,
+    and a hash of the full name (CJK names differ only there)."""
+    name = Path(path).resolve().name
+    return f"kb_{re.sub(r'[^0-9A-Za-z_]', '_', name)[:40]}_{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+
+
 class MilvusIndex:
     """The stores of one knowledge base in Milvus (see the module docstring). `path` is the local
     knowledge-base folder (uploads; milvus-lite's file when `Settings.milvus_uri` is empty)."""
@@ -73,7 +84,7 @@ class MilvusIndex:
         self.settings = settings
         self.dim, self.normalized = dim, normalized
         self.uri = settings.milvus_uri or default_uri(self.path)
-        self.name = settings.milvus_collection
+        self.name = settings.milvus_collection or collection_name(self.path)
         self.chunks_c, self.docs_c, self.meta_c = f"{self.name}_chunks", f"{self.name}_docs", f"{self.name}_meta"
         self.where = f"Milvus {self.uri} (collections {self.name}_*)"
         self.client = self._connect()
@@ -253,7 +264,7 @@ class MilvusIndex:
 
     def put(self, path: str, sha256: str, size: int, n_pages: int, empty_pages: Sequence[int],
             rows: Sequence[tuple[int, str | None, int, int, str]], vectors: np.ndarray,
-            replace: StoredDoc | None) -> int:
+            replace: StoredDoc | None, added_at: str | None = None) -> int:
         """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text)
         with `vectors`, in batches; then the record committed (and the replaced one deleting, in the
         same write); then the replaced document is removed. Returns the new document id."""
@@ -265,7 +276,7 @@ class MilvusIndex:
             self._renew_lease()
         doc_id = self._new_doc_id()
         record = {"id": doc_id, "path": path, "sha256": sha256, "bytes": int(size), "pages": int(n_pages),
-                  "chunks": len(rows), "empty_pages": json.dumps(list(empty_pages)), "added_at": _now(),
+                  "chunks": len(rows), "empty_pages": json.dumps(list(empty_pages)), "added_at": added_at or _now(),
                   "status": PENDING, "_v": [0.0, 0.0]}
         self.client.insert(self.docs_c, [record])
         for start in range(0, len(rows), BATCH):
@@ -320,11 +331,24 @@ class MilvusIndex:
         """Nothing to bring up to date: Milvus keeps its indexes itself."""
 
     def flush(self) -> None:
-        """Seal what was written into segments (Milvus persists it either way)."""
+        """Seal what was written into segments (Milvus persists it either way), and write manifest.json in
+        the local folder (milvus.json, beside a local knowledge base's own files, never over them): where it lives, for people, tools and rag.library (informative only)."""
         with self._lock:
             for name in (self.docs_c, self.chunks_c):
                 if self.client.has_collection(name):
                     self.client.flush(name)
+            docs, chunks = self.counts()
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path / MANIFEST, {
+                "format": FORMAT,
+                "backend": {"kind": "milvus", "uri": self.uri, "collections": [self.chunks_c, self.docs_c, self.meta_c],
+                            "analyzer": ANALYZER, "index": self.settings.milvus_index},
+                "embedder": {"spec": self.get_meta("embedder_spec"), "name": self.get_meta("embedder"),
+                             "dim": self._chunks_dim() or self.dim, "normalized": self.normalized},
+                "splitter": self.splitter_config,
+                "counts": {"documents": docs, "chunks": chunks},
+                "updated_at": _now(),
+            })
 
     # ------------------------------------------------------------------ read
     def _record(self, doc_id: int) -> dict | None:
@@ -338,6 +362,9 @@ class MilvusIndex:
 
     def find(self, path_or_sha: str) -> StoredDoc | None:
         return self._find(f"path == {quote(path_or_sha)}") or self._find(f"sha256 == {quote(path_or_sha)}")
+
+    def find_by_path(self, path: str) -> StoredDoc | None:
+        return self._find(f"path == {quote(path)}")
 
     def find_by_sha(self, sha256: str) -> StoredDoc | None:
         return self._find(f"sha256 == {quote(sha256)}")
