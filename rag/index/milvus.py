@@ -94,6 +94,7 @@ class MilvusIndex:
         self._lease_until = 0.0
         self._last_doc_id = 0
         self._ensure_small_collections()
+        self._load(self.meta_c, self.docs_c, self.chunks_c)
         stored = self.get_meta("splitter")
         self.splitter_config: dict | None = json.loads(stored) if stored else None
 
@@ -101,16 +102,21 @@ class MilvusIndex:
     def _connect(self):
         from pymilvus import MilvusClient
 
-        local = not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
-        if local:
+        self._local = not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        if self._local:
             Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
         token = self.settings.milvus_token.get_secret_value()
         try:
             client = MilvusClient(uri=self.uri, token=token, timeout=self.settings.milvus_timeout_s)
             client.list_collections()
         except Exception as e:
-            raise RagError(f"cannot reach Milvus at {self.uri}: {_reason(e)}. Nothing was written; start the server "
-                           f"or fix Settings.milvus_uri (RAG_MILVUS_URI)") from None
+            hint = ("milvus-lite serves a .db to one process at a time: for several processes run "
+                    "`python -m milvus_lite server` or Milvus, and give its http:// URI") if self._local else \
+                   "start the server or fix Settings.milvus_uri (RAG_MILVUS_URI)"
+            raise RagError(f"cannot reach Milvus at {self.uri}: {_reason(e)}. Nothing was written; {hint}") from None
+        if self._local:
+            with _LITE_LOCK:
+                _LITE_USERS[os.path.abspath(self.uri)] = _LITE_USERS.get(os.path.abspath(self.uri), 0) + 1
         return client
 
     def _ensure_small_collections(self) -> None:
@@ -141,6 +147,14 @@ class MilvusIndex:
             ip.add_index("_v", index_type="FLAT", metric_type="L2")
             # one shard: the status change of a replacement (new committed, old deleting) is one write
             c.create_collection(self.docs_c, schema=s, index_params=ip, consistency_level="Strong", num_shards=1)
+
+    def _load(self, *names: str) -> None:
+        """Load the collections into memory where they are not (a restarted engine opens them released)."""
+        from pymilvus.client.types import LoadState
+
+        for name in names:
+            if self.client.has_collection(name) and self.client.get_load_state(name).get("state") != LoadState.Loaded:
+                self.client.load_collection(name)
 
     def _chunks_dim(self) -> int | None:
         """The vector size of the chunks collection (None before the first commit)."""
@@ -509,10 +523,31 @@ class MilvusIndex:
                 self.client.drop_collection(name)
 
     def close(self) -> None:
+        """Close the client; for milvus-lite, stop its in-process engine when no other index of this process
+        uses the file, so that another process can open it."""
+        if self.client is None:
+            return
         try:
             self.client.close()
-        except Exception as e:  # closing twice, or a server already gone
+        except Exception as e:  # a server already gone
             log.debug("%s: close: %s", self.where, e)
+        self.client = None
+        if self._local:
+            path = os.path.abspath(self.uri)
+            with _LITE_LOCK:
+                _LITE_USERS[path] = _LITE_USERS.get(path, 1) - 1
+                last = _LITE_USERS[path] <= 0
+                if last:
+                    del _LITE_USERS[path]
+            if last:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(path)
+
+
+#: MilvusIndex objects of this process per milvus-lite file (its engine runs in this process, pymilvus shares it)
+_LITE_USERS: dict[str, int] = {}
+_LITE_LOCK = threading.Lock()
 
 
 def _fit(text: str) -> str:

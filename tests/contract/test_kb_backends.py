@@ -274,3 +274,21 @@ def test_unreachable_server_is_a_clear_error_naming_the_uri(tmp_path):
         KnowledgeBase(tmp_path / "kb", settings, embedder=FakeEmbedder())
     assert time.monotonic() - t < 30
     assert not (tmp_path / "kb").exists() or not any((tmp_path / "kb").iterdir())  # nothing written locally
+
+
+def test_another_process_serves_what_this_one_wrote(milvus_kb, backend_settings, tmp_path):
+    """A stateless serving process: opens the collections a writer left (a restarted milvus-lite opens them
+    released, so they are loaded on open) and searches them."""
+    milvus_kb.add_texts(EN_PAGES + ZH_PAGES, sources=["e1", "e2", "z1", "z2"])
+    milvus_kb.close()
+    script = (
+        "import sys; from rag.kb import KnowledgeBase; from rag.settings import Settings; from rag.models.fakes import FakeEmbedder\n"
+        f"s = Settings(embedder='fake', chunk_size=60, chunk_overlap=10, backend='milvus', milvus_uri={backend_settings.milvus_uri!r}, "
+        f"milvus_collection={backend_settings.milvus_collection!r})\n"
+        f"kb = KnowledgeBase({str(tmp_path / 'kb')!r}, s, embedder=FakeEmbedder())\n"
+        "print(kb.search('线粒体 动力工厂', k=1, mode='keyword')[0].source, kb.index.counts())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "z2 (4, 4)"
