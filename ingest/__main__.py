@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from rag.settings import Settings
 
         settings = Settings()
+        if settings.backend != "local":
+            print(f"error: --check verifies a local knowledge-base folder; on {settings.backend} the server keeps its "
+                  "own indexes, and readers never see a document that is not committed", file=sys.stderr)
+            return 2
         try:
             report = check_kb(args.kb or settings.kb, repair=not args.no_repair, settings=settings)
         except RagError as e:  # e.g. another process is writing: the repair waits for no one

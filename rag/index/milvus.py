@@ -239,10 +239,15 @@ class MilvusIndex:
             raise KnowledgeBaseLocked(f"{self.where} is being written by another task in this program; try again when it finishes")
         try:
             self._take_lease()
+            stop = threading.Event()
+            heartbeat = threading.Thread(target=self._keep_lease, args=(stop,), daemon=True, name="milvus-lease")
+            heartbeat.start()
             try:
                 self._clean_unfinished()
                 yield
             finally:
+                stop.set()
+                heartbeat.join()
                 self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
                 self._lease_until = 0.0
         finally:
@@ -256,6 +261,19 @@ class MilvusIndex:
                 raise KnowledgeBaseLocked(f"{self.where} is being written by another process ({lease['owner']}); "
                                           "try again when it finishes")
         self._renew_lease()
+        # two writers starting together both write the lease: the last write wins, the other backs off
+        lease = json.loads(self.get_meta("writer") or "{}")
+        if lease.get("owner") != self._owner:
+            raise KnowledgeBaseLocked(f"{self.where} is being written by another process ({lease.get('owner')}); "
+                                      "try again when it finishes")
+
+    def _keep_lease(self, stop: threading.Event) -> None:
+        """Renew the lease while the writer works (a long parse or embedding between two commits)."""
+        while not stop.wait(LEASE_S / 4):
+            try:
+                self._renew_lease()
+            except Exception as e:  # the next commit renews it, or fails itself with the reason
+                log.warning("%s: could not renew the writer's lease: %s", self.where, _reason(e))
 
     def _renew_lease(self) -> None:
         self._lease_until = time.time() + LEASE_S
@@ -286,8 +304,6 @@ class MilvusIndex:
         if len(rows):
             self.record_dim(vectors.shape[1])
             self._ensure_chunks(vectors.shape[1])
-        if time.time() > self._lease_until - LEASE_S / 2:
-            self._renew_lease()
         doc_id = self._new_doc_id()
         record = {"id": doc_id, "path": path, "sha256": sha256, "bytes": int(size), "pages": int(n_pages),
                   "chunks": len(rows), "empty_pages": json.dumps(list(empty_pages)), "added_at": added_at or _now(),

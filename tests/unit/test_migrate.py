@@ -69,3 +69,9 @@ def test_migrating_nothing_is_a_clear_error(tmp_path, capsys):
         migrate_to_milvus(tmp_path / "none", Settings(embedder="fake"))
     assert main(["--migrate", "--kb", str(tmp_path / "none")]) == 1
     assert "kb.sqlite is missing" in capsys.readouterr().err
+
+
+def test_check_is_for_the_local_folder_only(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_BACKEND", "milvus")
+    assert main(["--check", "--kb", str(tmp_path)]) == 2
+    assert "local knowledge-base folder" in capsys.readouterr().err
