@@ -292,3 +292,23 @@ def test_another_process_serves_what_this_one_wrote(milvus_kb, backend_settings,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "z2 (4, 4)"
+
+
+def test_unequal_weights_fuse_client_side(milvus_kb, monkeypatch):
+    """Milvus's RRF ranker has no weights: with dense_weight != keyword_weight the two rankings are fused by
+    rag.retrieve.rrf with the weights, as on the local backend."""
+    kb = milvus_kb
+    kb.add_texts(EN_PAGES + ZH_PAGES, sources=["e1", "e2", "z1", "z2"])
+    kb.configure(dense_weight=2.0, keyword_weight=0.5)
+
+    def no_hybrid(*a, **kw):
+        raise AssertionError("hybrid_search used with unequal weights")
+
+    monkeypatch.setattr(kb.index, "hybrid", no_hybrid)
+    hits = kb.search("Colosseum Rome", k=10)
+    assert hits[0].source == "e2"
+    _, dense_ids = kb.index.dense(kb.retriever.embed_query("Colosseum Rome")[None], 50)
+    keyword_ids = kb.index.keyword("Colosseum Rome", 50)[1].tolist()
+    top = int(dense_ids[0][0])
+    want = 2.0 / (kb.settings.rrf_k + 1) + (0.5 / (kb.settings.rrf_k + keyword_ids.index(top) + 1) if top in keyword_ids else 0.0)
+    assert [h.score for h in hits if h.chunk_id == top] == [pytest.approx(want)]
