@@ -248,7 +248,8 @@ class MilvusIndex:
             finally:
                 stop.set()
                 heartbeat.join()
-                self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
+                if json.loads(self.get_meta("writer") or "{}").get("owner") == self._owner:  # not one taken over
+                    self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
                 self._lease_until = 0.0
         finally:
             self._write_lock.release()
