@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: run test ingest install eval-deps eval bench sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+.PHONY: run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -50,6 +50,13 @@ eval: eval-deps
 # About an hour on 2 CPU cores (the 1M-chunk knowledge base is built once into .eval-cache/). BENCH_ARGS passes options.
 bench: eval-deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(MAKE) bench-milvus
+
+# The local backend and Milvus (milvus-lite) side by side at 10k / 100k chunks (docs/milvus.md), then the
+# 100M-chunk plan computed from the measured numbers (docs/scale.md). MILVUS_ARGS passes options.
+bench-milvus: eval-deps
+	$(PY) scripts/bench_milvus.py $(MILVUS_ARGS)
+	$(PY) scripts/scale_plan.py
 
 # Headless Chromium for the browser test (and make screenshots) and a CJK font (pages rendered for the
 # OCR tests and the app): Debian's packages, installed when missing and this runs as root with apt;

@@ -1,4 +1,4 @@
-"""python -m ingest PATH... [--kb DIR] [--prune] [--rebuild] | --check [--no-repair]
+"""python -m ingest PATH... [--kb DIR] [--prune] [--rebuild] | --check [--no-repair] | --migrate --to milvus
 
 Ingest PDF / .txt / .md files and folders into a knowledge base, with a progress bar and a report.
 """
@@ -18,6 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="verify kb.sqlite and that the vector index and manifest match it; rebuild them from kb.sqlite if not")
     p.add_argument("--no-repair", action="store_true", help="with --check: only report, change nothing")
+    p.add_argument("--migrate", action="store_true",
+                   help="copy the local knowledge base (--kb) with its vectors to another backend (--to) and verify the counts")
+    p.add_argument("--to", choices=["milvus"], default="milvus",
+                   help="with --migrate: the target backend (Settings milvus_uri, milvus_token, milvus_collection)")
     p.add_argument("--password", action="append", default=[], metavar="FILE=PASSWORD",
                    help="password of an encrypted PDF (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -33,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from rag.settings import Settings
 
         settings = Settings()
+        if settings.backend != "local":
+            print(f"error: --check verifies a local knowledge-base folder; on {settings.backend} the server keeps its "
+                  "own indexes, and readers never see a document that is not committed", file=sys.stderr)
+            return 2
         try:
             report = check_kb(args.kb or settings.kb, repair=not args.no_repair, settings=settings)
         except RagError as e:  # e.g. another process is writing: the repair waits for no one
@@ -40,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(report.summary())
         return 0 if report.ok else 1
+    if args.migrate:
+        return _migrate(args)
     if not args.paths and not args.rebuild:
         build_parser().print_usage(sys.stderr)
         print("error: give files or folders to ingest, or --rebuild, or --check", file=sys.stderr)
@@ -76,6 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _migrate(args) -> int:
+    from ingest.migrate import migrate_to_milvus
+    from rag.errors import RagError
+    from rag.settings import Settings
+
+    settings = Settings()
+    try:
+        report = migrate_to_milvus(args.kb or settings.kb, settings)
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 class _TqdmProgress:

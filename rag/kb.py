@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from ingest.pipeline import Ingestor
 from ingest.split import RecursiveSplitter
 from rag.answer.chain import AnswerChain
-from rag.index.index import Index
+from rag.index.backend import open_index
 from rag.models.base import Embedder, Generator, Reranker
 from rag.models.pool import GeneratorPool
 from rag.models.registry import make_embedder, make_reranker
@@ -35,7 +35,8 @@ class KnowledgeBase:
         self.path = Path(path)
         self._settings = settings or Settings()
         self.embedder = embedder or make_embedder(self._settings)
-        self.index = Index(self.path, self._settings, dim=self.embedder.dim, normalized=self.embedder.normalized)
+        # the local folder or Milvus (Settings.backend, issue 20): the same methods either way
+        self.index = open_index(self.path, self._settings, dim=self.embedder.dim, normalized=self.embedder.normalized)
         # an embedder without a config string (a LangChain Embeddings: rag.langchain) records its own spec
         spec = getattr(self.embedder, "spec", None) or self._settings.embedder
         self.index.claim_embedder(self.embedder.name, spec, self.embedder.opens)

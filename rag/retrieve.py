@@ -16,7 +16,6 @@ import numpy as np
 
 from rag.models.base import Embedder, Reranker
 from rag.settings import Settings
-from rag.terms import terms
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -90,6 +89,10 @@ class Retriever:
         weights: list[float] = []
         dense_of: dict[int, float] = {}
         keyword_of: dict[int, float] = {}
+        if (mode == "hybrid" and len(queries) == 1 and s.dense_weight == s.keyword_weight
+                and hasattr(self.index, "hybrid")):  # the store fuses itself (Milvus hybrid_search + RRF ranker)
+            fused = [(i, x * s.dense_weight) for i, x in self.index.hybrid(qvecs[0], queries[0], n, s.rrf_k)][:depth]
+            return self._hits(queries, qvecs, fused, {}, {}, reranker, k)
         if mode in ("hybrid", "dense"):
             scores, ids = self.index.dense(qvecs, n)
             for row in range(len(queries)):
@@ -98,7 +101,7 @@ class Retriever:
             dense_of = {int(i): float(x) for i, x in zip(ids[0], scores[0]) if i >= 0}
         if mode in ("hybrid", "keyword"):
             for row, q in enumerate(queries):
-                scores, ids = self.index.keyword(terms(q), n)
+                scores, ids = self.index.keyword(q, n)
                 rankings.append(ids)
                 weights.append(s.keyword_weight)
                 if row == 0:
@@ -110,7 +113,11 @@ class Retriever:
         else:
             fused = rrf(rankings, weights, s.rrf_k)
         fused = fused[:depth]
+        return self._hits(queries, qvecs, fused, dense_of, keyword_of, reranker, k)
 
+    def _hits(self, queries: Sequence[str], qvecs: np.ndarray, fused: list[tuple[int, float]], dense_of: dict[int, float],
+              keyword_of: dict[int, float], reranker: Reranker | None, k: int) -> list[Hit]:
+        """The fused ids as hits with their stored text and dense similarity, reranked if asked, the k best."""
         ids = [i for i, _ in fused]
         rows = self.index.chunks(ids)
         ids = [i for i in ids if i in rows]  # a writer may have removed some since the search

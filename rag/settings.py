@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     fusion_queries: int = Field(0, ge=0, le=8, description="RAG-Fusion: rewrites of the question the generator writes "
                                 "and that are searched too (0 = off; each costs a model call)")
 
+    # --- storage backend (issue 20: rag/index/milvus.py, docs/scale.md) ------------------------
+    backend: Literal["local", "milvus"] = Field(
+        "local", description="'local' = the knowledge-base folder (SQLite + FAISS + BM25 files, one writer); "
+        "'milvus' = one Milvus collection set that any number of app/API processes can serve")
+    milvus_uri: str = Field("", description="a file path = milvus-lite in this process; http://host:19530 = a Milvus "
+                            "server or cluster; '' = <kb folder>/milvus.db")
+    milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token ('user:password' or an API key); '' = none")
+    milvus_collection: str = Field("", description="name prefix of the collections: <name>_chunks, <name>_docs, <name>_meta; "
+                                   "'' = made from the knowledge-base folder name, so each knowledge base of a library has its own")
+    milvus_index: str = Field("AUTOINDEX", description="Milvus vector index type (AUTOINDEX, FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, DISKANN)")
+    milvus_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the Milvus server before giving up")
+
     # --- answering ---------------------------------------------------------------------------
     generator: str = Field(
         "llamacpp",

@@ -130,6 +130,16 @@ def eval_retrieval(rset: datasets.RetrievalSet, embedder: CachingEmbedder, setti
             run("RAG-Fusion", fused, subset)
             run("hybrid (RAG-Fusion's queries)", lambda q: ranked_docs(kb.search(q, k=depth)), subset)
         kb.close()
+        if "milvus" in args.systems:  # the same chunks and vectors on the Milvus backend (milvus-lite, issue 20)
+            mkb = KnowledgeBase(Path(tmp) / "milvus-kb", settings.with_(backend="milvus", milvus_collection="eval",
+                                                                        milvus_uri=str(Path(tmp) / "milvus.db")), embedder=embedder)
+            t = time.perf_counter()
+            mkb.add_texts([text for _, text in docs], sources=[i for i, _ in docs])
+            out["milvus_chunks"], out["milvus_index_s"] = mkb.index.counts()[1], time.perf_counter() - t
+            for mode in ("dense", "hybrid"):
+                if mode in args.systems:
+                    run(f"milvus {mode}", lambda q, mode=mode: ranked_docs(mkb.search(q, k=depth, mode=mode)), rset.queries)
+            mkb.close()
     out.pop("rankings", None)
     return out
 
@@ -262,7 +272,9 @@ def write(results: dict, args) -> None:
         "(RecursiveCharacterTextSplitter 1000/200 characters, FAISS.from_documents, similarity_search); "
         "**dense** = our chunks (256 tokens) and FAISS; **hybrid** = dense + BM25 (jieba / Snowball terms) fused by "
         "reciprocal rank (the default); **RAG-Fusion** = hybrid over the question plus 3 rewrites by the default "
-        "generator, on the first questions of the set (with hybrid on the same questions beside it). "
+        "generator, on the first questions of the set (with hybrid on the same questions beside it); "
+        "**milvus dense / milvus hybrid** = the same chunks and vectors on the Milvus backend (milvus-lite in the process: "
+        "Milvus's BM25 function with the jieba analyzer, hybrid_search with its RRF ranker; docs/milvus.md). "
         "Chunk results are folded to their document (first occurrence). Query embeddings come from the evaluation's "
         "cache, so *ms/query* is the search alone (for ours: BM25, FAISS, fusion and reading the passages from SQLite; "
         "for naive: FAISS in memory), measured on a shared, loaded machine; `make bench` measures latency properly.",
@@ -322,7 +334,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="subsamples (minutes to an hour on 2 cores)")
     parser.add_argument("--sets", default="scifact,cmrc,hotpot,answers")
-    parser.add_argument("--systems", default="naive,dense,hybrid,rerank,fusion")
+    parser.add_argument("--systems", default="naive,dense,hybrid,rerank,fusion,milvus",
+                        help="milvus: dense and hybrid again on the Milvus backend (milvus-lite)")
     parser.add_argument("--embedder", default=None, help="embedder spec (default: Settings)")
     parser.add_argument("--device", default=None, help="cpu / cuda (default: Settings, i.e. auto)")
     parser.add_argument("--reranker", default="", help="e.g. cross-encoder:BAAI/bge-reranker-v2-m3 or llm")

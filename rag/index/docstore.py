@@ -5,16 +5,18 @@ re-embedding). Every change is one transaction; WAL mode lets readers go on whil
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from rag.errors import RagError
 from rag.types import Chunk, DocumentInfo, Page
 
 SCHEMA = """
@@ -136,6 +138,12 @@ class DocStore:
             DocumentInfo(path=p, sha256=s, pages=n, chunks=c, empty_pages=tuple(empty.get(i, ())), added_at=a)
             for i, p, s, n, c, a in rows
         ]
+
+    def size(self, doc_id: int) -> int:
+        """The byte size of a stored document's file."""
+        with self._lock:
+            row = self._conn.execute("SELECT bytes FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return int(row[0]) if row else 0
 
     def counts(self) -> tuple[int, int]:
         with self._lock:
@@ -314,6 +322,24 @@ class DocStore:
         table of its own in kb.sqlite: rag/adapters/langchain_store.py)."""
         with self._lock:
             return self._conn.execute(sql, list(params)).fetchall()
+
+
+def resolve_key(key: str, find: Callable[[str], StoredDoc | None],
+                documents: Callable[[], list[DocumentInfo]]) -> list[StoredDoc]:
+    """The stored documents `key` names, by a store's `find` and `documents`: a path, a file name
+    (when unique) or a sha256 prefix of 8+ characters."""
+    for candidate in (key, os.path.abspath(key)):
+        doc = find(candidate)
+        if doc is not None:
+            return [doc]
+    docs = documents()
+    if len(key) >= 8 and all(c in "0123456789abcdef" for c in key.lower()):
+        match = [d for d in docs if d.sha256.startswith(key.lower())]
+    else:
+        match = [d for d in docs if Path(d.path).name == key]
+    if len(match) > 1 and not all(d.sha256 == match[0].sha256 for d in match):
+        raise RagError(f"{key!r} matches {len(match)} documents: give the full path")
+    return [find(d.path) for d in match]
 
 
 def _now() -> str:

@@ -28,7 +28,7 @@ import numpy as np
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import Locked, atomic_write_json, exclusive_lock, read_folder_pointer, write_folder_atomically
-from rag.index.docstore import DocStore, StoredDoc
+from rag.index.docstore import DocStore, StoredDoc, resolve_key
 from rag.index.keywords import KeywordIndex, keyword_index_class
 from rag.index.vectors import FLAT, IVF, FaissIndex, VectorIndex, load_vector_index, make_vector_index
 from rag.settings import Settings
@@ -201,26 +201,16 @@ class Index:
 
     def resolve(self, key: str) -> list[StoredDoc]:
         """The stored documents `key` names: a path, a file name (when unique) or a sha256 prefix of 8+ characters."""
-        for candidate in (key, os.path.abspath(key)):
-            doc = self.store.find(candidate)
-            if doc is not None:
-                return [doc]
-        docs = self.store.documents()
-        if len(key) >= 8 and all(c in "0123456789abcdef" for c in key.lower()):
-            match = [d for d in docs if d.sha256.startswith(key.lower())]
-        else:
-            match = [d for d in docs if Path(d.path).name == key]
-        if len(match) > 1 and not all(d.sha256 == match[0].sha256 for d in match):
-            raise RagError(f"{key!r} matches {len(match)} documents: give the full path")
-        return [self.store.find(d.path) for d in match]
+        return resolve_key(key, self.store.find, self.store.documents)
 
     def dense(self, qvecs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the n nearest chunks to each query vector (the vector index, kept fresh)."""
         with self._lock:
             return self._fresh_vectors().search(np.atleast_2d(qvecs), n)
 
-    def keyword(self, query_terms: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of the n best BM25 matches (the keyword index, kept fresh)."""
+    def keyword(self, query: str | Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the n best BM25 matches of a query text, or of its terms (the keyword index, kept fresh)."""
+        query_terms = terms(query) if isinstance(query, str) else query
         with self._lock:
             return self._fresh_keywords().search(query_terms, n)
 

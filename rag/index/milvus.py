@@ -1,0 +1,582 @@
+"""MilvusIndex: the knowledge base in Milvus collections, for a corpus that outgrows one machine
+(Settings.backend = "milvus"; docs/scale.md). The same interface as rag.index.index.Index.
+
+    <name>_chunks  one row per chunk: id (Milvus auto id), doc_id, path, page, page_label, start, end,
+                   text, the dense vector, and a BM25 sparse vector that Milvus's own BM25 function
+                   makes from the text with the jieba analyzer (Chinese words; other text is split on
+                   word boundaries and lower-cased)
+    <name>_docs    one row per document: id, path, sha256, bytes, pages, chunks, empty pages, added_at,
+                   status: "pending" while its chunks are written, "committed", "deleting"
+    <name>_meta    key / value: embedder, splitter, format, the writer's lease
+
+Everything a query needs is in Milvus, so any number of stateless processes can serve one corpus.
+A document becomes visible when its record turns "committed", after all its chunks are written;
+every read leaves out the chunks of documents that are not committed, so a writer that dies midway
+leaves no half document visible, and the next writer removes what it left. One writer at a time
+(a lease in <name>_meta); readers need no lock.
+
+`uri`: a path ending in .db opens milvus-lite in this process; http://host:19530 a Milvus server or
+cluster (milvus-lite's `python -m milvus_lite server` speaks the same gRPC protocol).
+pymilvus is imported when a MilvusIndex is made, never at import of rag.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
+from rag.fs import atomic_write_json
+from rag.index.docstore import ChunkRow, StoredDoc, resolve_key
+from rag.settings import Settings
+from rag.text import has_text
+from rag.types import Chunk, DocumentInfo, Page
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+#: Milvus analyzer of the text field: jieba segments Chinese; milvus-lite 3.2.2 offers "standard" and
+#: "jieba" (its "chinese"/"english" analyzer types are refused), a Milvus 2.5+ server offers both
+ANALYZER = {"tokenizer": "jieba"}
+MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
+BATCH = 1000  # rows per insert / query call
+MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
+LEASE_S = 600.0  # a writer's lease; renewed while it writes
+PENDING, COMMITTED, DELETING = "pending", "committed", "deleting"
+_CHUNK_FIELDS = ["id", "doc_id", "path", "page", "page_label", "start", "end", "text"]
+_DOC_FIELDS = ["id", "path", "sha256", "bytes", "pages", "chunks", "empty_pages", "added_at", "status"]
+
+
+def quote(value: str) -> str:
+    """A Milvus filter-expression string literal (milvus-lite has no filter templates)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def default_uri(path: Path) -> str:
+    return str(Path(path) / "milvus.db")
+
+
+def collection_name(path: Path) -> str:
+    """The collection prefix of the knowledge-base folder `path`: its name in the letters Milvus allows,
+    and a hash of the full name (CJK names differ only there)."""
+    name = Path(path).resolve().name
+    return f"kb_{re.sub(r'[^0-9A-Za-z_]', '_', name)[:40]}_{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+class MilvusIndex:
+    """The stores of one knowledge base in Milvus (see the module docstring). `path` is the local
+    knowledge-base folder (uploads; milvus-lite's file when `Settings.milvus_uri` is empty)."""
+
+    def __init__(self, path: str | Path, settings: Settings, *, dim: int, normalized: bool = True) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.dim, self.normalized = dim, normalized
+        self.uri = settings.milvus_uri or default_uri(self.path)
+        self.name = settings.milvus_collection or collection_name(self.path)
+        self.chunks_c, self.docs_c, self.meta_c = f"{self.name}_chunks", f"{self.name}_docs", f"{self.name}_meta"
+        self.where = f"Milvus {self.uri} (collections {self.name}_*)"
+        self.client = self._connect()
+        self._lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lease_until = 0.0
+        self._last_doc_id = 0
+        self._ensure_small_collections()
+        self._load(self.meta_c, self.docs_c, self.chunks_c)
+        stored = self.get_meta("splitter")
+        self.splitter_config: dict | None = json.loads(stored) if stored else None
+
+    # ------------------------------------------------------------------ connection and schema
+    def _connect(self):
+        from pymilvus import MilvusClient
+
+        self._local = not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        if self._local:
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+        token = self.settings.milvus_token.get_secret_value()
+        try:
+            client = MilvusClient(uri=self.uri, token=token, timeout=self.settings.milvus_timeout_s)
+            client.list_collections()
+        except Exception as e:
+            hint = ("milvus-lite serves a .db to one process at a time: for several processes run "
+                    "`python -m milvus_lite server` or Milvus, and give its http:// URI") if self._local else \
+                   "start the server or fix Settings.milvus_uri (RAG_MILVUS_URI)"
+            raise RagError(f"cannot reach Milvus at {self.uri}: {_reason(e)}. Nothing was written; {hint}") from None
+        if self._local:
+            with _LITE_LOCK:
+                _LITE_USERS[os.path.abspath(self.uri)] = _LITE_USERS.get(os.path.abspath(self.uri), 0) + 1
+        return client
+
+    def _ensure_small_collections(self) -> None:
+        from pymilvus import DataType
+
+        c = self.client
+        if not c.has_collection(self.meta_c):
+            s = c.create_schema(auto_id=False)
+            s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=128)
+            s.add_field("value", DataType.VARCHAR, max_length=MAX_TEXT)
+            s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+            ip = c.prepare_index_params()
+            ip.add_index("_v", index_type="FLAT", metric_type="L2")
+            c.create_collection(self.meta_c, schema=s, index_params=ip, consistency_level="Strong", num_shards=1)
+        if not c.has_collection(self.docs_c):
+            s = c.create_schema(auto_id=False)
+            s.add_field("id", DataType.INT64, is_primary=True)
+            s.add_field("path", DataType.VARCHAR, max_length=4096)
+            s.add_field("sha256", DataType.VARCHAR, max_length=64)
+            s.add_field("bytes", DataType.INT64)
+            s.add_field("pages", DataType.INT64)
+            s.add_field("chunks", DataType.INT64)
+            s.add_field("empty_pages", DataType.VARCHAR, max_length=MAX_TEXT)
+            s.add_field("added_at", DataType.VARCHAR, max_length=40)
+            s.add_field("status", DataType.VARCHAR, max_length=16)
+            s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+            ip = c.prepare_index_params()
+            ip.add_index("_v", index_type="FLAT", metric_type="L2")
+            # one shard: the status change of a replacement (new committed, old deleting) is one write
+            c.create_collection(self.docs_c, schema=s, index_params=ip, consistency_level="Strong", num_shards=1)
+
+    def _load(self, *names: str) -> None:
+        """Load the collections into memory where they are not (a restarted engine opens them released)."""
+        from pymilvus.client.types import LoadState
+
+        for name in names:
+            if self.client.has_collection(name) and self.client.get_load_state(name).get("state") != LoadState.Loaded:
+                self.client.load_collection(name)
+
+    def _chunks_dim(self) -> int | None:
+        """The vector size of the chunks collection (None before the first commit)."""
+        if not self.client.has_collection(self.chunks_c):
+            return None
+        for f in self.client.describe_collection(self.chunks_c)["fields"]:
+            if f["name"] == "vector":
+                return int(f["params"]["dim"])
+        return None
+
+    def _ensure_chunks(self, dim: int) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        c = self.client
+        if c.has_collection(self.chunks_c):
+            return
+        s = c.create_schema(auto_id=True)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("doc_id", DataType.INT64)
+        s.add_field("path", DataType.VARCHAR, max_length=4096)
+        s.add_field("page", DataType.INT64)
+        s.add_field("page_label", DataType.VARCHAR, max_length=64)
+        s.add_field("start", DataType.INT64)
+        s.add_field("end", DataType.INT64)
+        s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True, analyzer_params=ANALYZER)
+        s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        s.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                output_field_names=["sparse"]))
+        ip = c.prepare_index_params()
+        ip.add_index("vector", index_type=self.settings.milvus_index, metric_type="IP")
+        ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        ip.add_index("doc_id", index_type="INVERTED")
+        c.create_collection(self.chunks_c, schema=s, index_params=ip, consistency_level="Strong")
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        rows = self.client.query(self.meta_c, filter=f"key == {quote(key)}", output_fields=["value"])
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        self.client.upsert(self.meta_c, [{"key": k, "value": v, "_v": [0.0, 0.0]} for k, v in values.items()])
+
+    # ------------------------------------------------------------------ what built it
+    def claim_embedder(self, name: str, spec: str, opens: Callable[[str], bool]) -> None:
+        """Record the embedder of a new knowledge base; refuse one whose vectors differ from those stored."""
+        stored = self.get_meta("embedder")
+        if stored is None:
+            self.set_meta({"format": str(FORMAT), "embedder": name, "embedder_spec": spec})
+        elif not opens(stored):
+            spec_stored = self.get_meta("embedder_spec") or stored
+            raise EmbedderMismatch(
+                f"{self.where} was built with the embedder {stored!r} but this session uses {name!r}. "
+                f"Open it with the same embedder (RAG_EMBEDDER={spec_stored}) or use another milvus_collection."
+            )
+        self.record_dim(self.dim)
+
+    def claim_splitter(self, wanted: dict, config: dict) -> dict:
+        """The splitter settings the knowledge base was created with (see Index.claim_splitter)."""
+        stored = self.get_meta("splitter")
+        if stored is None:
+            self.set_meta({"splitter": json.dumps(config)})
+            self.splitter_config = config
+            return config
+        config = json.loads(stored)
+        if {k: config.get(k) for k in wanted} != wanted:
+            log.info("%s keeps its splitter settings %s (Settings ask for %s)", self.where, config, wanted)
+        self.splitter_config = config
+        return config
+
+    def record_dim(self, dim: int) -> None:
+        stored = self._chunks_dim()
+        if stored is not None and stored != dim:
+            raise EmbedderMismatch(f"{self.where}: stored vectors have dim {stored}, the embedder gives {dim}")
+
+    # ------------------------------------------------------------------ write
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One writer at a time: threads of this process by a lock, other processes (on any machine)
+        by a lease in <name>_meta. Entering removes what a writer that died midway left."""
+        if not self._write_lock.acquire(timeout=1):
+            raise KnowledgeBaseLocked(f"{self.where} is being written by another task in this program; try again when it finishes")
+        try:
+            self._take_lease()
+            stop = threading.Event()
+            heartbeat = threading.Thread(target=self._keep_lease, args=(stop,), daemon=True, name="milvus-lease")
+            heartbeat.start()
+            try:
+                self._clean_unfinished()
+                yield
+            finally:
+                stop.set()
+                heartbeat.join()
+                if json.loads(self.get_meta("writer") or "{}").get("owner") == self._owner:  # not one taken over
+                    self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
+                self._lease_until = 0.0
+        finally:
+            self._write_lock.release()
+
+    def _take_lease(self) -> None:
+        held = self.get_meta("writer")
+        if held:
+            lease = json.loads(held)
+            if lease["owner"] != self._owner and lease["until"] > time.time():
+                raise KnowledgeBaseLocked(f"{self.where} is being written by another process ({lease['owner']}); "
+                                          "try again when it finishes")
+        self._renew_lease()
+        # two writers starting together both write the lease: the last write wins, the other backs off
+        lease = json.loads(self.get_meta("writer") or "{}")
+        if lease.get("owner") != self._owner:
+            raise KnowledgeBaseLocked(f"{self.where} is being written by another process ({lease.get('owner')}); "
+                                      "try again when it finishes")
+
+    def _keep_lease(self, stop: threading.Event) -> None:
+        """Renew the lease while the writer works (a long parse or embedding between two commits)."""
+        while not stop.wait(LEASE_S / 4):
+            try:
+                self._renew_lease()
+            except Exception as e:  # the next commit renews it, or fails itself with the reason
+                log.warning("%s: could not renew the writer's lease: %s", self.where, _reason(e))
+
+    def _renew_lease(self) -> None:
+        self._lease_until = time.time() + LEASE_S
+        self.set_meta({"writer": json.dumps({"owner": self._owner, "until": self._lease_until})})
+
+    def _clean_unfinished(self) -> None:
+        """Finish the removal of documents a dead writer left pending or deleting."""
+        for rec in self.client.query(self.docs_c, filter=f"status != {quote(COMMITTED)}", output_fields=_DOC_FIELDS):
+            log.warning("%s: removing %s, left %s by a writer that stopped", self.where, rec["path"], rec["status"])
+            self._drop(rec["id"])
+
+    def commit(self, path: str, sha256: str, size: int, pages: Sequence[Page], chunks: Sequence[Chunk],
+               vectors: np.ndarray, replace: StoredDoc | None) -> None:
+        """Store one parsed and embedded document: its chunks first, then its record turns committed."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        empty = [p.number for p in pages if not has_text(p.text, self.settings.min_page_chars)]
+        self.put(path, sha256, size, len(pages), empty,
+                 [(c.page, c.page_label, c.start, c.end, c.text) for c in chunks], vectors, replace)
+
+    def put(self, path: str, sha256: str, size: int, n_pages: int, empty_pages: Sequence[int],
+            rows: Sequence[tuple[int, str | None, int, int, str]], vectors: np.ndarray,
+            replace: StoredDoc | None, added_at: str | None = None) -> int:
+        """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text)
+        with `vectors`, in batches; then the record committed (and the replaced one deleting, in the
+        same write); then the replaced document is removed. Returns the new document id."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(rows):
+            self.record_dim(vectors.shape[1])
+            self._ensure_chunks(vectors.shape[1])
+        doc_id = self._new_doc_id()
+        record = {"id": doc_id, "path": path, "sha256": sha256, "bytes": int(size), "pages": int(n_pages),
+                  "chunks": len(rows), "empty_pages": json.dumps(list(empty_pages)), "added_at": added_at or _now(),
+                  "status": PENDING, "_v": [0.0, 0.0]}
+        self.client.insert(self.docs_c, [record])
+        for start in range(0, len(rows), BATCH):
+            part = rows[start : start + BATCH]
+            self.client.insert(self.chunks_c, [
+                {"doc_id": doc_id, "path": path, "page": int(p), "page_label": label or "", "start": int(s),
+                 "end": int(e), "text": _fit(t), "vector": v}
+                for (p, label, s, e, t), v in zip(part, vectors[start : start + BATCH])
+            ])
+        done = [{**record, "status": COMMITTED}]
+        old = self._record(replace.id) if replace is not None else None
+        if old is not None:
+            done.append({**old, "status": DELETING, "_v": [0.0, 0.0]})
+        self.client.upsert(self.docs_c, done)
+        if old is not None:
+            self._drop(old["id"])
+        return doc_id
+
+    def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
+        """Store a file whose bytes are already in the knowledge base under another path (no re-embedding)."""
+        rec = self._record(source.id)
+        rows, vectors = [], []
+        for batch in self._iter_chunks(f"doc_id == {int(source.id)}", [*_CHUNK_FIELDS, "vector"]):
+            for r in batch:
+                rows.append((r["id"], (r["page"], r["page_label"] or None, r["start"], r["end"], r["text"])))
+                vectors.append(np.asarray(r["vector"], dtype=np.float32))
+        order = np.argsort([i for i, _ in rows], kind="stable")
+        self.put(path, rec["sha256"], rec["bytes"], rec["pages"], json.loads(rec["empty_pages"]),
+                 [rows[k][1] for k in order], np.stack([vectors[k] for k in order]) if rows else np.zeros((0, self.dim)),
+                 replace)
+        return len(rows)
+
+    def delete(self, doc: StoredDoc) -> None:
+        """Mark the document deleting (reads leave it out from here on), then remove its chunks and record."""
+        rec = self._record(doc.id)
+        if rec is None:
+            return
+        self.client.upsert(self.docs_c, [{**rec, "status": DELETING, "_v": [0.0, 0.0]}])
+        self._drop(doc.id)
+
+    def _drop(self, doc_id: int) -> None:
+        if self.client.has_collection(self.chunks_c):
+            self.client.delete(self.chunks_c, filter=f"doc_id == {int(doc_id)}")
+        self.client.delete(self.docs_c, ids=[int(doc_id)])
+
+    def _new_doc_id(self) -> int:
+        """Document ids from the clock (ns), increasing within a writer; there is one writer at a time."""
+        self._last_doc_id = max(self._last_doc_id + 1, time.time_ns())
+        return self._last_doc_id
+
+    def sync(self) -> None:
+        """Nothing to bring up to date: Milvus keeps its indexes itself."""
+
+    def flush(self) -> None:
+        """Seal what was written into segments (Milvus persists it either way), and write manifest.json in
+        the local folder (milvus.json, beside a local knowledge base's own files, never over them): where it lives, for people, tools and rag.library (informative only)."""
+        with self._lock:
+            for name in (self.docs_c, self.chunks_c):
+                if self.client.has_collection(name):
+                    self.client.flush(name)
+            docs, chunks = self.counts()
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path / MANIFEST, {
+                "format": FORMAT,
+                "backend": {"kind": "milvus", "uri": self.uri, "collections": [self.chunks_c, self.docs_c, self.meta_c],
+                            "analyzer": ANALYZER, "index": self.settings.milvus_index},
+                "embedder": {"spec": self.get_meta("embedder_spec"), "name": self.get_meta("embedder"),
+                             "dim": self._chunks_dim() or self.dim, "normalized": self.normalized},
+                "splitter": self.splitter_config,
+                "counts": {"documents": docs, "chunks": chunks},
+                "updated_at": _now(),
+            })
+
+    # ------------------------------------------------------------------ read
+    def _record(self, doc_id: int) -> dict | None:
+        rows = self.client.query(self.docs_c, filter=f"id == {int(doc_id)}", output_fields=_DOC_FIELDS)
+        return dict(rows[0]) if rows else None
+
+    def _find(self, expr: str) -> StoredDoc | None:
+        rows = self.client.query(self.docs_c, filter=f"status == {quote(COMMITTED)} and ({expr})",
+                                 output_fields=["id", "path", "sha256"])
+        return StoredDoc(rows[0]["id"], rows[0]["path"], rows[0]["sha256"]) if rows else None
+
+    def find(self, path_or_sha: str) -> StoredDoc | None:
+        return self._find(f"path == {quote(path_or_sha)}") or self._find(f"sha256 == {quote(path_or_sha)}")
+
+    def find_by_path(self, path: str) -> StoredDoc | None:
+        return self._find(f"path == {quote(path)}")
+
+    def find_by_sha(self, sha256: str) -> StoredDoc | None:
+        return self._find(f"sha256 == {quote(sha256)}")
+
+    def _records(self) -> list[dict]:
+        out: list[dict] = []
+        it = self.client.query_iterator(self.docs_c, batch_size=BATCH, filter=f"status == {quote(COMMITTED)}",
+                                        output_fields=_DOC_FIELDS)
+        try:
+            while batch := it.next():
+                out += batch
+        finally:
+            it.close()
+        return out
+
+    def documents(self) -> list[DocumentInfo]:
+        return sorted((DocumentInfo(path=r["path"], sha256=r["sha256"], pages=r["pages"], chunks=r["chunks"],
+                                    empty_pages=tuple(json.loads(r["empty_pages"])), added_at=r["added_at"])
+                       for r in self._records()), key=lambda d: d.path)
+
+    def counts(self) -> tuple[int, int]:
+        records = self._records()
+        return len(records), sum(r["chunks"] for r in records)
+
+    def resolve(self, key: str) -> list[StoredDoc]:
+        """The stored documents `key` names: a path, a file name (when unique) or a sha256 prefix of 8+ characters."""
+        return resolve_key(key, self.find, self.documents)
+
+    def _hidden(self) -> str:
+        """The filter that leaves out chunks of documents not committed ('' when there are none)."""
+        rows = self.client.query(self.docs_c, filter=f"status != {quote(COMMITTED)}", output_fields=["id"])
+        return f"doc_id not in [{', '.join(str(int(r['id'])) for r in rows)}]" if rows else ""
+
+    def _searchable(self) -> bool:
+        return self.client.has_collection(self.chunks_c)
+
+    def dense(self, qvecs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (q, n), of the n nearest chunks to each query vector; missing results have id -1."""
+        qvecs = np.atleast_2d(np.asarray(qvecs, dtype=np.float32))
+        scores = np.zeros((len(qvecs), n), dtype=np.float32)
+        ids = np.full((len(qvecs), n), -1, dtype=np.int64)
+        if not self._searchable() or n <= 0:
+            return scores[:, :0], ids[:, :0]
+        res = self.client.search(self.chunks_c, data=qvecs.tolist(), anns_field="vector", limit=n, filter=self._hidden(),
+                                 search_params={"metric_type": "IP"}, output_fields=[])
+        for row, hits in enumerate(res):
+            for col, h in enumerate(hits):
+                scores[row, col], ids[row, col] = h["distance"], h["id"]
+        return scores, ids
+
+    def keyword(self, query: str | Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the n best BM25 matches of the query text (Milvus's BM25 function and analyzer)."""
+        text = query if isinstance(query, str) else " ".join(query)
+        empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        if not self._searchable() or n <= 0 or not text.strip():
+            return empty
+        res = self.client.search(self.chunks_c, data=[text], anns_field="sparse", limit=n, filter=self._hidden(),
+                                 search_params={"metric_type": "BM25"}, output_fields=[])
+        hits = [h for h in res[0]]
+        # milvus-lite reports -score as distance, Milvus the score: BM25 scores are never negative
+        scores = np.array([abs(h["distance"]) for h in hits], dtype=np.float32)
+        keep = scores > 0
+        return scores[keep], np.array([h["id"] for h in hits], dtype=np.int64)[keep]
+
+    def hybrid(self, qvec: np.ndarray, query: str, n: int, rrf_k: float) -> list[tuple[int, float]]:
+        """[(id, score)] best first: Milvus hybrid_search of the dense and BM25 rankings, fused by its RRF
+        ranker (score = Σ 1 / (rrf_k + rank), rank from 1, as rag.retrieve.rrf with equal weights)."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        if not self._searchable() or n <= 0:
+            return []
+        hidden = self._hidden() or None
+        requests = [AnnSearchRequest([np.asarray(qvec, dtype=np.float32).tolist()], "vector", {"metric_type": "IP"}, n, expr=hidden)]
+        if query.strip():
+            requests.append(AnnSearchRequest([query], "sparse", {"metric_type": "BM25"}, n, expr=hidden))
+        res = self.client.hybrid_search(self.chunks_c, requests, RRFRanker(int(round(rrf_k))), limit=n, output_fields=["doc_id"])
+        return [(int(h["id"]), float(h["distance"])) for h in res[0]]
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """The stored rows of these chunk ids, by id (ids removed meanwhile, or of documents not committed, are absent)."""
+        out: dict[int, ChunkRow] = {}
+        if not len(ids) or not self._searchable():
+            return out
+        hidden = self._hidden()
+        for k in range(0, len(ids), BATCH):
+            expr = f"id in [{', '.join(str(int(i)) for i in ids[k : k + BATCH])}]" + (f" and {hidden}" if hidden else "")
+            for r in self.client.query(self.chunks_c, filter=expr, output_fields=_CHUNK_FIELDS):
+                out[int(r["id"])] = ChunkRow(int(r["id"]), r["path"], r["page"], r["page_label"] or None, r["start"],
+                                             r["end"], r["text"])
+        return out
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored embeddings of these chunk ids, in order."""
+        by_id: dict[int, np.ndarray] = {}
+        for k in range(0, len(ids), BATCH):
+            expr = f"id in [{', '.join(str(int(i)) for i in ids[k : k + BATCH])}]"
+            for r in self.client.query(self.chunks_c, filter=expr, output_fields=["id", "vector"]):
+                by_id[int(r["id"])] = np.asarray(r["vector"], dtype=np.float32)
+        return np.stack([by_id[int(i)] for i in ids]) if len(ids) else np.zeros((0, 0), dtype=np.float32)
+
+    def _iter_chunks(self, expr: str, fields: list[str]) -> Iterator[list[dict]]:
+        if not self._searchable():
+            return
+        it = self.client.query_iterator(self.chunks_c, batch_size=BATCH, filter=expr, output_fields=fields)
+        try:
+            while batch := it.next():
+                yield batch
+        finally:
+            it.close()
+
+    def chunk_ids(self) -> np.ndarray:
+        """Every retrievable chunk id, sorted."""
+        ids = [r["id"] for batch in self._iter_chunks(self._hidden(), ["id"]) for r in batch]
+        return np.sort(np.array(ids, dtype=np.int64))
+
+    def chunk_ids_of(self, doc_id: int) -> list[int]:
+        return sorted(int(r["id"]) for batch in self._iter_chunks(f"doc_id == {int(doc_id)}", ["id"]) for r in batch)
+
+    def vector_ids(self) -> np.ndarray:
+        """The chunk ids the vector index holds: in Milvus, every retrievable chunk."""
+        return self.chunk_ids()
+
+    @property
+    def store(self) -> "MilvusIndex":
+        """The source of truth is the collections themselves: find / counts / chunk_ids / chunks / vectors
+        are answered here (what Index.store's DocStore answers for the local backend)."""
+        return self
+
+    @property
+    def vector_kind(self) -> str:
+        return f"milvus-{self.settings.milvus_index.lower()}"
+
+    # ------------------------------------------------------------------ maintenance
+    def rebuild(self) -> int:
+        """Nothing is derived outside Milvus; returns the chunk count."""
+        return self.counts()[1]
+
+    def drop(self) -> None:
+        """Remove the knowledge base's collections."""
+        for name in (self.chunks_c, self.docs_c, self.meta_c):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+
+    def close(self) -> None:
+        """Close the client; for milvus-lite, stop its in-process engine when no other index of this process
+        uses the file, so that another process can open it."""
+        if self.client is None:
+            return
+        try:
+            self.client.close()
+        except Exception as e:  # a server already gone
+            log.debug("%s: close: %s", self.where, e)
+        self.client = None
+        if self._local:
+            path = os.path.abspath(self.uri)
+            with _LITE_LOCK:
+                _LITE_USERS[path] = _LITE_USERS.get(path, 1) - 1
+                last = _LITE_USERS[path] <= 0
+                if last:
+                    del _LITE_USERS[path]
+            if last:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(path)
+
+
+#: MilvusIndex objects of this process per milvus-lite file (its engine runs in this process, pymilvus shares it)
+_LITE_USERS: dict[str, int] = {}
+_LITE_LOCK = threading.Lock()
+
+
+def _fit(text: str) -> str:
+    """Milvus VARCHAR holds at most MAX_TEXT bytes; chunks are far shorter, this only guards the limit."""
+    data = text.encode("utf-8")
+    return text if len(data) <= MAX_TEXT else data[:MAX_TEXT].decode("utf-8", "ignore")
+
+
+def _reason(e: Exception) -> str:
+    msg = getattr(e, "message", None) or str(e)
+    return msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

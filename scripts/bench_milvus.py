@@ -1,0 +1,232 @@
+"""`make bench-milvus` (also run by `make bench`): the local backend and Milvus side by side (writes
+docs/milvus.md and docs/milvus.json; docs/scale.md is then written from them by scripts/scale_plan.py).
+
+For each size (default 10k and 100k chunks) and backend (local = SQLite + FAISS + bm25s; milvus =
+milvus-lite 3.2.2 in the process, the engine a file URI opens), in its own process:
+  * ingest rate: the chunks written with their vectors (embedding excluded: the same for both), in
+    documents of 1,000 chunks, until searchable (local: SQLite rows, then FAISS and BM25 built;
+    milvus: inserts with Milvus's BM25 function, then flush);
+  * query latency p50 / p95 over 200 real questions (100 SciFact, 100 CMRC2018), k = 10, for dense,
+    keyword (BM25) and hybrid; the question vectors are embedded before the clock (cached), so the
+    numbers are the store's alone;
+  * dense top-10 agreement with the local backend on the same question vectors, the RSS a fresh
+    process gains by opening and searching it, and bytes on disk per chunk (and per file).
+The chunks are those of `make bench` (real SciFact / CRUD-RAG / CMRC texts; vectors mixed from 2,000
+real e5 passage vectors, scripts/bench.py). milvus-lite is Milvus's pure-Python engine for development:
+its speed is not a Milvus server's; the columns show what the same code does on each, and the server
+path is tested (tests/contract/test_kb_backends.py) but not timed here.
+
+    python scripts/bench_milvus.py [--sizes 10000,100000] [--questions 200]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".eval-cache"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import numpy as np  # noqa: E402
+
+from rag.eval.report import machine, table  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+BACKENDS = ("local", "milvus")
+PER_DOC = 1000
+
+
+def rss_mb_now() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def settings_for(backend: str, folder: Path) -> Settings:
+    settings = Settings()
+    if backend == "milvus":
+        return settings.with_(backend="milvus", milvus_uri=str(folder / "milvus.db"), milvus_collection="bench")
+    return settings.with_(backend="local")
+
+
+def build(backend: str, folder: Path, size: int) -> dict:
+    """Write `size` chunks into a fresh knowledge base on `backend`; seconds until searchable."""
+    from bench import base_texts
+
+    from rag.eval.bench import mixed, synthetic_kb
+    from rag.eval.cache import CachingEmbedder
+    from rag.kb import KnowledgeBase
+    from rag.models.registry import make_embedder
+    from rag.terms import terms
+
+    settings = settings_for(backend, folder)
+    texts = base_texts(20000)
+    embedder = CachingEmbedder(make_embedder(settings), CACHE)
+    vectors = embedder.embed_passages(texts[:2000])
+    if backend == "local":
+        t = time.perf_counter()
+        term_lists = [terms(x) for x in texts]  # the local backend's tokenising is part of its ingest
+        terms_s = time.perf_counter() - t
+        info = synthetic_kb(folder, size, settings, texts, term_lists, vectors, per_doc=PER_DOC, embedder=embedder)
+        embedder.close()
+        # each chunk is tokenised once in a real ingest (the synthetic one reuses the 20k texts' terms)
+        return {"ingest_s": terms_s * size / len(texts) + info["write_s"] + info["index_s"], "kind": info["kind"]}
+    kb = KnowledgeBase(folder, settings, embedder=embedder)
+    rng = np.random.default_rng(0)  # the same vectors as synthetic_kb draws
+    t = time.perf_counter()
+    with kb.index.writing():
+        for d in range(0, size, PER_DOC):
+            rows = np.arange(d, min(size, d + PER_DOC))
+            chunk_texts = [texts[i % len(texts)] for i in rows]
+            kb.index.put(f"doc{d // PER_DOC}.txt", f"{d:064x}"[-64:], 0, 1, [], [(1, None, 0, len(x), x) for x in chunk_texts],
+                         mixed(vectors, rows, rng), None)
+        kb.index.flush()
+    seconds = time.perf_counter() - t
+    kind = kb.index.vector_kind
+    kb.close()
+    embedder.close()
+    return {"ingest_s": seconds, "kind": kind}
+
+
+def parts(folder: Path) -> dict:
+    """Bytes on disk of each top-level entry of the knowledge-base folder (SQLite, FAISS, BM25 folder, milvus.db)."""
+    return {p.name: (folder_bytes(p) if p.is_dir() else p.stat().st_size) for p in sorted(Path(folder).iterdir())}
+
+
+def child_build(backend: str, size: int, folder: str) -> dict:
+    built = build(backend, Path(folder), size)
+    return {**built, "disk_bytes_per_chunk": folder_bytes(Path(folder)) / size,
+            "disk_parts_bytes": parts(Path(folder))}
+
+
+def child_measure(backend: str, folder: str, n_questions: int) -> dict:
+    """Open the built knowledge base in a fresh process, as a serving process would, and time queries."""
+    from bench import questions
+
+    from rag.eval.bench import latency
+    from rag.eval.cache import CachingEmbedder
+    from rag.kb import KnowledgeBase
+    from rag.models.registry import make_embedder
+
+    folder = Path(folder)
+    settings = settings_for(backend, folder)
+    embedder = CachingEmbedder(make_embedder(settings), CACHE)
+    qs = questions(n_questions)
+    before = rss_mb_now()
+    kb = KnowledgeBase(folder, settings, embedder=embedder)
+    qvecs = np.stack([kb.retriever.embed_query(q) for q in qs])  # embedded before the clock
+    kb.search("warm up", k=10)
+    result = {"rss_kb_mb": rss_mb_now() - before}
+    for mode in ("dense", "keyword", "hybrid"):
+        result[mode] = latency(lambda q, mode=mode: kb.search(q, k=10, mode=mode), qs)
+    _, ids = kb.index.dense(qvecs, 10)
+    result["dense_top10"] = ids.tolist()
+    kb.close()
+    embedder.close()
+    return result
+
+
+def run_child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench child {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(backend: str, size: int, n_questions: int) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"milvus-bench-{backend}-{size}-") as tmp:
+        folder = str(Path(tmp) / "kb")
+        built = run_child("build", backend, str(size), folder)
+        measured = run_child("measure", backend, folder, str(n_questions))
+    return {"backend": backend, "size": size, **built, "chunks_per_s": size / built["ingest_s"], **measured}
+
+
+def write(results: dict) -> None:
+    docs = ROOT / "docs"
+    (docs / "milvus.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    lines = ["# Local backend and Milvus side by side", "",
+             f"Generated by `make bench-milvus` on {results['date']} ({results['machine']}); embedder `{results['embedder']}`. "
+             "Do not edit by hand: re-run the command. How it is measured: the docstring of scripts/bench_milvus.py. "
+             f"Milvus here is milvus-lite {results.get('milvus_lite', '?')} in the process (Python engine; BM25 analyzer "
+             f"`{results.get('analyzer')}`), not a Milvus server: its times say what the development engine does, and "
+             "docs/scale.md says what a cluster needs.", "",
+             "Latency is the store's alone (question vectors cached), k = 10, p50 / p95 in ms. *dense top-10 agreement*: "
+             "the mean share of the local backend's dense top-10 that Milvus also returns, on the same question vectors.", ""]
+    rows = []
+    for r in results["rows"]:
+        rows.append([f"{r['size']:,}", r["backend"], r["kind"], f"{r['chunks_per_s']:.0f}",
+                     *[f"{r[m]['p50_ms']:.1f} / {r[m]['p95_ms']:.1f}" for m in ("dense", "keyword", "hybrid")],
+                     f"{r['rss_kb_mb']:.0f}", f"{r['disk_bytes_per_chunk']:.0f}",
+                     f"{r['agreement']:.3f}" if "agreement" in r else "—"])
+    lines += [table(["chunks", "backend", "vector index", "ingest chunks/s", "dense ms", "keyword ms", "hybrid ms",
+                     "RSS added by opening MB", "disk bytes / chunk", "dense top-10 agreement"], rows), ""]
+    if results.get("quality"):
+        lines += ["## Retrieval quality (from `make eval`, docs/eval.json)", "",
+                  table(["set", "metric", *results["quality"]["systems"]],
+                        [[s, m, *[f"{v:.3f}" if isinstance(v, float) else "—" for v in vals]]
+                         for s, m, vals in results["quality"]["rows"]]), ""]
+    (docs / "milvus.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def quality() -> dict | None:
+    """The local and Milvus rows of docs/eval.json (make eval runs both), side by side."""
+    path = ROOT / "docs" / "eval.json"
+    if not path.exists():
+        return None
+    systems = ["dense", "milvus dense", "hybrid", "milvus hybrid"]
+    rows = []
+    for r in json.loads(path.read_text(encoding="utf-8")).get("retrieval", []):
+        if not any(s in r["systems"] for s in systems[1::2]):
+            continue
+        for metric in next(iter(r["systems"].values()))["metrics"]:
+            rows.append((r["set"], metric, [r["systems"].get(s, {}).get("metrics", {}).get(metric) for s in systems]))
+    return {"systems": systems, "rows": rows} if rows else None
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        kind, backend, a, b = sys.argv[2:6]
+        result = child_build(backend, int(a), b) if kind == "build" else child_measure(backend, a, int(b))
+        print(json.dumps(result))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--questions", type=int, default=200)
+    args = parser.parse_args()
+    import milvus_lite
+
+    from rag.index.milvus import ANALYZER
+
+    settings = Settings()
+    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(settings.device),
+               "embedder": settings.embedder, "milvus_lite": getattr(milvus_lite, "__version__", "?"),
+               "analyzer": ANALYZER, "rows": []}
+    for size in [int(s) for s in args.sizes.split(",")]:
+        local = measure("local", size, args.questions)
+        milvus = measure("milvus", size, args.questions)
+        from rag.eval.bench import overlap_at_k
+
+        milvus["agreement"] = overlap_at_k(np.array(local.pop("dense_top10")), np.array(milvus.pop("dense_top10")), 10)
+        results["rows"] += [local, milvus]
+        print(json.dumps(local), json.dumps(milvus), sep="\n", flush=True)
+        write(results)
+    results["quality"] = quality()
+    write(results)
+    print((ROOT / "docs" / "milvus.md").read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""The KnowledgeBase contract on every storage backend (issue 20): the local folder, Milvus through
+milvus-lite in this process, and Milvus through milvus-lite's gRPC server on 127.0.0.1 (the network
+client path a Milvus cluster is reached by), started and stopped here."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from conftest import write_pdf
+from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
+from rag.kb import KnowledgeBase
+from rag.models.fakes import FakeEmbedder
+from rag.settings import Settings
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+ZH_PAGES = ["光合作用把光能转化为化学能。叶绿体是光合作用的场所。", "线粒体是细胞的动力工厂。它负责有氧呼吸。"]
+EN_PAGES = ["The Eiffel Tower is in Paris. It was finished in 1889.", "The Colosseum is in Rome. It held fifty thousand people."]
+BACKENDS = ["local", "milvus-lite", "milvus-server"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """`python -m milvus_lite server` on a free 127.0.0.1 port for the session; its URI."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    log = open(data / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "db"),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"milvus-lite server did not start: {(data / 'server.log').read_text(errors='replace')}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request, tmp_path):
+    """Settings of a fresh knowledge base on each backend (fake embedder, small chunks)."""
+    base = Settings(embedder="fake", chunk_size=60, chunk_overlap=10)
+    if request.param == "local":
+        return base
+    if request.param == "milvus-lite":
+        return base.with_(backend="milvus", milvus_uri=str(tmp_path / "milvus.db"))
+    uri = request.getfixturevalue("milvus_server")
+    return base.with_(backend="milvus", milvus_uri=uri, milvus_collection=f"t{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def open_kb(tmp_path, backend_settings):
+    embedder = FakeEmbedder()
+    opened = []
+
+    def make(settings=None, emb=None):
+        kb = KnowledgeBase(tmp_path / "kb", settings or backend_settings, embedder=emb or embedder)
+        opened.append(kb)
+        return kb
+
+    make.embedder = embedder
+    yield make
+    for kb in opened:
+        kb.close()
+
+
+@pytest.fixture
+def docs(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "bio.pdf", ZH_PAGES)
+    write_pdf(folder / "places.pdf", EN_PAGES)
+    return folder
+
+
+def every_text(kb) -> set[str]:
+    """Every passage any retrieval mode returns for a broad query."""
+    return {h.text for mode in ("hybrid", "dense", "keyword") for h in kb.search("the a is 的 是 Paris Rome 光合作用", k=100, mode=mode)}
+
+
+def test_add_then_search_finds_the_right_page(open_kb, docs):
+    kb = open_kb()
+    report = kb.add([docs])
+    assert sorted(p.rsplit("/", 1)[-1] for p in report.added) == ["bio.pdf", "places.pdf"]
+    assert report.pages == 4 and report.failed == []
+    for mode in ("hybrid", "dense", "keyword"):
+        hit = kb.search("Where is the Colosseum?", k=1, mode=mode)[0]
+        assert (hit.name, hit.page) == ("places.pdf", 2), mode
+    hit = kb.search("线粒体 动力工厂", k=1, mode="keyword")[0]  # Chinese words through the backend's analyzer
+    assert (hit.name, hit.page) == ("bio.pdf", 2)
+    assert kb.index.counts() == (2, report.chunks)
+
+
+def test_reopen_gives_the_same_hits(open_kb, docs):
+    kb = open_kb()
+    kb.add([docs])
+    before = [(h.chunk_id, round(h.score, 5)) for h in kb.search("Eiffel Tower Paris", k=3)]
+    kb.close()
+    assert [(h.chunk_id, round(h.score, 5)) for h in open_kb().search("Eiffel Tower Paris", k=3)] == before
+
+
+def test_unchanged_skipped_changed_replaced(open_kb):
+    kb = open_kb()
+    kb.add_texts(["苹果是一种水果。", "Carrots are vegetables."], sources=["fruit", "veg"])
+    calls = open_kb.embedder.calls
+    assert kb.add_texts(["苹果是一种水果。"], sources=["fruit"]).skipped == ["fruit"]
+    assert open_kb.embedder.calls == calls  # content-hash skip: nothing embedded again
+    old_ids = kb.store.chunk_ids().tolist()
+    assert kb.add_texts(["香蕉也是水果。"], sources=["fruit"]).replaced == ["fruit"]
+    texts = every_text(kb)
+    assert not any("苹果" in t for t in texts) and any("香蕉" in t for t in texts)
+    assert len(kb.documents()) == 2 and kb.index.counts() == (2, 2)
+    assert set(kb.store.chunk_ids().tolist()) - set(old_ids)  # the replacement has new ids
+
+
+def test_a_deleted_document_is_never_retrieved_again(open_kb, docs):
+    kb = open_kb()
+    kb.add([docs])
+    gone = kb.store.chunk_ids_of(kb.index.find(str(docs / "places.pdf")).id)
+    assert kb.remove("places.pdf") == [str(docs / "places.pdf")]
+    assert kb.remove("places.pdf") == []
+    assert not any("Colosseum" in t or "Eiffel" in t for t in every_text(kb))
+    assert kb.index.chunks(gone) == {}
+    assert not set(gone) & set(kb.store.chunk_ids().tolist())
+    _, ids = kb.index.dense(np.stack([open_kb.embedder.embed_query("Colosseum Rome")]), 100)
+    assert not set(gone) & set(ids.ravel().tolist())
+    assert not set(gone) & set(kb.index.keyword("Colosseum Rome Eiffel", 100)[1].tolist())
+    assert [d.path for d in kb.documents()] == [str(docs / "bio.pdf")]
+    kb.close()
+    kb = open_kb()  # also after reopening
+    assert not any("Colosseum" in t for t in every_text(kb))
+    bio = kb.documents()[0]
+    assert kb.remove(bio.sha256[:12]) == [bio.path]
+    assert kb.documents() == [] and kb.index.counts() == (0, 0)
+    assert kb.search("光合作用") == []
+
+
+def test_same_bytes_under_another_name_reuse_the_embeddings(open_kb, docs):
+    kb = open_kb()
+    kb.add([docs])
+    calls = open_kb.embedder.calls
+    shutil.copy(docs / "bio.pdf", docs / "bio-copy.pdf")
+    assert kb.add([docs]).added == [str(docs / "bio-copy.pdf")]
+    assert open_kb.embedder.calls == calls
+    assert {h.name for h in kb.search("线粒体 动力工厂", k=2)} == {"bio.pdf", "bio-copy.pdf"}
+    infos = {d.path.rsplit("/", 1)[-1]: d for d in kb.documents()}
+    assert infos["bio-copy.pdf"].sha256 == infos["bio.pdf"].sha256 and infos["bio-copy.pdf"].pages == 2
+
+
+def test_a_reader_sees_what_another_writer_committed(open_kb, docs):
+    reader, writer = open_kb(), open_kb()
+    assert reader.search("Colosseum") == []
+    writer.add([docs])
+    assert reader.search("Colosseum Rome", k=1)[0].name == "places.pdf"
+    writer.remove("places.pdf")
+    assert all(h.name != "places.pdf" for h in reader.search("Colosseum Rome", k=5))
+
+
+def test_another_embedder_or_dimension_is_refused(open_kb, backend_settings):
+    kb = open_kb()
+    kb.add_texts(["hello"])
+    kb.close()
+    with pytest.raises(EmbedderMismatch, match="RAG_EMBEDDER=fake"):
+        open_kb(emb=FakeEmbedder(dim=32))
+    same_name_other_dim = FakeEmbedder(dim=32)
+    same_name_other_dim.name = FakeEmbedder().name
+    with pytest.raises(EmbedderMismatch, match="dim"):
+        open_kb(emb=same_name_other_dim).add_texts(["another text"])
+
+
+def test_search_results_agree_with_the_local_backend(open_kb, backend_settings, tmp_path):
+    """The same texts give the same dense ranking and cosines on every backend (same vectors, exact search)."""
+    texts = [f"Document {i} about {w}" for i, w in enumerate(["rivers", "mountains", "deserts", "forests", "lakes", "islands"])]
+    kb = open_kb()
+    kb.add_texts(texts, sources=[f"s{i}" for i in range(len(texts))])
+    local = KnowledgeBase(tmp_path / "local", Settings(embedder="fake", chunk_size=60, chunk_overlap=10), embedder=FakeEmbedder())
+    local.add_texts(texts, sources=[f"s{i}" for i in range(len(texts))])
+    for q in ("mountains", "lakes and islands"):
+        got = [(h.source, round(h.dense, 4)) for h in kb.search(q, k=len(texts), mode="dense")]
+        want = [(h.source, round(h.dense, 4)) for h in local.search(q, k=len(texts), mode="dense")]
+        assert dict(got) == dict(want)  # the same cosine for every passage
+        assert [x for _, x in got] == [x for _, x in want]  # in the same order (ties may swap)
+    local.close()
+
+
+# ---------------------------------------------------------------------------- Milvus only
+@pytest.fixture
+def milvus_kb(open_kb, backend_settings):
+    if backend_settings.backend != "milvus":
+        pytest.skip("Milvus backend only")
+    return open_kb()
+
+
+def test_hybrid_is_milvus_rrf_with_our_constant(milvus_kb):
+    from rag.retrieve import rrf
+
+    kb = milvus_kb
+    kb.add_texts(EN_PAGES + ZH_PAGES, sources=["e1", "e2", "z1", "z2"])
+    q = "Eiffel Tower in Paris"
+    qvec = kb.retriever.embed_query(q)
+    _, dense_ids = kb.index.dense(qvec[None], 10)
+    _, kw_ids = kb.index.keyword(q, 10)
+    want = rrf([dense_ids[0][dense_ids[0] >= 0], kw_ids], [1.0, 1.0], kb.settings.rrf_k)
+    got = kb.index.hybrid(qvec, q, 10, kb.settings.rrf_k)
+    assert sorted(round(x, 6) for _, x in got) == sorted(round(x, 6) for _, x in want)
+    assert {i for i, _ in got} == {i for i, _ in want}
+    assert kb.search(q, k=1)[0].source == "e1"
+
+
+def test_a_writer_that_dies_midway_leaves_no_half_document(milvus_kb, monkeypatch):
+    kb = milvus_kb
+    kb.add_texts(["Kept text about rivers."], sources=["kept"])
+    index = kb.index
+    real_upsert = index.client.upsert
+
+    def die_before_commit(name, rows, **kw):
+        if name == index.docs_c and any(r.get("status") == "committed" for r in rows):
+            raise ConnectionError("writer died")
+        return real_upsert(name, rows, **kw)
+
+    monkeypatch.setattr(index.client, "upsert", die_before_commit)
+    with pytest.raises(ConnectionError):
+        kb.add_texts(["Half written text about volcanoes. " * 3], sources=["half"])
+    monkeypatch.setattr(index.client, "upsert", real_upsert)
+    # the chunks are in Milvus, but no reader sees them
+    assert index.client.query(index.chunks_c, filter='path == "half"', output_fields=["count(*)"])[0]["count(*)"] > 0
+    assert not any("volcanoes" in t for t in every_text(kb))
+    assert [d.path for d in kb.documents()] == ["kept"] and kb.index.counts() == (1, 1)
+    assert kb.index.find("half") is None
+    # the next writer removes what was left, and the file can be ingested again
+    assert kb.add_texts(["Half written text about volcanoes."], sources=["half"]).added == ["half"]
+    assert index.client.query(index.chunks_c, filter='path == "half"', output_fields=["count(*)"])[0]["count(*)"] == 1
+    assert kb.search("volcanoes", k=1)[0].source == "half"
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lease(milvus_kb, open_kb):
+    other = open_kb()
+    with milvus_kb.index.writing():
+        with pytest.raises(KnowledgeBaseLocked, match="being written by another process"):
+            other.add_texts(["x"])
+    assert other.add_texts(["x"]).added
+
+
+def test_unreachable_server_is_a_clear_error_naming_the_uri(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    settings = Settings(embedder="fake", backend="milvus", milvus_uri=uri, milvus_timeout_s=2)
+    t = time.monotonic()
+    with pytest.raises(RagError, match=f"cannot reach Milvus at {uri}"):
+        KnowledgeBase(tmp_path / "kb", settings, embedder=FakeEmbedder())
+    assert time.monotonic() - t < 30
+    assert not (tmp_path / "kb").exists() or not any((tmp_path / "kb").iterdir())  # nothing written locally
+
+
+def test_another_process_serves_what_this_one_wrote(milvus_kb, backend_settings, tmp_path):
+    """A stateless serving process: opens the collections a writer left (a restarted milvus-lite opens them
+    released, so they are loaded on open) and searches them."""
+    milvus_kb.add_texts(EN_PAGES + ZH_PAGES, sources=["e1", "e2", "z1", "z2"])
+    milvus_kb.close()
+    script = (
+        "import sys; from rag.kb import KnowledgeBase; from rag.settings import Settings; from rag.models.fakes import FakeEmbedder\n"
+        f"s = Settings(embedder='fake', chunk_size=60, chunk_overlap=10, backend='milvus', milvus_uri={backend_settings.milvus_uri!r}, "
+        f"milvus_collection={backend_settings.milvus_collection!r})\n"
+        f"kb = KnowledgeBase({str(tmp_path / 'kb')!r}, s, embedder=FakeEmbedder())\n"
+        "print(kb.search('线粒体 动力工厂', k=1, mode='keyword')[0].source, kb.index.counts())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "z2 (4, 4)"
+
+
+def test_unequal_weights_fuse_client_side(milvus_kb, monkeypatch):
+    """Milvus's RRF ranker has no weights: with dense_weight != keyword_weight the two rankings are fused by
+    rag.retrieve.rrf with the weights, as on the local backend."""
+    kb = milvus_kb
+    kb.add_texts(EN_PAGES + ZH_PAGES, sources=["e1", "e2", "z1", "z2"])
+    kb.configure(dense_weight=2.0, keyword_weight=0.5)
+
+    def no_hybrid(*a, **kw):
+        raise AssertionError("hybrid_search used with unequal weights")
+
+    monkeypatch.setattr(kb.index, "hybrid", no_hybrid)
+    hits = kb.search("Colosseum Rome", k=10)
+    assert hits[0].source == "e2"
+    _, dense_ids = kb.index.dense(kb.retriever.embed_query("Colosseum Rome")[None], 50)
+    keyword_ids = kb.index.keyword("Colosseum Rome", 50)[1].tolist()
+    top = int(dense_ids[0][0])
+    want = 2.0 / (kb.settings.rrf_k + 1) + (0.5 / (kb.settings.rrf_k + keyword_ids.index(top) + 1) if top in keyword_ids else 0.0)
+    assert [h.score for h in hits if h.chunk_id == top] == [pytest.approx(want)]
