@@ -1,5 +1,6 @@
 """`make eval`: retrieval and answer quality on public benchmarks, side by side with the naive
-LangChain pipeline, in one run (writes docs/eval.md, docs/eval.json and docs/eval.png).
+LangChain pipeline, in one run (writes docs/eval.md, docs/eval.json and docs/eval.png for the quick
+profile; the full sets write docs/eval_full.* so both stand side by side).
 
 Systems (retrieval): naive (RecursiveCharacterTextSplitter 1000/200 + FAISS, same embedder), dense,
 hybrid (dense + BM25, reciprocal-rank fusion: the default), hybrid + rerank (when --reranker names
@@ -257,10 +258,16 @@ def answers_report(by_system: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------ report
+def stem_of(profile: str) -> str:
+    """docs/eval.* holds the quick profile (development, and the answer rows); docs/eval_full.* the full sets."""
+    return "eval" if profile == "quick" else "eval_full"
+
+
 def write(results: dict, args) -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
-    (docs / "eval.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    stem = stem_of(results["profile"])
+    (docs / f"{stem}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
     lines = [
         "# Retrieval and answer quality",
         "",
@@ -298,7 +305,7 @@ def write(results: dict, args) -> None:
     lines += ["## Timings", "", table(["set", "documents", "chunks (ours)", "indexing s (ours)", "texts embedded in this run"],
                                       [[r["set"], r["documents"], r.get("chunks", ""), f"{r.get('index_s', 0):.0f}", r.get("embedded_now", "")]
                                        for r in results["retrieval"]]), ""]
-    (docs / "eval.md").write_text("\n".join(lines), encoding="utf-8")
+    (docs / f"{stem}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def plot(results: dict) -> str | None:
@@ -326,8 +333,9 @@ def plot(results: dict) -> str | None:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Retrieval quality (same embedder for every system)")
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "eval.png", dpi=120)
-    return "eval.png"
+    name = f"{stem_of(results['profile'])}.png"
+    fig.savefig(ROOT / "docs" / name, dpi=120)
+    return name
 
 
 def main() -> None:
@@ -351,7 +359,7 @@ def main() -> None:
     args = parser.parse_args()
     args.systems = args.systems.split(",")
     if args.report_only:
-        results = json.loads((ROOT / "docs" / "eval.json").read_text(encoding="utf-8"))
+        results = json.loads((ROOT / "docs" / f"{stem_of('quick' if args.quick else 'full')}.json").read_text(encoding="utf-8"))
         results["plot"] = plot(results)
         write(results, args)
         return
@@ -366,7 +374,7 @@ def main() -> None:
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(settings.device),
                "embedder": embedder.name, "generator": settings.generator, "profile": "quick" if args.quick else "full",
                "command": "make eval" + (" QUICK=1" if args.quick else ""), "retrieval": [], "answers": {}}
-    previous = ROOT / "docs" / "eval.json"
+    previous = ROOT / "docs" / f"{stem_of(results['profile'])}.json"
     if previous.exists():  # a run of some sets keeps the other sets' results of the same profile
         old = json.loads(previous.read_text(encoding="utf-8"))
         if old.get("profile") == results["profile"] and embedder.inner.opens(old.get("embedder", "")):
@@ -400,7 +408,7 @@ def main() -> None:
                               **eval_answers(by_set, embedder, settings, systems, args.naive_answers)}
     results["plot"] = plot(results)
     write(results, args)
-    print((ROOT / "docs" / "eval.md").read_text(encoding="utf-8"))
+    print((ROOT / "docs" / f"{stem_of(results['profile'])}.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

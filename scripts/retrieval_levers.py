@@ -1,0 +1,275 @@
+"""Retrieval levers on the full SciFact corpus (issue 16): each lever is chosen on the *train*
+queries and then scored once on the test queries, with 95% intervals and a paired bootstrap
+against today's default. Writes docs/retrieval_levers.md and .json.
+
+Rankings are computed from the parts of one knowledge base built with the default settings
+(kept in .eval-cache/levers-scifact-kb, embeddings cached), so every variant sees the same chunks:
+
+- dense e5 (today), BM25 (today: bm25s Lucene k1=1.5 b=0.75 over rag.terms), their RRF (today);
+- BM25 k1/b grid and pseudo-relevance feedback (RM3-style expansion with the top documents' terms);
+- a second dense ranking by the bundled English MiniLM (all-MiniLM-L6-v2) over the same chunks;
+- RRF weights and k; folding chunks to documents by the best chunk (today) or by the sum of chunk scores.
+
+    python scripts/retrieval_levers.py            # about 20 min on 2 cores the first time, then minutes
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".eval-cache"
+sys.path.insert(0, str(ROOT))
+
+from rag import KnowledgeBase, Settings  # noqa: E402
+from rag.eval import datasets  # noqa: E402
+from rag.eval.cache import CachingEmbedder  # noqa: E402
+from rag.eval.metrics import ndcg_at_k  # noqa: E402
+from rag.eval.report import machine, table  # noqa: E402
+from rag.index.keywords import Bm25Index  # noqa: E402
+from rag.models.registry import make_embedder  # noqa: E402
+from rag.terms import terms  # noqa: E402
+
+DEPTH = 200  # chunks per ranking
+
+
+def load_sets():
+    test, train = datasets.scifact("test"), datasets.scifact("train")
+    return test, train
+
+
+def build_kb(docs: dict[str, str], embedder) -> KnowledgeBase:
+    path = CACHE / "levers-scifact-kb"
+    kb = KnowledgeBase(path, Settings(), embedder=embedder)
+    if kb.store.counts()[0] < len(docs):
+        t = time.perf_counter()
+        items = list(docs.items())
+        for s in range(0, len(items), 500):  # in slices: an interrupted build keeps its work
+            part = items[s : s + 500]
+            kb.add_texts([t for _, t in part], sources=[d for d, _ in part])
+            print(f"   ingested {min(s + 500, len(items))}/{len(items)} documents", flush=True)
+        print(f"   knowledge base built in {time.perf_counter() - t:.0f} s", flush=True)
+    return kb
+
+
+class Parts:
+    """Chunk-level rankings per query for every lever, from one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase, e5: CachingEmbedder) -> None:
+        self.kb, self.e5 = kb, e5
+        index = kb.index
+        self.ids = np.asarray(sorted(index.vector_ids().tolist()), dtype=np.int64)
+        rows = index.chunks(self.ids.tolist())
+        self.doc = {int(i): rows[int(i)].path for i in self.ids}
+        self.text = {int(i): rows[int(i)].text for i in self.ids}
+        self.terms = {int(i): terms(self.text[int(i)]) for i in self.ids}
+        self._bm25: dict[tuple, Bm25Index] = {}
+        self._minilm = None
+
+    def dense(self, q: str) -> list[int]:
+        _, ids = self.kb.index.dense(np.asarray([self.e5.embed_query(q)], dtype=np.float32), DEPTH)
+        return [int(i) for i in ids[0] if i >= 0]
+
+    def bm25_model(self, k1: float, b: float) -> Bm25Index:
+        key = (k1, b)
+        if key not in self._bm25:
+            import bm25s
+            from bm25s.tokenization import Tokenized
+
+            vocab: dict[str, int] = {}
+            docs = [np.fromiter((vocab.setdefault(t, len(vocab)) for t in self.terms[int(i)]), dtype=np.int32)
+                    for i in self.ids]
+            model = bm25s.BM25(k1=k1, b=b)
+            model.index(Tokenized(ids=docs, vocab=vocab), show_progress=False)
+            self._bm25[key] = Bm25Index(model, self.ids, np.ones(len(self.ids), dtype=np.float32))
+        return self._bm25[key]
+
+    def bm25(self, q: str, k1: float = 1.5, b: float = 0.75, prf: tuple[int, int, float] | None = None) -> list[int]:
+        index = self.bm25_model(k1, b)
+        qt = terms(q)
+        scores, ids = index.search(qt, DEPTH)
+        if prf and len(ids):
+            n_docs, n_terms, weight = prf
+            # RM3-style: terms frequent in the top documents, weighted by their BM25 score share
+            top = ids[:n_docs]
+            total = float(scores[:n_docs].sum()) or 1.0
+            bag: Counter = Counter()
+            for i, s in zip(top, scores[:n_docs]):
+                tf = Counter(self.terms[int(i)])
+                n = sum(tf.values()) or 1
+                for t, c in tf.items():
+                    bag[t] += (s / total) * c / n
+            extra = [t for t, _ in bag.most_common(n_terms + len(qt)) if t not in set(qt)][:n_terms]
+            # bm25s takes a bag of terms: repeat the original terms to weight them over the expansion
+            reps = max(1, round(1 / max(weight, 1e-6)) - 1)
+            scores, ids = index.search(qt * reps + extra, DEPTH)
+        return [int(i) for i in ids]
+
+    def minilm(self, q: str) -> list[int]:
+        if self._minilm is None:
+            emb = CachingEmbedder(make_embedder(Settings(embedder="minilm")), CACHE)
+            texts = [self.text[int(i)] for i in self.ids]
+            self._minilm = (emb, np.asarray(emb.embed_passages(texts), dtype=np.float32))
+        emb, mat = self._minilm
+        s = mat @ np.asarray(emb.embed_query(q), dtype=np.float32)
+        top = np.argsort(-s)[:DEPTH]
+        return [int(self.ids[j]) for j in top]
+
+
+def fuse(rankings: list[list[int]], weights: list[float], k: float) -> dict[int, float]:
+    scores: dict[int, float] = defaultdict(float)
+    for ranking, w in zip(rankings, weights):
+        if w:
+            for r, i in enumerate(ranking, 1):
+                scores[i] += w / (k + r)
+    return scores
+
+
+def fold(parts: Parts, scores: dict[int, float], how: str) -> list[str]:
+    """Chunk scores → ranked document ids: 'max' = the best chunk (today), 'sum' = all its chunks."""
+    by_doc: dict[str, float] = defaultdict(float)
+    for i, s in scores.items():
+        d = parts.doc[i]
+        by_doc[d] = max(by_doc[d], s) if how == "max" else by_doc[d] + s
+    return sorted(by_doc, key=lambda d: -by_doc[d])
+
+
+def ranks_to_scores(ranking: list[int]) -> dict[int, float]:
+    return {i: 1.0 / r for r, i in enumerate(ranking, 1)}
+
+
+def ndcgs(parts: Parts, rset, runs: dict[str, dict[str, list[int]]], config: dict) -> list[float]:
+    """nDCG@10 per query of `rset` for one configuration of the levers."""
+    out = []
+    for qid in rset.queries:
+        rankings = [runs[name][qid] for name in config["rankings"]]
+        if len(rankings) == 1:
+            scores = ranks_to_scores(rankings[0])
+        else:
+            scores = fuse(rankings, config["weights"], config["k"])
+        out.append(ndcg_at_k(fold(parts, scores, config["fold"]), rset.qrels[qid], 10))
+    return out
+
+
+def ci95(values: list[float]) -> tuple[float, float]:
+    m = statistics.fmean(values)
+    half = 1.96 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return m, half
+
+
+def paired_bootstrap(a: list[float], b: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of b - a with its 95% bootstrap interval over queries."""
+    rng = random.Random(seed)
+    d = [y - x for x, y in zip(a, b)]
+    means = sorted(statistics.fmean(rng.choices(d, k=len(d))) for _ in range(n))
+    return statistics.fmean(d), means[int(0.025 * n)], means[int(0.975 * n) - 1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--no-minilm", action="store_true")
+    args = ap.parse_args()
+    test, train = load_sets()
+    e5 = CachingEmbedder(make_embedder(Settings()), CACHE)
+    kb = build_kb(test.docs, e5)
+    parts = Parts(kb, e5)
+    print(f"   {len(parts.ids)} chunks of {len(test.docs)} documents", flush=True)
+    queries = {**train.queries, **test.queries}
+
+    t0 = time.perf_counter()
+    runs: dict[str, dict[str, list[int]]] = {"dense": {q: parts.dense(t) for q, t in queries.items()}}
+    print(f"   dense rankings {time.perf_counter() - t0:.0f} s", flush=True)
+    grid_k1, grid_b = (0.9, 1.2, 1.5, 2.0), (0.4, 0.6, 0.75, 0.9)
+    for k1, b in itertools.product(grid_k1, grid_b):
+        runs[f"bm25 k1={k1} b={b}"] = {q: parts.bm25(t, k1, b) for q, t in queries.items()}
+    print(f"   BM25 grid done {time.perf_counter() - t0:.0f} s", flush=True)
+
+    def pick(names: list[str], make) -> tuple[str, float]:
+        """The name whose configuration scores best on train."""
+        scored = [(statistics.fmean(ndcgs(parts, train, runs, make(n))), n) for n in names]
+        best = max(scored)
+        return best[1], best[0]
+
+    single = lambda n: {"rankings": [n], "weights": [1.0], "k": 60.0, "fold": "max"}  # noqa: E731
+    bm25_names = [n for n in runs if n.startswith("bm25 ")]
+    best_bm25, _ = pick(bm25_names, single)
+    k1, b = (float(x.split("=")[1]) for x in best_bm25.split()[1:3])
+    for nd, nt, w in ((3, 10, 0.5), (5, 10, 0.5), (10, 20, 0.5), (5, 10, 0.3)):
+        runs[f"bm25 k1={k1} b={b} prf={nd}/{nt}/{w}"] = {q: parts.bm25(t, k1, b, (nd, nt, w)) for q, t in queries.items()}
+    best_bm25, _ = pick([n for n in runs if n.startswith("bm25 ")], single)
+    print(f"   BM25 chosen on train: {best_bm25}", flush=True)
+    if not args.no_minilm:
+        runs["minilm"] = {q: parts.minilm(t) for q, t in queries.items()}
+        print(f"   MiniLM rankings done {time.perf_counter() - t0:.0f} s", flush=True)
+
+    today = {"rankings": ["dense", "bm25 k1=1.5 b=0.75"], "weights": [1.0, 1.0], "k": 60.0, "fold": "max"}
+    configs: dict[str, dict] = {
+        "dense e5 (today's dense)": single("dense"),
+        "BM25 (today's keyword)": single("bm25 k1=1.5 b=0.75"),
+        f"BM25 tuned ({best_bm25[5:]})": single(best_bm25),
+        "hybrid e5 + BM25 (today's default)": today,
+    }
+    if "minilm" in runs:
+        configs["dense MiniLM"] = single("minilm")
+    # fusion grid, chosen on train
+    candidates = []
+    bm_options = sorted({"bm25 k1=1.5 b=0.75", best_bm25})
+    dense_sets = [["dense"]] + ([["dense", "minilm"]] if "minilm" in runs else [])
+    for dense_names, bm, k, fold_how in itertools.product(dense_sets, bm_options, (20.0, 60.0, 100.0), ("max", "sum")):
+        for wb in (0.5, 0.75, 1.0, 1.5):
+            for wm in ((0.5, 1.0) if len(dense_names) == 2 else (None,)):
+                weights = [1.0] + ([wm] if wm is not None else []) + [wb]
+                candidates.append({"rankings": dense_names + [bm], "weights": weights, "k": k, "fold": fold_how})
+    train_scores = [(statistics.fmean(ndcgs(parts, train, runs, c)), i) for i, c in enumerate(candidates)]
+    train_scores.sort(reverse=True)
+    best_no_minilm = next(candidates[i] for _, i in train_scores if "minilm" not in candidates[i]["rankings"])
+    configs["hybrid, tuned on train (e5 + BM25)"] = best_no_minilm
+    if "minilm" in runs:
+        configs["hybrid, tuned on train (e5 + MiniLM + BM25)"] = candidates[train_scores[0][1]]
+    print(f"   fusion grid ({len(candidates)} configurations) done {time.perf_counter() - t0:.0f} s", flush=True)
+
+    base_test = ndcgs(parts, test, runs, today)
+    rows, out = [], []
+    for name, c in configs.items():
+        tr = statistics.fmean(ndcgs(parts, train, runs, c))
+        te = ndcgs(parts, test, runs, c)
+        m, h = ci95(te)
+        d, lo, hi = paired_bootstrap(base_test, te)
+        desc = " + ".join(f"{n}×{w:g}" for n, w in zip(c["rankings"], c["weights"])) + f", k={c['k']:g}, fold={c['fold']}"
+        rows.append([name, f"{tr:.3f}", f"{m:.3f} ± {h:.3f}", f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]", desc])
+        out.append({"name": name, "config": c, "train_ndcg10": tr, "test_ndcg10": m, "test_ci95": h,
+                    "delta_vs_today": d, "delta_ci95": [lo, hi]})
+        print(f"   {name:<45} train {tr:.3f}  test {m:.3f} ± {h:.3f}  Δ {d:+.3f} [{lo:+.3f}, {hi:+.3f}]", flush=True)
+
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine("cpu"),
+              "documents": len(test.docs), "chunks": len(parts.ids), "train_queries": len(train.queries),
+              "test_queries": len(test.queries), "embedder": e5.name, "rows": out,
+              "top_train_configs": [{"train_ndcg10": s, "config": candidates[i]} for s, i in train_scores[:10]]}
+    (ROOT / "docs" / "retrieval_levers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+    md = ["# Retrieval levers on the full SciFact corpus", "",
+          f"Written by `python scripts/retrieval_levers.py` on {result['date']} ({result['machine']}).",
+          f"Corpus: all {len(test.docs):,} SciFact documents ({len(parts.ids):,} chunks, default splitter, embedder "
+          f"{e5.name}). Every lever is chosen on the {len(train.queries)} **train** queries; the test column is "
+          f"the {len(test.queries)} test queries (nDCG@10, mean ± 95% interval), never used to choose. "
+          "Δ is the paired difference from today's default with a 95% bootstrap interval over test queries.", "",
+          table(["ranking", "train nDCG@10", "test nDCG@10", "Δ vs today (test)", "configuration"], rows), "",
+          "Published on the same full corpus (MTEB / Anserini): BM25 0.665–0.679, multilingual-e5-small 0.676, "
+          "bge-small-en-v1.5 0.713, bge-base-en-v1.5 0.741.", ""]
+    (ROOT / "docs" / "retrieval_levers.md").write_text("\n".join(md), encoding="utf-8")
+    print("\n".join(md))
+    kb.close()
+
+
+if __name__ == "__main__":
+    main()
