@@ -71,14 +71,14 @@ class PdfParser(Parser):
         wanted = wanted[: self.options.ocr_max_pages]
         if not self.options.ocr or not wanted:
             return pages
-        from ingest.ocr import ocr_pages
+        from ingest.ocr import ocr_pages, shared_engine
 
         def progress(k: int, n: int) -> None:
             if self.on_progress is not None:
                 self.on_progress({"ocr": k, "of": n})
 
         try:
-            found = ocr_pages(_engine(), path, wanted, password, progress)
+            found = ocr_pages(shared_engine(), path, wanted, password, progress)
         except MemoryError:
             raise
         except Exception as e:  # pdfium cannot open what pypdf could: keep the text layer, say why
@@ -93,19 +93,6 @@ class PdfParser(Parser):
             else:
                 out[index] = replace(out[index], ocr_seconds=seconds)
         return out
-
-
-_ENGINE = None
-
-
-def _engine():
-    """One OCR engine per process (its models take ~2 s to load)."""
-    global _ENGINE
-    if _ENGINE is None:
-        from ingest.ocr import make_ocr
-
-        _ENGINE = make_ocr("rapidocr")
-    return _ENGINE
 
 
 def _decrypt(reader, password: str | None) -> None:

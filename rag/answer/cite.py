@@ -162,7 +162,7 @@ def render(claims: Sequence[Claim], hits: Sequence[Hit], question: str, language
             if n not in citations:
                 hit = hits[n - 1]
                 citations[n] = Citation(n=n, source=hit.source, page=hit.page, quote=one_line(quote(hit.text, claim.text, question)),
-                                        chunk_id=hit.chunk_id, page_label=hit.page_label)
+                                        chunk_id=hit.chunk_id, page_label=hit.page_label, place=hit.place)
     joiner = "" if language == "zh" else " "
     return joiner.join(parts).strip(), sorted(citations.values(), key=lambda c: c.n)
 

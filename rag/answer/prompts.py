@@ -41,6 +41,7 @@ OPEN = {"zh": "<资料>", "en": "<passages>"}
 CLOSE = {"zh": "</资料>", "en": "</passages>"}
 QUESTION = {"zh": "问题：", "en": "Question: "}
 PAGE = {"zh": "（{name}，第 {page} 页）", "en": "({name}, page {page})"}
+PLACE = {"zh": "（{name}，{place}）", "en": "({name}, {place})"}  # a slide, sheet rows or heading path
 
 CONDENSE = {
     "zh": "根据对话历史，把最后的追问改写成一个独立、完整的问题。只输出改写后的问题。\n\n对话历史：\n{history}\n\n追问：{question}\n独立问题：",
@@ -55,7 +56,8 @@ def system_message(language: str) -> str:
 def passage_block(n: int, hit: Hit, language: str) -> str:
     """"[n] text (file, page N)": the source goes after the text, since the small default model
     copies a label that stands first instead of answering (measured on the sample questions)."""
-    label = PAGE[language].format(name=hit.name, page=hit.page_label or hit.page)
+    label = (PLACE[language].format(name=hit.name, place=hit.place) if hit.place
+             else PAGE[language].format(name=hit.name, page=hit.page_label or hit.page))
     text = " ".join(hit.text.split())  # line breaks from the PDF layout cost tokens and mean nothing
     text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/answer/guard.py)
     # Markers that could close the fence early are neutralised inside the passage.

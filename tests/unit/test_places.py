@@ -1,0 +1,62 @@
+"""The place of a passage (slide, sheet rows, heading path) travels from the parser through the
+knowledge base into hits, citations, the prompt and the CLI; an index written before places existed opens."""
+import sqlite3
+
+import pytest
+
+from rag.kb import KnowledgeBase
+from rag.models.fakes import FakeEmbedder, FakeGenerator
+from rag.settings import Settings
+from test_formats import write_docx
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    import openpyxl
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_docx(folder / "policy.docx")
+    book = openpyxl.Workbook()
+    book.active.title = "Meals"
+    book.active.append(["City", "Meal allowance"])
+    book.active.append(["Harbin", 75])
+    book.active.append(["Xiamen", 85])
+    book.save(folder / "meals.xlsx")
+    (folder / "blank.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return folder
+
+
+def test_places_reach_hits_citations_and_the_prompt(tmp_path, mixed):
+    settings = Settings(embedder="fake", generator="fake", min_score=-1.0, min_score_zh=-1.0)
+    generator = FakeGenerator()
+    with KnowledgeBase(tmp_path / "kb", settings, embedder=FakeEmbedder(), generator=generator) as kb:
+        report = kb.add([mixed])
+        assert sorted(p.rsplit("/", 1)[-1] for p in report.added) == ["meals.xlsx", "policy.docx"]
+        assert [(p.rsplit("/", 1)[-1], r.split(":")[0]) for p, r in report.failed] == [("blank.png", "broken image")]
+        hit = kb.search("Harbin Xiamen meal allowance", k=1)[0]
+        assert (hit.name, hit.place, hit.where) == ("meals.xlsx", "Meals rows 2-3", "Meals rows 2-3")
+        assert "| Harbin | 75 |" in hit.text
+        hit = kb.search("hotel cap Chengdu Tier 2", k=1)[0]
+        assert hit.place == "3 Travel › 3.2 Hotels" and "| Tier 2 | Chengdu | 600 |" in hit.text
+        answer = kb.ask("What is the hotel cap in Chengdu, Tier 2?")
+        assert any(c.place == "3 Travel › 3.2 Hotels" for c in answer.citations)
+        user = generator.prompts[-1].messages[-1]["content"]
+        assert "(policy.docx, 3 Travel › 3.2 Hotels)" in user
+        assert "| Tier 2 | Chengdu | 600 |" in " ".join(generator.prompts[-1].passages)
+
+
+def test_an_index_written_before_places_opens_and_keeps_its_chunks(tmp_path, make_kb):
+    kb = make_kb(tmp_path / "old")
+    kb.add_texts(["The Eiffel Tower is in Paris."], sources=["eiffel.pdf"])
+    kb.close()
+    # what the previous version wrote: the chunks table without the place column
+    conn = sqlite3.connect(tmp_path / "old" / "kb.sqlite")
+    conn.execute("ALTER TABLE chunks DROP COLUMN place")
+    conn.commit()
+    conn.close()
+    kb = make_kb(tmp_path / "old")
+    hit = kb.search("Eiffel Tower", k=1)[0]
+    assert (hit.name, hit.page, hit.place, hit.where) == ("eiffel.pdf", 1, "", "p.1")
+    kb.add_texts(["Caps apply."], sources=["new.md"])
+    assert kb.search("Caps apply", k=1)[0].name == "new.md"
