@@ -63,7 +63,23 @@ class PdfParser(Parser):
             quality = text_quality(text)
             pages.append(Page(number=i + 1, text="" if quality.garbage else normalize_text(text), label=labels[i],
                               garbage=quality.reason if quality.garbage else ""))
+        pages = self._tables(path, password, pages)
         return self._ocr(path, password, pages)
+
+    def _tables(self, path: Path, password: str | None, pages: list[Page]) -> list[Page]:
+        """With options.pdf_tables, the pages holding a table get pdfplumber's text with Markdown tables."""
+        if not self.options.pdf_tables:
+            return pages
+        from ingest.pdftables import pages_with_tables
+
+        try:
+            found = pages_with_tables(path, password, [p.number - 1 for p in pages if p.text])
+        except MemoryError:
+            raise
+        except Exception as e:  # pdfminer fails on files pypdf reads: keep pypdf's text, say why
+            log.warning("%s: tables not read (%s)", path, _reason(e))
+            return pages
+        return [replace(p, text=normalize_text(found[p.number - 1])) if p.number - 1 in found else p for p in pages]
 
     def _ocr(self, path: Path, password: str | None, pages: list[Page]) -> list[Page]:
         """Replace the text of pages without a usable text layer by OCR, up to ocr_max_pages."""

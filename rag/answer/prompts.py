@@ -58,12 +58,31 @@ def passage_block(n: int, hit: Hit, language: str) -> str:
     copies a label that stands first instead of answering (measured on the sample questions)."""
     label = (PLACE[language].format(name=hit.name, place=hit.place) if hit.place
              else PAGE[language].format(name=hit.name, page=hit.page_label or hit.page))
-    text = " ".join(hit.text.split())  # line breaks from the PDF layout cost tokens and mean nothing
+    text = flatten(hit.text)
     text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/answer/guard.py)
     # Markers that could close the fence early are neutralised inside the passage.
     for marker in (CLOSE[language], OPEN[language]):
         text = text.replace(marker, marker.replace("<", "‹"))
     return f"[{n}] {text} {label}"
+
+
+def flatten(text: str) -> str:
+    """Line breaks from the PDF layout cost tokens and mean nothing: they become spaces, except around
+    the rows of a Markdown table ("| a | b |" lines), which keep one line each so the model reads a
+    table, not a run of cells."""
+    out: list[str] = []
+    prose: list[str] = []
+    for line in text.split("\n"):
+        if line.lstrip().startswith("|"):
+            if prose:
+                out.append(" ".join(" ".join(prose).split()))
+                prose = []
+            out.append(" ".join(line.split()))
+        else:
+            prose.append(line)
+    if prose:
+        out.append(" ".join(" ".join(prose).split()))
+    return "\n".join(line for line in out if line)
 
 
 def user_message(question: str, blocks: list[str], language: str) -> str:

@@ -214,3 +214,55 @@ def test_image_without_text_is_refused_and_ocr_off_says_so(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(ParseError, match="broken image"):
         parse_file(tmp_path / "broken.jpg")
+
+
+def test_pdf_tables_become_markdown_tables_when_asked(tmp_path):
+    from rag.eval import tableqa
+
+    tables = tableqa.make_set()
+    pdf = tableqa.write_pdf(tables, tmp_path / "t.pdf")
+    plain = parse_file(pdf)
+    assert "| --- |" not in plain[0].text  # pdf_tables off (the default): pypdf's text layer
+    pages = parse_file(pdf, options=ParseOptions(pdf_tables=True))
+    text = "\n".join(p.text for p in pages)
+    header = "| " + " | ".join(tableqa.ALLOWANCE_COLUMNS) + " |\n| --- | --- | --- | --- | --- | --- |"
+    assert tableqa.ALLOWANCE_CAPTION + "\n" + header in text  # the caption stays the line above
+    for row in tables.allowances[1:] + tables.budgets[1:]:
+        assert "| " + " | ".join(row) + " |" in text
+    chunks = RecursiveSplitter(256, 38).split(pages)
+    table_chunks = [c for c in chunks if "| Beijing |" in c.text or "| Lhasa |" in c.text]
+    assert all(c.text.startswith(tableqa.ALLOWANCE_CAPTION) or c.text.startswith("| City |") for c in table_chunks)
+
+
+def test_same_tables_in_docx_and_xlsx_hold_every_cell_in_a_row_with_its_key(tmp_path):
+    from rag.eval import tableqa
+
+    tables = tableqa.make_set()
+    for fmt in ("docx", "xlsx", "pptx", "html", "md", "csv"):
+        path = tableqa.write(tables, tmp_path, [fmt])[fmt]
+        chunks = RecursiveSplitter(256, 38).split(parse_file(path))
+        rows = tables.allowances[1:] + ([] if fmt == "csv" else tables.budgets[1:])
+        for row in rows:
+            line = "| " + " | ".join(row) + " |"
+            holding = [c for c in chunks if line in c.text]
+            assert holding, (fmt, line)
+            assert all("| " + " | ".join(tables.allowances[0] if row in tables.allowances else tables.budgets[0]) + " |"
+                       in c.text for c in holding), fmt  # the header travels with the row
+    assert len(tables.questions) >= 100 and len({q.id for q in tables.questions}) == len(tables.questions)
+
+
+@pytest.mark.slow
+def test_image_text_is_read_by_ocr(tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (900, 160), "white")
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 48)
+    except OSError:
+        font = ImageFont.load_default(size=48)
+    draw.text((20, 50), "Hotel cap 600 CNY", fill="black", font=font)
+    image.save(tmp_path / "note.jpg", quality=95)
+    pages = parse_file(tmp_path / "note.jpg")
+    assert pages[0].place == "image" and pages[0].ocr
+    assert "600" in pages[0].text and "hotel" in pages[0].text.lower()

@@ -43,6 +43,9 @@ def test_places_reach_hits_citations_and_the_prompt(tmp_path, mixed):
         assert any(c.place == "3 Travel › 3.2 Hotels" for c in answer.citations)
         user = generator.prompts[-1].messages[-1]["content"]
         assert "(policy.docx, 3 Travel › 3.2 Hotels)" in user
+        # the model reads a table: one row a line, the caption and header above
+        assert ("Table 4: hotel cap per night by city tier\n| Tier | Example city | Hotel cap (CNY) |\n| --- | --- | --- |\n"
+                "| Tier 1 | Beijing | 900 |\n| Tier 2 | Chengdu | 600 |") in user
         assert "| Tier 2 | Chengdu | 600 |" in " ".join(generator.prompts[-1].passages)
 
 
