@@ -9,6 +9,7 @@ ratio checks; it is the standard library's zipfile and csv plus a dozen lines.
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,15 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: legacy .doc/.x
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")  # the stream an encrypted .docx/.xlsx/.pptx holds
 _OFFICE_MAIN = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
 _MACRO_NAMES = ("vbaproject.bin", "vbadata.xml")
+#: what a person calls each kind, and the file name ending it is stored under
+LABELS = {PDF: "PDF", DOCX: "Word file (.docx)", PPTX: "PowerPoint file (.pptx)", XLSX: "Excel file (.xlsx)",
+          EPUB: "EPUB", PNG: "PNG image", JPEG: "JPEG image", HTML: "HTML", CSV: "CSV", TEXT: "text"}
+SUFFIXES = {PDF: ".pdf", DOCX: ".docx", PPTX: ".pptx", XLSX: ".xlsx", EPUB: ".epub", PNG: ".png", JPEG: ".jpg",
+            HTML: ".html", CSV: ".csv", TEXT: ".txt"}
+#: the kind a file name claims (text kinds are told apart by content only, so they claim "text")
+CLAIMED = {".pdf": PDF, ".docx": DOCX, ".pptx": PPTX, ".xlsx": XLSX, ".epub": EPUB, ".png": PNG, ".jpg": JPEG,
+           ".jpeg": JPEG, ".html": TEXT, ".htm": TEXT, ".csv": TEXT, ".tsv": TEXT, ".md": TEXT, ".markdown": TEXT, ".txt": TEXT}
+TEXT_KINDS = {HTML, CSV, TEXT}
 UNSUPPORTED = ("unsupported file type: not a PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, HTML, "
                "Markdown/text, PNG or JPEG file")
 
@@ -30,6 +40,15 @@ def sniff(path: str | Path, max_unzipped_mb: float = 500.0, max_zip_ratio: float
     path = Path(path)
     with open(path, "rb") as f:
         head = f.read(8192)
+    return _kind(head, path, path.read_bytes, max_unzipped_mb, max_zip_ratio)
+
+
+def sniff_bytes(data: bytes, max_unzipped_mb: float = 500.0, max_zip_ratio: float = 100.0) -> str:
+    """sniff() of a file's content held in memory (an upload before it is stored)."""
+    return _kind(data[:8192], io.BytesIO(data), lambda: data, max_unzipped_mb, max_zip_ratio)
+
+
+def _kind(head: bytes, source, read_all, max_unzipped_mb: float, max_zip_ratio: float) -> str:
     if not head:
         raise ParseError("empty file")
     if looks_like_pdf(head):
@@ -39,9 +58,9 @@ def sniff(path: str | Path, max_unzipped_mb: float = 500.0, max_zip_ratio: float
     if head.startswith(b"\xff\xd8\xff"):
         return JPEG
     if head.startswith(OLE_MAGIC):
-        raise ParseError(_ole_reason(path))
+        raise ParseError(_ole_reason(read_all()))
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return _zip_kind(path, max_unzipped_mb, max_zip_ratio)
+        return _zip_kind(source, max_unzipped_mb, max_zip_ratio)
     if b"\x00" in head[:4096]:
         raise ParseError(UNSUPPORTED)
     text = _decode_head(head)
@@ -52,16 +71,16 @@ def sniff(path: str | Path, max_unzipped_mb: float = 500.0, max_zip_ratio: float
     return TEXT
 
 
-def _ole_reason(path: Path) -> str:
-    data = path.read_bytes()  # within max_file_mb; the directory can sit anywhere in the file
+def _ole_reason(data: bytes) -> str:
+    # the whole file (within max_file_mb): the directory can sit anywhere in it
     if _ENCRYPTED_STREAM in data:
         return "encrypted Office file (password-protected): remove the password in Office and save it again"
     return "legacy Office format (.doc/.xls/.ppt): save it as .docx/.xlsx/.pptx"
 
 
-def _zip_kind(path: Path, max_unzipped_mb: float, max_zip_ratio: float) -> str:
+def _zip_kind(source, max_unzipped_mb: float, max_zip_ratio: float) -> str:
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(source) as z:
             members = z.infolist()
             check_zip(members, max_unzipped_mb, max_zip_ratio)
             names = {m.filename.lower(): m for m in members}

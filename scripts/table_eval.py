@@ -9,8 +9,8 @@ docs/tables.json.
     python scripts/table_eval.py --generator extractive --formats xlsx --limit 10
 
 Per (format, mode): "cell in top 3" = a passage among the first three search results holds both the
-row's key (city / department) and the cell's value; "correct" = the answer is not a refusal and
-contains the value (rag.eval.metrics.contains_answer), with its 95% Wilson interval.
+row's key (city / department) and the cell's value; "correct" = the answer is not a refusal, names the
+value and none of the row's other numbers (tableqa.picks_the_cell), with its 95% Wilson interval.
 """
 from __future__ import annotations
 
@@ -28,15 +28,14 @@ sys.path.insert(0, str(ROOT))
 from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.eval import tableqa  # noqa: E402
 from rag.eval.answers import Rate  # noqa: E402
-from rag.eval.metrics import contains_answer  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
 
 FORMATS = ["pdf", "docx", "xlsx"]
-args_verbose = False
 MODES = ["markdown", "text"]
 
 
-def run(fmt: str, mode: str, path: Path, questions: list[tableqa.Question], settings: Settings, folder: Path) -> dict:
+def run(fmt: str, mode: str, path: Path, questions: list[tableqa.Question], settings: Settings, folder: Path,
+        verbose: bool = False) -> dict:
     started = time.perf_counter()
     with KnowledgeBase(folder / f"{fmt}-{mode}", settings.with_(pdf_tables=(mode == "markdown"))) as kb:
         if mode == "markdown":
@@ -52,9 +51,9 @@ def run(fmt: str, mode: str, path: Path, questions: list[tableqa.Question], sett
             hits = kb.search(q.question, k=3)
             in_top = any(q.key in h.text and q.answer in h.text for h in hits)
             answer = kb.ask(q.question)
-            ok = not answer.refused and contains_answer(answer.text, [q.answer]) == 1.0
+            ok = not answer.refused and tableqa.picks_the_cell(answer.text, q)
             found, correct, refused = found + in_top, correct + ok, refused + answer.refused
-            if args_verbose:
+            if verbose:
                 print(f"  {q.question} gold {q.answer}: {'OK' if ok else 'refused' if answer.refused else 'wrong'}: {answer.text[:160]!r}", flush=True)
             rows.append({"id": q.id, "question": q.question, "gold": q.answer, "answer": answer.text,
                          "refused": answer.refused, "correct": ok, "cell_in_top3": in_top,
@@ -90,8 +89,8 @@ def write(results: list[dict], args, settings: Settings) -> None:
         "the files ingested by this project (PDF with `pdf_tables` on; each chunk of a table repeats its caption "
         "and header). *Plain text*: what a text extractor gives (the PDF's text layer, the .docx cells one per "
         "line, the .xlsx rows as lines), stored as one text. Cell in top 3: a passage among the first three "
-        "holds the row's key and the value; correct: the answer holds the value (not refused). 95% Wilson "
-        "intervals in brackets.",
+        "holds the row's key and the value; correct: the answer names the value and none of the row's other "
+        "numbers (not refused). 95% Wilson intervals in brackets.",
         "",
         table(["format", "tables as", "questions", "chunks", "cell in top 3", "correct", "refused"], rows, "llrrrrr"),
         "",
@@ -111,8 +110,6 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print, do not write docs/")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every answer")
     args = parser.parse_args()
-    global args_verbose
-    args_verbose = args.verbose
     settings = Settings()
     if args.generator:
         settings = settings.with_(generator=args.generator)
@@ -129,7 +126,7 @@ def main() -> None:
         files = tableqa.write(tables, Path(tmp) / "docs", args.formats.split(","))
         for fmt, path in files.items():
             for mode in args.modes.split(","):
-                result = run(fmt, mode, path, questions, settings, Path(tmp))
+                result = run(fmt, mode, path, questions, settings, Path(tmp), args.verbose)
                 print(f"{fmt} {mode}: cell in top 3 {result['cell_in_top3']['rate']:.2f}, "
                       f"correct {result['correct']['rate']:.2f}", flush=True)
                 results.append(result)

@@ -39,6 +39,7 @@ class Question:
     question: str
     answer: str  # the cell's text
     key: str  # the row's first cell (city or department): a passage that answers holds both
+    others: tuple[str, ...] = ()  # the row's other numbers: an answer naming one of them did not pick the cell
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,22 @@ def make_set(seed: int = 18) -> TableSet:
                                         for i, city in enumerate(CITIES)]
     values = _distinct(rng, 101, 999, 1, len(DEPARTMENTS) * 4)
     budgets = [BUDGET_COLUMNS] + [[dept] + [str(values[d * 4 + q]) for q in range(4)] for d, dept in enumerate(DEPARTMENTS)]
-    questions = [Question(f"a{r}-{c}", template.format(key=row[0]), row[c], row[0])
+    questions = [Question(f"a{r}-{c}", template.format(key=row[0]), row[c], row[0],
+                          tuple(v for k, v in enumerate(row[2:], 2) if k != c))
                  for r, row in enumerate(allowances[1:], 1) for c, template in QUESTION_OF_COLUMN.items()]
-    questions += [Question(f"b{r}-{q}", f"What is the {row[0]} department's travel budget for Q{q}?", row[q], row[0])
+    questions += [Question(f"b{r}-{q}", f"What is the {row[0]} department's travel budget for Q{q}?", row[q], row[0],
+                           tuple(v for k, v in enumerate(row[1:], 1) if k != q))
                   for r, row in enumerate(budgets[1:], 1) for q in range(1, 5)]
     return TableSet(allowances, budgets, questions)
+
+
+def picks_the_cell(answer: str, question: Question) -> bool:
+    """The answer names the cell's value and none of the row's other numbers (an answer that
+    repeats the whole row has not read the table)."""
+    import re
+
+    numbers = set(re.findall(r"\d+", answer.replace(",", "")))
+    return question.answer in numbers and not numbers & set(question.others)
 
 
 # ------------------------------------------------------------------ writers

@@ -63,3 +63,13 @@ def test_an_index_written_before_places_opens_and_keeps_its_chunks(tmp_path, mak
     assert (hit.name, hit.page, hit.place, hit.where) == ("eiffel.pdf", 1, "", "p.1")
     kb.add_texts(["Caps apply."], sources=["new.md"])
     assert kb.search("Caps apply", k=1)[0].name == "new.md"
+
+
+def test_evidence_in_a_table_is_the_row_read_with_its_header():
+    from rag.text import evidence
+
+    passage = ("Table 4: hotel cap per night by city tier\n| Tier | Example city | Hotel cap per night (CNY) |\n"
+               "| --- | --- | --- |\n| Tier 1 | Beijing | 900 |\n| Tier 2 | Chengdu | 600 |")
+    found = evidence("What is the hotel cap per night in Chengdu?", [passage], limit=1)
+    assert [e.sentence for e in found] == ["| Tier | Example city | Hotel cap per night (CNY) |\n| Tier 2 | Chengdu | 600 |"]
+    assert found[0].coverage == 1.0
