@@ -73,3 +73,14 @@ def test_evidence_in_a_table_is_the_row_read_with_its_header():
     found = evidence("What is the hotel cap per night in Chengdu?", [passage], limit=1)
     assert [e.sentence for e in found] == ["| Tier | Example city | Hotel cap per night (CNY) |\n| Tier 2 | Chengdu | 600 |"]
     assert found[0].coverage == 1.0
+
+
+def test_a_bare_number_from_a_table_is_said_with_its_row_and_column():
+    from rag.answer.cite import Claim, expand_bare_number
+    from rag.types import Hit
+
+    passage = ("| Tier | Example city | Hotel cap (CNY) | Meals (CNY) |\n| --- | --- | --- | --- |\n"
+               "| Tier 1 | Beijing | 900 | 600 |\n| Tier 2 | Chengdu | 600 | 120 |")
+    hit = Hit(text=passage, score=1.0, source="p.docx", page=1, chunk_id=1)
+    claim = expand_bare_number(Claim("600", [1], 1.0), [hit], "What is the hotel cap in Chengdu?")
+    assert claim.text == "Tier 2 · Hotel cap (CNY): 600"  # Beijing's 600 is another column; Chengdu's row holds the question's word
