@@ -266,3 +266,19 @@ def test_image_text_is_read_by_ocr(tmp_path):
     pages = parse_file(tmp_path / "note.jpg")
     assert pages[0].place == "image" and pages[0].ocr
     assert "600" in pages[0].text and "hotel" in pages[0].text.lower()
+
+
+def test_real_office_files_written_by_other_tools():
+    from conftest import ROOT
+
+    office = ROOT / "tests" / "data" / "office"
+    docx_pages = parse_file(office / "python_docx_test.docx")
+    assert [(p.place, p.text) for p in docx_pages] == [("python-docx was here!", "# python-docx was here!\n\npython-docx was here too!")]
+    slides = parse_file(office / "python_pptx_txt_text.pptx")
+    assert [p.place for p in slides] == ["slide 1", "slide 2"]
+    assert "yahoo.com" in slides[0].text and slides[1].text == "| Text run in table cell |\n| --- |"
+    sheet = parse_file(office / "calamine_inventory_table.xlsx")
+    assert [(p.place, p.text) for p in sheet] == [("Sheet1 rows 2-5", "Sheet1\n\n| Item | Type | Quantity |\n| --- | --- | --- |\n"
+                                                  "| 1 | Apple | 50 |\n| 2 | Banana | 200 |\n| 3 | Orange | 60 |\n| 4 | Pear | 100 |")]
+    dates = parse_file(office / "calamine_date.xlsx")[0].text
+    assert "| 2021-01-01 | 15 |" in dates and "| 2021-01-02 | 16 |" in dates  # midnight datetimes shown as dates
