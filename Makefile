@@ -45,11 +45,13 @@ eval-deps: $(STAMP)
 
 eval: eval-deps
 	$(PY) scripts/eval.py $(if $(QUICK),--quick) $(EVAL_ARGS)
+	$(PY) scripts/table_eval.py $(if $(QUICK),--quick)
 
 # Speed and memory vs the naive LangChain pipeline; latency at 10k / 100k / 1M chunks (writes docs/bench.md).
 # About an hour on 2 CPU cores (the 1M-chunk knowledge base is built once into .eval-cache/). BENCH_ARGS passes options.
 bench: eval-deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) scripts/format_bench.py
 
 # Headless Chromium for the browser test (and make screenshots) and a CJK font (pages rendered for the
 # OCR tests and the app): Debian's packages, installed when missing and this runs as root with apt;
