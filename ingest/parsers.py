@@ -14,9 +14,9 @@ from ingest.parse import ParseOptions, Parser
 from rag.types import Page
 
 SUPPORTED = {".pdf", ".txt", ".md", ".markdown", ".docx", ".pptx", ".xlsx", ".csv", ".tsv", ".html", ".htm",
-             ".png", ".jpg", ".jpeg"}
+             ".png", ".jpg", ".jpeg", ".epub"}
 #: for messages and upload widgets
-SUPPORTED_NAMES = "PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, HTML, Markdown, text, PNG or JPEG"
+SUPPORTED_NAMES = "PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, HTML, Markdown, text, EPUB, PNG or JPEG"
 
 
 def parser_for(path: Path, options: ParseOptions | None = None,
@@ -48,6 +48,10 @@ def parser_for(path: Path, options: ParseOptions | None = None,
         from ingest.web import HtmlParser
 
         return HtmlParser()
+    if kind == kinds.EPUB:
+        from ingest.epub import EpubParser
+
+        return EpubParser()
     if kind in (kinds.PNG, kinds.JPEG):
         from ingest.image import ImageParser
 
@@ -56,9 +60,7 @@ def parser_for(path: Path, options: ParseOptions | None = None,
         from ingest.markdown import MarkdownParser
 
         return MarkdownParser()
-    from rag.errors import ParseError
-
-    raise ParseError(f"{kind.upper()} files are not read yet: use {SUPPORTED_NAMES}")
+    raise AssertionError(f"ingest.sniff returned an unknown kind {kind!r}")
 
 
 def parse_file(path: str | Path, password: str | None = None, options: ParseOptions | None = None,

@@ -32,7 +32,7 @@ CLAIMED = {".pdf": PDF, ".docx": DOCX, ".pptx": PPTX, ".xlsx": XLSX, ".epub": EP
            ".jpeg": JPEG, ".html": TEXT, ".htm": TEXT, ".csv": TEXT, ".tsv": TEXT, ".md": TEXT, ".markdown": TEXT, ".txt": TEXT}
 TEXT_KINDS = {HTML, CSV, TEXT}
 UNSUPPORTED = ("unsupported file type: not a PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, HTML, "
-               "Markdown/text, PNG or JPEG file")
+               "Markdown/text, EPUB, PNG or JPEG file")
 
 
 def sniff(path: str | Path, max_unzipped_mb: float = 500.0, max_zip_ratio: float = 100.0) -> str:
@@ -88,7 +88,7 @@ def _zip_kind(source, max_unzipped_mb: float, max_zip_ratio: float) -> str:
                 return EPUB
             kind = next((k for main, k in _OFFICE_MAIN.items() if main in names), None)
             if kind is None:
-                raise ParseError("a zip archive that is not a Word, PowerPoint or Excel file: unpack it and add its files")
+                raise ParseError("a zip archive that is not a Word, PowerPoint, Excel or EPUB file: unpack it and add its files")
             types = names.get("[content_types].xml")
             declared = z.read(types).lower() if types is not None and types.file_size < 1_000_000 else b""
     except zipfile.BadZipFile as e:

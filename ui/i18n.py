@@ -23,8 +23,8 @@ LABELS: dict[str, dict[str, str]] = {
     # upload
     "upload": {"zh": "上传文档", "en": "Upload documents"},
     "upload_help": {"zh": "可一次选择多个文件，每个不超过 {mb:g} MB。", "en": "Several files at once, up to {mb:g} MB each."},
-    "upload_types": {"zh": "PDF、Word、PowerPoint、Excel、CSV、HTML、Markdown、文本、PNG/JPEG 图片（图片中的文字经 OCR 识别）。",
-                     "en": "PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown, text, PNG/JPEG images (their text read by OCR)."},
+    "upload_types": {"zh": "PDF、Word、PowerPoint、Excel、CSV、HTML、Markdown、文本、EPUB、PNG/JPEG 图片（图片中的文字经 OCR 识别）。",
+                     "en": "PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown, text, EPUB, PNG/JPEG images (their text read by OCR)."},
     "ingest": {"zh": "加入知识库", "en": "Add to knowledge base"},
     "ingesting": {"zh": "正在处理 {n} 个文件…", "en": "Ingesting {n} files…"},
     "ingest_step": {"zh": "{done}/{total} · {name}", "en": "{done}/{total} · {name}"},

@@ -192,7 +192,7 @@ def test_other_files_are_refused_with_a_reason(tmp_path):
     with pytest.raises(ParseError, match="broken zip"):
         parse_file(tmp_path / "a.docx")
     _zip(tmp_path / "b.zip", {"readme.txt": b"hello"})
-    with pytest.raises(ParseError, match="not a Word, PowerPoint or Excel file"):
+    with pytest.raises(ParseError, match="not a Word, PowerPoint, Excel or EPUB file"):
         parse_file(tmp_path / "b.zip")
     (tmp_path / "c.bin").write_bytes(b"\x7fELF\x00\x00binary")
     with pytest.raises(ParseError, match="unsupported file type"):
@@ -282,3 +282,22 @@ def test_real_office_files_written_by_other_tools():
                                                   "| 1 | Apple | 50 |\n| 2 | Banana | 200 |\n| 3 | Orange | 60 |\n| 4 | Pear | 100 |")]
     dates = parse_file(office / "calamine_date.xlsx")[0].text
     assert "| 2021-01-01 | 15 |" in dates and "| 2021-01-02 | 16 |" in dates  # midnight datetimes shown as dates
+
+
+def test_epub_chapters_in_spine_order_with_heading_paths(tmp_path):
+    chapter = ('<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>{t}</title>'
+               '</head><body><h1>{t}</h1><p>{p}</p></body></html>')
+    opf = ('<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0"><manifest>'
+           '<item id="c1" href="text/one.xhtml" media-type="application/xhtml+xml"/>'
+           '<item id="c2" href="text/two.xhtml" media-type="application/xhtml+xml"/></manifest>'
+           '<spine><itemref idref="c2"/><itemref idref="c1"/></spine></package>')
+    container = ('<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+                 '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles></container>')
+    book = _zip(tmp_path / "book.epub", {"mimetype": b"application/epub+zip", "META-INF/container.xml": container.encode(),
+                                         "OEBPS/content.opf": opf.encode(),
+                                         "OEBPS/text/one.xhtml": chapter.format(t="Chapter Two", p="Second in the spine.").encode(),
+                                         "OEBPS/text/two.xhtml": chapter.format(t="Chapter One", p="First in the spine.").encode()})
+    assert sniff(book) == "epub"
+    pages = parse_file(book)
+    assert [(p.place, p.text) for p in pages] == [("Chapter One", "# Chapter One\n\nFirst in the spine."),
+                                                 ("Chapter Two", "# Chapter Two\n\nSecond in the spine.")]
