@@ -313,6 +313,10 @@ def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) 
     report.empty_pages += len(empty)
     if not empty:
         return
+    if any(p.place for p in pages):  # slides, sections, sheet rows: no text layer to OCR, just say where
+        names = [p.place or f"part {p.number}" for p in empty]
+        report.warnings.append((path, "no text in " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")))
+        return
     tried = [p for p in empty if p.ocr or p.ocr_seconds > 0]  # OCR ran on them and found (next to) nothing
     garbage = [p.number for p in empty if p.garbage and p not in tried]
     blank = [p.number for p in empty if not p.garbage and p not in tried]

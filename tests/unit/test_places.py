@@ -84,3 +84,14 @@ def test_a_bare_number_from_a_table_is_said_with_its_row_and_column():
     hit = Hit(text=passage, score=1.0, source="p.docx", page=1, chunk_id=1)
     claim = expand_bare_number(Claim("600", [1], 1.0), [hit], "What is the hotel cap in Chengdu?")
     assert claim.text == "Tier 2 · Hotel cap (CNY): 600"  # Beijing's 600 is another column; Chengdu's row holds the question's word
+
+
+def test_an_empty_slide_is_reported_by_its_number(tmp_path, make_kb):
+    from pptx import Presentation
+
+    deck = Presentation()
+    deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = "Agenda for the travel policy review"
+    deck.slides.add_slide(deck.slide_layouts[6])  # blank: a picture-only slide has no text either
+    deck.save(tmp_path / "talk.pptx")
+    report = make_kb().add([tmp_path / "talk.pptx"])
+    assert report.added and report.warnings == [(str(tmp_path / "talk.pptx"), "no text in slide 2")]
