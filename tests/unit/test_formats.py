@@ -266,6 +266,9 @@ def test_image_text_is_read_by_ocr(tmp_path):
     pages = parse_file(tmp_path / "note.jpg")
     assert pages[0].place == "image" and pages[0].ocr
     assert "600" in pages[0].text and "hotel" in pages[0].text.lower()
+    Image.new("RGB", (400, 300), "white").save(tmp_path / "blank.png")
+    with pytest.raises(ParseError, match="an image in which OCR found no text"):
+        parse_file(tmp_path / "blank.png")
 
 
 def test_real_office_files_written_by_other_tools():
