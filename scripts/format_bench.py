@@ -81,7 +81,7 @@ def main() -> None:
         "The same two tables (36 + 8 rows, rag/eval/tableqa.py) in each format. Parse: the parser process "
         f"(ingest.isolate), median of {args.repeat} runs after a warm-up; parts are pages, slides, sections or "
         "row blocks. Ingest: a fresh knowledge base, parse + split + embed + commit, embedding and the start of "
-        "the parser process (about a second, once per ingestion call) included.",
+        "the parser process (once per ingestion call) included.",
         "",
         table(["format", "KB", "parts", "chunks", "parse ms", "ingest s", "of which embed s"], rows, "lrrrrrr"),
         "",
