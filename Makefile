@@ -45,11 +45,13 @@ eval-deps: $(STAMP)
 
 eval: eval-deps
 	$(PY) scripts/eval.py $(if $(QUICK),--quick) $(EVAL_ARGS)
+	$(PY) scripts/table_eval.py $(if $(QUICK),--quick)
 
 # Speed and memory vs the naive LangChain pipeline; latency at 10k / 100k / 1M chunks (writes docs/bench.md).
 # About an hour on 2 CPU cores (the 1M-chunk knowledge base is built once into .eval-cache/). BENCH_ARGS passes options.
 bench: eval-deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) scripts/format_bench.py
 	$(MAKE) bench-milvus
 
 # The local backend and Milvus (milvus-lite) side by side at 10k / 100k chunks (docs/milvus.md), then the

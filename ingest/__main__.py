@@ -1,6 +1,6 @@
 """python -m ingest PATH... [--kb DIR] [--prune] [--rebuild] | --check [--no-repair] | --migrate --to milvus
 
-Ingest PDF / .txt / .md files and folders into a knowledge base, with a progress bar and a report.
+Ingest PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown/text and image files and folders into a knowledge base, with a progress bar and a report.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ingest", description="Add documents to a knowledge base.")
-    p.add_argument("paths", nargs="*", help="PDF, .txt or .md files, or folders (searched recursively)")
+    p.add_argument("paths", nargs="*", help="files (their type is read from their bytes) or folders (searched recursively for .pdf .docx .pptx .xlsx .csv .html .md .txt .png .jpg)")
     p.add_argument("--kb", default=None, help="knowledge-base folder (default: Settings.kb, data/index/default)")
     p.add_argument("--prune", action="store_true", help="remove documents under the given folders whose file is gone")
     p.add_argument("--rebuild", action="store_true", help="rebuild the vector index and manifest from kb.sqlite")

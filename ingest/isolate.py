@@ -99,8 +99,8 @@ class IsolatedParser:
             break
         if "error" in reply:
             raise ParseError(reply["error"])
-        return [Page(number=n, text=text, label=label, ocr=ocr, ocr_seconds=secs, garbage=garbage)
-                for n, text, label, ocr, secs, garbage in reply["ok"]]
+        return [Page(number=n, text=text, label=label, ocr=ocr, ocr_seconds=secs, garbage=garbage, place=place)
+                for n, text, label, ocr, secs, garbage, place in reply["ok"]]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

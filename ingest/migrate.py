@@ -77,7 +77,7 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
                     rows = store.chunks(ids)
                     vectors = store.vectors(ids)
                     target.put(info.path, info.sha256, store.size(local.id), info.pages, info.empty_pages,
-                               [(r.page, r.page_label, r.start, r.end, r.text) for r in (rows[i] for i in ids)],
+                               [(r.page, r.page_label, r.start, r.end, r.text, r.place) for r in (rows[i] for i in ids)],
                                vectors, there, added_at=info.added_at)
                     report.copied += 1
                     report.chunks += len(ids)

@@ -74,6 +74,17 @@ def make_ocr(name: str = "rapidocr", threads: int = 0) -> OcrEngine:
     raise ValueError(f"unknown OCR engine {name!r}: use 'rapidocr'")
 
 
+_SHARED: OcrEngine | None = None
+
+
+def shared_engine() -> OcrEngine:
+    """One OCR engine per process (its models take ~2 s to load), for PDF pages and images alike."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = make_ocr("rapidocr")
+    return _SHARED
+
+
 def render_pages(path: Path, password: str | None = None):
     """Open the PDF with pdfium; returns (document, render(index) -> RGB array)."""
     import pypdfium2 as pdfium

@@ -1,6 +1,8 @@
 """The Parser interface and its options (ingest/parsers.py picks the parser for a file).
 
-A parser turns one file into normalised pages. It raises ParseError with a human reason.
+A parser turns one file into normalised pages. It raises ParseError with a human reason. A "page" of a
+file without pages is one part a person finds again: a slide, a block of spreadsheet rows, a section
+under a heading (Page.place says which).
 """
 from __future__ import annotations
 
@@ -21,10 +23,17 @@ class ParseOptions:
     ocr: bool = SETTINGS_DEFAULTS["ocr"]  # OCR pages with no text, or garbage text
     ocr_max_pages: int = SETTINGS_DEFAULTS["ocr_max_pages"]  # per file; the pages beyond are reported, not OCR'd
     min_page_chars: int = SETTINGS_DEFAULTS["min_page_chars"]  # fewer characters than this: "no text layer"
+    pdf_tables: bool = SETTINGS_DEFAULTS["pdf_tables"]  # PDF tables as Markdown (ingest/pdftables.py)
+    table_tokens: int = SETTINGS_DEFAULTS["chunk_size"]  # spreadsheet rows are grouped into parts of about this size
+    max_sheet_rows: int = SETTINGS_DEFAULTS["max_sheet_rows"]
+    max_unzipped_mb: float = SETTINGS_DEFAULTS["max_unzipped_mb"]
+    max_zip_ratio: float = SETTINGS_DEFAULTS["max_zip_ratio"]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ParseOptions":
-        return cls(ocr=settings.ocr, ocr_max_pages=settings.ocr_max_pages, min_page_chars=settings.min_page_chars)
+        return cls(ocr=settings.ocr, ocr_max_pages=settings.ocr_max_pages, min_page_chars=settings.min_page_chars,
+                   pdf_tables=settings.pdf_tables, table_tokens=settings.chunk_size, max_sheet_rows=settings.max_sheet_rows,
+                   max_unzipped_mb=settings.max_unzipped_mb, max_zip_ratio=settings.max_zip_ratio)
 
 
 class Parser(ABC):

@@ -1,28 +1,66 @@
-"""From a file to the parser for its type (one parser per file in ingest/), and parsing a file."""
+"""From a file to the parser for its type (one parser per file in ingest/), and parsing a file.
+
+The type is read from the file's bytes (ingest.sniff), never its name: a .pdf that is really a
+Word file is read as Word, and a zip bomb or a macro-enabled file is refused before any parser.
+The names below only decide which files of a folder are collected.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+from ingest import sniff as kinds
 from ingest.parse import ParseOptions, Parser
-from rag.errors import ParseError
 from rag.types import Page
 
-SUPPORTED = {".pdf", ".txt", ".md", ".markdown"}
+SUPPORTED = {".pdf", ".txt", ".md", ".markdown", ".docx", ".pptx", ".xlsx", ".csv", ".tsv", ".html", ".htm",
+             ".png", ".jpg", ".jpeg", ".epub"}
+#: for messages and upload widgets
+SUPPORTED_NAMES = "PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, HTML, Markdown, text, EPUB, PNG or JPEG"
 
 
 def parser_for(path: Path, options: ParseOptions | None = None,
                on_progress: Callable[[dict], None] | None = None) -> Parser:
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
+    """The parser for the file's content; ParseError (with the reason) for a type not read or unsafe."""
+    options = options or ParseOptions()
+    kind = kinds.sniff(path, options.max_unzipped_mb, options.max_zip_ratio)
+    if kind == kinds.PDF:
         from ingest.pdf import PdfParser
 
-        return PdfParser(options or ParseOptions(), on_progress)
-    if suffix in (".txt", ".md", ".markdown"):
-        from ingest.text import TextParser
+        return PdfParser(options, on_progress)
+    if kind == kinds.DOCX:
+        from ingest.word import WordParser
 
-        return TextParser()
-    raise ParseError(f"unsupported file type {suffix or '(none)'}: use PDF, .txt or .md")
+        return WordParser()
+    if kind == kinds.PPTX:
+        from ingest.slides import SlidesParser
+
+        return SlidesParser()
+    if kind == kinds.XLSX:
+        from ingest.sheet import SheetParser
+
+        return SheetParser(options)
+    if kind == kinds.CSV:
+        from ingest.csvfile import CsvParser
+
+        return CsvParser(options)
+    if kind == kinds.HTML:
+        from ingest.web import HtmlParser
+
+        return HtmlParser()
+    if kind == kinds.EPUB:
+        from ingest.epub import EpubParser
+
+        return EpubParser()
+    if kind in (kinds.PNG, kinds.JPEG):
+        from ingest.image import ImageParser
+
+        return ImageParser(options, on_progress)
+    if kind == kinds.TEXT:
+        from ingest.markdown import MarkdownParser
+
+        return MarkdownParser()
+    raise AssertionError(f"ingest.sniff returned an unknown kind {kind!r}")
 
 
 def parse_file(path: str | Path, password: str | None = None, options: ParseOptions | None = None,

@@ -63,7 +63,23 @@ class PdfParser(Parser):
             quality = text_quality(text)
             pages.append(Page(number=i + 1, text="" if quality.garbage else normalize_text(text), label=labels[i],
                               garbage=quality.reason if quality.garbage else ""))
+        pages = self._tables(path, password, pages)
         return self._ocr(path, password, pages)
+
+    def _tables(self, path: Path, password: str | None, pages: list[Page]) -> list[Page]:
+        """With options.pdf_tables, the pages holding a table get pdfplumber's text with Markdown tables."""
+        if not self.options.pdf_tables:
+            return pages
+        from ingest.pdftables import pages_with_tables
+
+        try:
+            found = pages_with_tables(path, password, [p.number - 1 for p in pages if p.text])
+        except MemoryError:
+            raise
+        except Exception as e:  # pdfminer fails on files pypdf reads: keep pypdf's text, say why
+            log.warning("%s: tables not read (%s)", path, _reason(e))
+            return pages
+        return [replace(p, text=normalize_text(found[p.number - 1])) if p.number - 1 in found else p for p in pages]
 
     def _ocr(self, path: Path, password: str | None, pages: list[Page]) -> list[Page]:
         """Replace the text of pages without a usable text layer by OCR, up to ocr_max_pages."""
@@ -71,14 +87,14 @@ class PdfParser(Parser):
         wanted = wanted[: self.options.ocr_max_pages]
         if not self.options.ocr or not wanted:
             return pages
-        from ingest.ocr import ocr_pages
+        from ingest.ocr import ocr_pages, shared_engine
 
         def progress(k: int, n: int) -> None:
             if self.on_progress is not None:
                 self.on_progress({"ocr": k, "of": n})
 
         try:
-            found = ocr_pages(_engine(), path, wanted, password, progress)
+            found = ocr_pages(shared_engine(), path, wanted, password, progress)
         except MemoryError:
             raise
         except Exception as e:  # pdfium cannot open what pypdf could: keep the text layer, say why
@@ -93,19 +109,6 @@ class PdfParser(Parser):
             else:
                 out[index] = replace(out[index], ocr_seconds=seconds)
         return out
-
-
-_ENGINE = None
-
-
-def _engine():
-    """One OCR engine per process (its models take ~2 s to load)."""
-    global _ENGINE
-    if _ENGINE is None:
-        from ingest.ocr import make_ocr
-
-        _ENGINE = make_ocr("rapidocr")
-    return _ENGINE
 
 
 def _decrypt(reader, password: str | None) -> None:

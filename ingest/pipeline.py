@@ -66,7 +66,7 @@ class _Prepared:
 
 
 def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[list[Path], list[Path]]:
-    """Expand folders (recursively, supported types only, sorted). Returns (files, folders given)."""
+    """Expand folders (recursively, files with a supported name only, sorted). Returns (files, folders given)."""
     files: list[Path] = []
     folders: list[Path] = []
     for raw in paths:
@@ -75,11 +75,8 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
             folders.append(p.resolve())
             found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SUPPORTED and not q.name.startswith("."))
             files += [q.resolve() for q in found]
-        elif p.is_file():
-            if p.suffix.lower() in SUPPORTED:
-                files.append(p.resolve())
-            else:
-                report.failed.append((str(p), f"unsupported file type {p.suffix or '(none)'}: use PDF, .txt or .md"))
+        elif p.is_file():  # named explicitly: its bytes say whether it can be read (ingest.sniff), not its name
+            files.append(p.resolve())
         else:
             report.failed.append((str(p), "not found"))
     seen: set[Path] = set()
@@ -96,7 +93,7 @@ class Ingestor:
 
     def add(self, paths: Sequence[str | Path], *, prune: bool = False, passwords: dict[str, str] | None = None,
             progress: Callable[[Progress], None] | None = None) -> IngestReport:
-        """Ingest PDF / .txt / .md files and folders (as KnowledgeBase.add)."""
+        """Ingest PDF, Office, HTML, CSV, text and image files and folders (as KnowledgeBase.add)."""
         return ingest_paths(self, list(paths), prune=prune, passwords=passwords or {}, progress=progress)
 
     def add_texts(self, texts: Sequence[str], sources: Sequence[str] | None = None, *,
@@ -315,6 +312,10 @@ def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) 
     empty = [p for p in pages if not has_text(p.text, settings.min_page_chars)]
     report.empty_pages += len(empty)
     if not empty:
+        return
+    if any(p.place for p in pages):  # slides, sections, sheet rows: no text layer to OCR, just say where
+        names = [p.place or f"part {p.number}" for p in empty]
+        report.warnings.append((path, "no text in " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")))
         return
     tried = [p for p in empty if p.ocr or p.ocr_seconds > 0]  # OCR ran on them and found (next to) nothing
     garbage = [p.number for p in empty if p.garbage and p not in tried]

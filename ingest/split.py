@@ -4,9 +4,15 @@ Cuts fall, in order of preference, at blank lines, sentence ends (。！？；�
 space), line ends, clause marks (，、：, ,), spaces, and only as a last resort inside a word. Chunks
 never cross a page, so every chunk cites one page. Sizes are in "approximate tokens" (one per CJK
 character, one per four other characters), so one setting fits Chinese and English alike.
+
+Markdown pipe tables (what every parser stores a table as: ingest.tables) are chunks of their own,
+cut only between rows: each chunk of a table starts with the table's caption (the line above it:
+a caption or heading) and its header row, so a chunk read alone still says what its cells mean.
+Such a chunk is not a substring of its page: start/end are the span of its rows on the page.
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Sequence
 
@@ -54,9 +60,87 @@ class RecursiveSplitter(Splitter):
         for page in pages:
             if not page.text.strip():
                 continue
-            for piece, start in _pieces(self._splitter, page.text):
-                chunks.append(Chunk(text=piece, page=page.number, start=start, end=start + len(piece), page_label=page.label))
+            text, cursor = page.text, 0
+            pieces: list[tuple[str, int, int]] = []
+            for start, end in table_spans(text):
+                caption = _caption(text, start)
+                before = text[cursor:start]
+                if before.strip() and before.strip() != caption:  # a caption alone travels with its table
+                    pieces += [(p, cursor + s, cursor + s + len(p)) for p, s in _pieces(self._splitter, before)]
+                pieces += table_chunks(text, start, end, caption, self.config["chunk_size"])
+                cursor = end
+            if text[cursor:].strip():
+                pieces += [(p, cursor + s, cursor + s + len(p)) for p, s in _pieces(self._splitter, text[cursor:])]
+            chunks += [Chunk(text=p, page=page.number, start=s, end=e, page_label=page.label, place=page.place)
+                       for p, s, e in pieces]
         return chunks
+
+
+_TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*(:?-{3,}:?\s*)?$")
+MAX_CAPTION_CHARS = 200
+
+
+def table_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the Markdown pipe tables in a text: a "| ... |" header line,
+    a "| --- |" rule under it, and the "|" lines that follow."""
+    spans: list[tuple[int, int]] = []
+    lines = text.split("\n")
+    offsets, at = [], 0
+    for line in lines:
+        offsets.append(at)
+        at += len(line) + 1
+    i = 0
+    while i < len(lines) - 1:
+        if lines[i].lstrip().startswith("|") and _TABLE_RULE.match(lines[i + 1]):
+            j = i + 2
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                j += 1
+            spans.append((offsets[i], offsets[j - 1] + len(lines[j - 1])))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def _caption(text: str, start: int) -> str:
+    """The non-empty line above a table (its caption, or the heading it sits under), if short."""
+    for line in reversed(text[:start].split("\n")):
+        if line.strip():
+            line = line.strip()
+            return "" if line.startswith("|") or len(line) > MAX_CAPTION_CHARS else line
+    return ""
+
+
+def table_chunks(text: str, start: int, end: int, caption: str, size: int) -> list[tuple[str, int, int]]:
+    """One table as (chunk text, start, end) pieces of at most `size` approximate tokens (at least
+    one row each), each "caption / header / rule / rows"."""
+    lines = text[start:end].split("\n")
+    head = lines[:2]
+    lead = ([caption] if caption else []) + head
+    rows, at = [], start + len(lines[0]) + len(lines[1]) + 2
+    for line in lines[2:]:
+        rows.append((line, at))
+        at += len(line) + 1
+    if approx_tokens("\n".join(lead + [r for r, _ in rows])) <= size or not rows:
+        return [("\n".join(lead + [r for r, _ in rows]), start, end)]
+    out: list[tuple[str, int, int]] = []
+    fixed = approx_tokens("\n".join(lead))
+    group: list[tuple[str, int]] = []
+    used = fixed
+
+    def close() -> None:
+        first = start if not out else group[0][1]
+        out.append(("\n".join(lead + [r for r, _ in group]), first, group[-1][1] + len(group[-1][0])))
+
+    for row, offset in rows:
+        cost = approx_tokens(row) + 1
+        if group and used + cost > size:
+            close()
+            group, used = [], fixed
+        group.append((row, offset))
+        used += cost
+    close()
+    return out
 
 
 def _pieces(splitter, text: str) -> list[tuple[str, int]]:

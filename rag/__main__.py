@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         kb = KnowledgeBase(args.kb or settings.kb, settings)
         if args.command == "search":
             for n, hit in enumerate(kb.search(args.query, k=args.k), 1):
-                print(f"[{n}] {hit.name} p.{hit.page}  score {hit.score:.3f}\n    {hit.text[:300]}")
+                print(f"[{n}] {hit.name} {hit.where}  score {hit.score:.3f}\n    {hit.text[:300]}")
             return 0
         stream = AnswerStream(kb.stream(args.question))
         for piece in stream:
@@ -52,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"-> {answer.text} (the passages the draft answer cited do not answer this question)")
             print("Closest passages:")
             for hit in answer.hits[:3]:
-                print(f"  {hit.name} p.{hit.page}  score {hit.score:.3f}: {hit.text[:120]}")
+                print(f"  {hit.name} {hit.where}  score {hit.score:.3f}: {hit.text[:120]}")
             return 0
         if answer.fallback:
             print("(quoted from the documents: the model's draft was not grounded in them)")
         print("Sources:")
         for c in answer.citations:
-            print(f"  [{c.n}] {c.name} p.{c.page}: {c.quote[:200]}")
+            print(f"  [{c.n}] {c.name} {c.where}: {c.quote[:200]}")
         return 0
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)

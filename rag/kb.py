@@ -65,7 +65,8 @@ class KnowledgeBase:
     # ------------------------------------------------------------------ public API: documents
     def add(self, paths: str | Path | Iterable[str | Path], *, prune: bool = False,
             passwords: dict[str, str] | None = None, progress: Callable[..., None] | None = None) -> IngestReport:
-        """Ingest PDF / .txt / .md files and folders (recursively). Unchanged files are skipped
+        """Ingest PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown/text and image files and folders
+        (recursively; each file read by what its bytes are). Unchanged files are skipped
         without parsing, changed ones replaced. With `prune`, documents under the given folders
         whose file is gone are removed. A failing file is reported and the batch goes on."""
         if isinstance(paths, (str, Path)):

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ingest.parsers import SUPPORTED
 from rag.errors import RagError
 from rag.text import HAN_COMMON, HAN_RARE
-from rag.fs import atomic_write_bytes, atomic_write_json, looks_like_pdf
+from rag.fs import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
     from rag.kb import KnowledgeBase
@@ -125,24 +126,42 @@ def safe_filename(name: str, suffix: str = ".pdf") -> str:
 
 
 def store_upload(kb_path: str | Path, filename: str, data: bytes, max_mb: float) -> Path:
-    """Write an uploaded PDF into `<kb>/files/` under a sanitised name and return its path. Refuses
-    (RagError with the reason) content that is not a PDF whatever its name, and files over `max_mb`.
+    """Write an uploaded file into `<kb>/files/` under a sanitised name and return its path. Refuses
+    (RagError with the reason) content of a type not read (upload_suffix) whatever its name, and files over `max_mb`.
     An existing file of the same name is kept as `.<name>.previous` until `settle_upload` is called."""
     if len(data) > max_mb * 1024 * 1024:
         raise RagError(f"too large: {len(data) / 2**20:.1f} MB (limit {max_mb:g} MB)")
     if not data:
         raise RagError("empty file")
-    if not looks_like_pdf(data):
-        raise RagError("not a PDF: the file does not start with a PDF header (%PDF-)")
+    suffix = upload_suffix(filename, data)
     folder = (Path(kb_path) / FILES_DIR).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    target = (folder / safe_filename(filename)).resolve()
+    target = (folder / safe_filename(filename, suffix)).resolve()
     if target.parent != folder:  # cannot happen after safe_filename; checked because it must never happen
         raise RagError(f"refused file name {filename!r}")
     if target.exists():
         os.replace(target, _previous(target))
     atomic_write_bytes(target, data)
     return target
+
+
+#: file name endings the app's uploader offers (what is read is decided by the bytes: upload_suffix)
+UPLOAD_TYPES = sorted(s.lstrip(".") for s in SUPPORTED)
+
+
+def upload_suffix(filename: str, data: bytes) -> str:
+    """The name ending an upload is stored under, from its bytes (ingest.sniff: a zip bomb, a
+    macro-enabled or encrypted Office file is refused here with the reason). A name that claims
+    one type for bytes of another ("notes.pdf" holding text) is refused: the person meant a file
+    they did not send. Text kinds (text, Markdown, CSV, HTML) keep their own ending."""
+    from ingest import sniff
+
+    kind = sniff.sniff_bytes(data)  # ParseError (a RagError) with the reason
+    ending = Path(unicodedata.normalize("NFC", filename).replace("\\", "/").rsplit("/", 1)[-1]).suffix.lower()
+    claimed = sniff.CLAIMED.get(ending)
+    if claimed is not None and claimed != kind and not (claimed == sniff.TEXT and kind in sniff.TEXT_KINDS):
+        raise RagError(f"not a {sniff.LABELS[claimed]}: the file's bytes are {sniff.LABELS[kind]}")
+    return ending if claimed is not None else sniff.SUFFIXES[kind]
 
 
 def settle_upload(path: Path, ok: bool) -> None:

@@ -126,7 +126,7 @@ class Retriever:
             dense_of.update(zip(missing, (self.index.vectors(missing) @ qvecs[0]).tolist()))
         score_of = dict(fused)
         hits = [
-            Hit(text=r.text, score=score_of[i], source=r.path, page=r.page, chunk_id=i, page_label=r.page_label,
+            Hit(text=r.text, score=score_of[i], source=r.path, page=r.page, chunk_id=i, page_label=r.page_label, place=r.place,
                 start=r.start, end=r.end, dense=dense_of[i], keyword=keyword_of.get(i))
             for i in ids
             for r in [rows[i]]

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     ocr: bool = Field(True, description="OCR pages without a usable text layer (rapidocr, bundled zh/en models)")
     ocr_max_pages: int = Field(50, ge=0, description="most pages OCR'd per file (OCR takes ~3-20 s a page on 2 cores)")
     ocr_page_timeout_s: float = Field(120.0, gt=0, description="time limit per OCR'd page, on top of parse_timeout_s")
+    # --- Office, HTML, CSV, images (ingest/sniff.py picks the parser by the file's bytes) -----------
+    pdf_tables: bool = Field(False, description="find tables in PDF pages (pdfplumber) and store them as Markdown "
+                             "tables; slower to ingest (make bench shows the cost per page)")
+    max_sheet_rows: int = Field(100_000, ge=1, description="a spreadsheet or CSV sheet with more rows is refused, naming the sheet")
+    max_unzipped_mb: float = Field(500.0, gt=0, description="an Office/EPUB file (a zip) that declares more is refused as a zip bomb")
+    max_zip_ratio: float = Field(100.0, gt=1, description="a zip member compressed more than this (uncompressed:compressed) is refused as a zip bomb")
 
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")

@@ -151,16 +151,44 @@ class Evidence:
     coverage: float  # share of the question's content tokens the sentence holds
 
 
+_TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*(:?-{3,}:?\s*)?$")
+
+
+def table_rows(text: str) -> tuple[dict[str, str], set[str]]:
+    """The Markdown tables in a text (ingest.tables writes every table so): ({row line: its header
+    line}, {header lines}), lines stripped."""
+    lines = [line.strip() for line in text.split("\n")]
+    rows: dict[str, str] = {}
+    headers: set[str] = set()
+    header = ""
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            header = ""
+        elif i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]) and not _TABLE_RULE.match(line):
+            header = line
+            headers.add(line)
+        elif header and not _TABLE_RULE.match(line):
+            rows[line] = header
+    return rows, headers
+
+
 def evidence(question: str, passages: Sequence[str], *, min_coverage: float = 0.3, limit: int = 2) -> list[Evidence]:
     """The passages' sentences that cover the question best (at least `min_coverage` of its content
     tokens): more question words first, then better-ranked passages, then earlier sentences. Returned
-    in reading order (passage, then sentence)."""
+    in reading order (passage, then sentence). A Markdown table row is read with its header line
+    (and returned so, on two lines); the header alone is never the evidence."""
     wanted = content_tokens(question)
     if not wanted:
         return []
     scored = []
     for n, passage in enumerate(passages, 1):
+        rows, headers = table_rows(passage)
         for i, sentence in enumerate(sentences(passage)):
+            if sentence in headers or _TABLE_RULE.match(sentence):
+                continue  # a header says what the columns are, not what a cell holds: it goes with each row
+            header = rows.get(sentence)
+            if header:
+                sentence = f"{header}\n{sentence}"
             found = len(wanted & content_tokens(sentence))
             if found / len(wanted) >= min_coverage:
                 scored.append((-found, n, i, sentence))

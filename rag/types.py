@@ -15,6 +15,9 @@ class Page:
     ocr: bool = False  # the text was recognised from the rendered page (no usable text layer)
     ocr_seconds: float = 0.0
     garbage: str = ""  # why the text layer was judged unusable (ingest.garbage), "" when it was fine
+    # where a person finds this part again in a file without pages: "slide 3", "Sheet1 rows 2-40",
+    # "3 Travel › 3.2 Hotels"; "" for PDF pages (their number and label say it)
+    place: str = ""
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class Chunk:
     start: int
     end: int
     page_label: str | None = None
+    place: str = ""  # Page.place, refined for a chunk of spreadsheet rows
 
 
 def display_name(source: str) -> str:
@@ -33,13 +37,27 @@ def display_name(source: str) -> str:
     return source.replace("\\", "/").rsplit("/", 1)[-1]
 
 
+def where(page: int, page_label: str | None = None, place: str = "") -> str:
+    """Where a passage is, the way a person finds it again: the place of a non-PDF part
+    ("slide 3", "Sheet1 rows 2-40", "3 Travel › 3.2 Hotels"), else "p.N" (the PDF's own label if any)."""
+    return place or f"p.{page_label or page}"
+
+
 class _Named:
     source: str
+    page: int
+    page_label: str | None
+    place: str
 
     @property
     def name(self) -> str:
         """The file name to show a person."""
         return display_name(self.source)
+
+    @property
+    def where(self) -> str:
+        """The place in the file to show a person (types.where)."""
+        return where(self.page, self.page_label, self.place)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class Hit(_Named):
     end: int = 0
     dense: float | None = None  # cosine similarity to the question (absolute relevance; the refusal gate)
     keyword: float | None = None  # BM25 score when the keyword index found it
+    place: str = ""  # where in a file without pages ("slide 3", "Sheet1 rows 2-40", a heading path)
 
     @property
     def similarity(self) -> float:
@@ -125,6 +144,7 @@ class Citation(_Named):
     quote: str  # the sentence of the passage that best supports the statement
     chunk_id: int = 0
     page_label: str | None = None
+    place: str = ""
 
 
 @dataclass

@@ -80,8 +80,8 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
         if answer.hits:
             st.markdown(t("closest", lang))
             for j, hit in enumerate(answer.hits[:3]):
-                source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.similarity), shorten(hit.text),
-                            hit.source, hit.page, lang, key=f"{key}:h{j}")
+                source_card(closest_title(hit, lang), shorten(hit.text), hit.source, hit.page, lang, key=f"{key}:h{j}",
+                            passage=hit.text)
     else:
         show_cited(answer, lang, key)
     total = answer.timings.get("total")
@@ -95,16 +95,32 @@ def show_cited(answer: Answer, lang: str, key: str) -> None:
         st.caption(t("evidence_quoted", lang))
     if answer.citations:
         st.markdown(f"**{t('sources', lang)}**")
+        passages = {h.chunk_id: h.text for h in answer.hits}
         for c in answer.citations:
-            title = t("source_title", lang, n=c.n, name=md(c.name), page=c.page)
-            if c.page_label:
-                title += t("page_label", lang, label=md(c.page_label))
-            source_card(title, c.quote, c.source, c.page, lang, key=f"{key}:c{c.n}")
+            if c.place:  # a slide, sheet rows or heading path (files without pages)
+                title = t("source_title_place", lang, n=c.n, name=md(c.name), place=md(c.place))
+            else:
+                title = t("source_title", lang, n=c.n, name=md(c.name), page=c.page)
+                if c.page_label:
+                    title += t("page_label", lang, label=md(c.page_label))
+            source_card(title, c.quote, c.source, c.page, lang, key=f"{key}:c{c.n}", passage=passages.get(c.chunk_id))
     elif answer.hits:
         st.markdown(f"**{t('sources', lang)}**")
         for j, hit in enumerate(answer.hits):
-            source_card(t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.similarity), hit.text,
-                        hit.source, hit.page, lang, key=f"{key}:h{j}")
+            source_card(closest_title(hit, lang), hit.text, hit.source, hit.page, lang, key=f"{key}:h{j}", passage=hit.text)
+
+
+def closest_title(hit, lang: str) -> str:
+    if hit.place:
+        return t("closest_title_place", lang, name=md(hit.name), place=md(hit.place), score=hit.similarity)
+    return t("closest_title", lang, name=md(hit.name), page=hit.page, score=hit.similarity)
+
+
+MIME = {".pdf": "application/pdf", ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".csv": "text/csv",
+        ".html": "text/html", ".htm": "text/html", ".md": "text/markdown", ".png": "image/png", ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg"}
 
 
 def shorten(text: str, limit: int = 300) -> str:
@@ -112,8 +128,10 @@ def shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def source_card(title: str, quote: str, source: str, page_no: int, lang: str, key: str) -> None:
-    """One source: file and page, the quoted passage, the page itself on demand, the file to download."""
+def source_card(title: str, quote: str, source: str, page_no: int, lang: str, key: str, passage: str | None = None) -> None:
+    """One source: file and place, the quoted passage, the place itself on demand (a PDF's rendered
+    page; for other files the whole passage as Markdown, so a table shows as a table: the slide, the
+    sheet rows, the section text), the file to download."""
     with st.container(border=True):
         st.markdown(f"**{title}**")
         st.markdown("> " + md(" ".join(quote.split())))
@@ -122,9 +140,12 @@ def source_card(title: str, quote: str, source: str, page_no: int, lang: str, ke
             st.caption(t("no_file", lang))
             return
         left, right = st.columns(2)
-        show = path.suffix.lower() == ".pdf" and left.toggle(t("show_page", lang), key=f"{key}:page")
+        is_pdf = path.suffix.lower() == ".pdf"
+        show = is_pdf and left.toggle(t("show_page", lang), key=f"{key}:page")
+        if not is_pdf and passage and left.toggle(t("show_passage", lang), key=f"{key}:passage"):
+            st.markdown(passage)
         right.download_button("⬇️ " + t("download", lang), data=lambda p=path: p.read_bytes(), file_name=path.name,
-                              mime="application/pdf" if path.suffix.lower() == ".pdf" else "text/plain",
+                              mime=MIME.get(path.suffix.lower(), "text/plain"),
                               key=f"{key}:dl", on_click="ignore")
         if show:
             try:

@@ -21,8 +21,10 @@ LABELS: dict[str, dict[str, str]] = {
     "kb_deleted": {"zh": "已删除知识库 {name}。", "en": "Deleted the knowledge base {name}."},
     "cannot_open": {"zh": "无法打开知识库：{reason}", "en": "Cannot open the knowledge base: {reason}"},
     # upload
-    "upload": {"zh": "上传 PDF", "en": "Upload PDFs"},
+    "upload": {"zh": "上传文档", "en": "Upload documents"},
     "upload_help": {"zh": "可一次选择多个文件，每个不超过 {mb:g} MB。", "en": "Several files at once, up to {mb:g} MB each."},
+    "upload_types": {"zh": "PDF、Word、PowerPoint、Excel、CSV、HTML、Markdown、文本、EPUB、PNG/JPEG 图片（图片中的文字经 OCR 识别）。",
+                     "en": "PDF, Word, PowerPoint, Excel, CSV, HTML, Markdown, text, EPUB, PNG/JPEG images (their text read by OCR)."},
     "ingest": {"zh": "加入知识库", "en": "Add to knowledge base"},
     "ingesting": {"zh": "正在处理 {n} 个文件…", "en": "Ingesting {n} files…"},
     "ingest_step": {"zh": "{done}/{total} · {name}", "en": "{done}/{total} · {name}"},
@@ -39,7 +41,7 @@ LABELS: dict[str, dict[str, str]] = {
     "dismiss": {"zh": "关闭", "en": "Dismiss"},
     # documents
     "documents": {"zh": "文档（{n}）", "en": "Documents ({n})"},
-    "no_documents": {"zh": "知识库是空的：先上传 PDF。", "en": "The knowledge base is empty: upload PDFs first."},
+    "no_documents": {"zh": "知识库是空的：先上传文档。", "en": "The knowledge base is empty: upload documents first."},
     "doc_line": {"zh": "{pages} 页 · {chunks} 个段落", "en": "{pages} pages · {chunks} passages"},
     "doc_empty_pages": {"zh": " · {n} 页无文字层", "en": " · {n} pages without text"},
     "delete_doc": {"zh": "删除文档", "en": "Delete document"},
@@ -75,6 +77,8 @@ LABELS: dict[str, dict[str, str]] = {
     "thinking": {"zh": "正在检索并生成回答…", "en": "Searching and writing the answer…"},
     "sources": {"zh": "出处", "en": "Sources"},
     "source_title": {"zh": "[{n}] {name} · 第 {page} 页", "en": "[{n}] {name} · page {page}"},
+    "source_title_place": {"zh": "[{n}] {name} · {place}", "en": "[{n}] {name} · {place}"},  # a slide, sheet rows, a heading path
+    "show_passage": {"zh": "查看此段（表格按表格显示）", "en": "Show the passage (tables as tables)"},
     "page_label": {"zh": "（页码标签 {label}）", "en": " (labelled {label})"},
     "page_caption": {"zh": "{name} 第 {page} 页", "en": "{name}, page {page}"},
     "show_page": {"zh": "查看此页", "en": "Show the page"},
@@ -89,6 +93,7 @@ LABELS: dict[str, dict[str, str]] = {
                                               "en": "The draft answer cited passages that do not answer this question, so it was withdrawn."},
     "closest": {"zh": "最接近的段落：", "en": "The closest passages:"},
     "closest_title": {"zh": "{name} · 第 {page} 页 · 相似度 {score:.2f}", "en": "{name} · page {page} · similarity {score:.2f}"},
+    "closest_title_place": {"zh": "{name} · {place} · 相似度 {score:.2f}", "en": "{name} · {place} · similarity {score:.2f}"},
     "evidence_quoted": {"zh": "以上是文档原文：模型的回答在文档中找不到依据，因此直接引用了最相关的句子。",
                         "en": "Quoted from the documents: the model's own answer was not grounded in them, so the closest sentence is shown."},
     "timing": {"zh": "用时 {total:.1f} 秒 · 生成模型 {generator}", "en": "{total:.1f} s · generator {generator}"},

@@ -71,8 +71,9 @@ def new_chat_button(name: str, lang: str) -> None:
 def upload(kb: KnowledgeBase, name: str, lang: str) -> None:
     st.subheader("📤 " + t("upload", lang))
     n = ss.setdefault("uploader_n", 0)
-    files = st.file_uploader(t("upload", lang), type=["pdf"], accept_multiple_files=True, key=f"uploader_{n}",
-                             help=t("upload_help", lang, mb=kb.settings.max_file_mb), label_visibility="collapsed")
+    files = st.file_uploader(t("upload", lang), type=library.UPLOAD_TYPES, accept_multiple_files=True, key=f"uploader_{n}",
+                             help=t("upload_help", lang, mb=kb.settings.max_file_mb) + " " + t("upload_types", lang),
+                             label_visibility="collapsed")
     if st.button(t("ingest", lang), key="ingest", disabled=not files, type="primary", width="stretch"):
         ss.setdefault("reports", {})[name] = ingest(kb, files, lang)
         ss["uploader_n"] = n + 1  # a new key empties the uploader

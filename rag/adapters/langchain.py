@@ -26,7 +26,7 @@ class KnowledgeBaseRetriever(BaseRetriever):
         return [
             Document(
                 page_content=h.text,
-                metadata={"source": h.source, "page": h.page, "page_label": h.page_label, "score": h.score,
+                metadata={"source": h.source, "page": h.page, "page_label": h.page_label, "place": h.place, "score": h.score,
                           "chunk_id": h.chunk_id, "start": h.start, "end": h.end},
             )
             for h in self.kb.search(query, k=self.k if k is None else k)

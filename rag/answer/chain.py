@@ -8,6 +8,7 @@ rag/answer/refuse.py, and citations (attribution of each sentence, the quote) in
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 import time
 from typing import Iterator, Sequence
 
@@ -18,7 +19,7 @@ from rag.answer.safety import make_safety_filter, refusal as safety_refusal
 from rag.models.base import Generator, Prompt
 from rag.retrieve import Retriever
 from rag.settings import Settings
-from rag.text import content_tokens, evidence, language_of, one_line, sentence_spans, strip_markers
+from rag.text import content_tokens, evidence, language_of, one_line, sentence_spans, strip_markers, table_rows
 from rag.types import Answer, AnswerStream, Hit
 
 
@@ -139,6 +140,9 @@ class AnswerChain:
         return chosen
 
     def _focus(self, hit: Hit, question: str, share: int, n: int, language: str) -> Hit:
+        table = self._focus_table(hit, question, share, n, language)
+        if table is not None:
+            return table
         wanted = content_tokens(question)
         spans = sentence_spans(hit.text)
         best, best_key = None, None
@@ -237,6 +241,33 @@ class AnswerChain:
     def _refusal(self, language, reason, hits, question, timings, t0) -> Answer:
         return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=reason, hits=hits,
                       question=question, language=language, timings={**timings, "total": time.perf_counter() - t0})
+
+
+    def _focus_table(self, hit: Hit, question: str, share: int, n: int, language: str) -> Hit | None:
+        """A passage holding a Markdown table, cut to its caption, header and the rows that hold most
+        of the question's words (in their order), as many as fit: a consecutive window would keep the
+        header and the first rows, not the row asked about. None when it holds no table or not even
+        one row fits. The text is no longer a substring of the page (a table chunk's never is)."""
+        rows, headers = table_rows(hit.text)
+        if not rows:
+            return None
+        wanted = content_tokens(question)
+        lines = [line.strip() for line in hit.text.split("\n")]
+        keep: list[int] = []
+        for i, line in enumerate(lines):
+            if line in headers:
+                keep += [k for k in (i - 1, i, i + 1) if 0 <= k < len(lines) and lines[k] and k not in keep]
+        body = [i for i, line in enumerate(lines) if line in rows]
+        ranked = sorted(body, key=lambda i: (-len(wanted & content_tokens(lines[i])), i))
+        chosen: list[int] = []
+        for i in ranked:
+            text = "\n".join(lines[k] for k in sorted(keep + chosen + [i]))
+            if self.generator.count_tokens(prompts.passage_block(n, replace(hit, text=text), language)) > share:
+                break
+            chosen.append(i)
+        if not chosen:
+            return None
+        return replace(hit, text="\n".join(lines[k] for k in sorted(keep + chosen)))
 
 
 def _cut(hit: Hit, start: int, end: int) -> Hit:

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.text import MARKER, NUMBER, content_tokens, language_of, one_line, sentences, strip_markers
+from rag.text import MARKER, NUMBER, content_tokens, language_of, one_line, sentences, strip_markers, table_rows
 from rag.types import Citation, Hit
 
 _MARKERS = re.compile(MARKER)
@@ -162,7 +162,7 @@ def render(claims: Sequence[Claim], hits: Sequence[Hit], question: str, language
             if n not in citations:
                 hit = hits[n - 1]
                 citations[n] = Citation(n=n, source=hit.source, page=hit.page, quote=one_line(quote(hit.text, claim.text, question)),
-                                        chunk_id=hit.chunk_id, page_label=hit.page_label)
+                                        chunk_id=hit.chunk_id, page_label=hit.page_label, place=hit.place)
     joiner = "" if language == "zh" else " "
     return joiner.join(parts).strip(), sorted(citations.values(), key=lambda c: c.n)
 
@@ -182,9 +182,36 @@ def expand_bare_number(claim: Claim, hits: Sequence[Hit], question: str) -> Clai
     that holds it is shown instead, with the same citation."""
     if not claim.passages or not _BARE_NUMBER.match(claim.text):
         return claim
-    sentence = quote(hits[claim.passages[0] - 1].text, claim.text, question)
+    passage = hits[claim.passages[0] - 1].text
+    sentence = quote(passage, claim.text, question)
     number = claim.text.strip(" .。")
+    cell = table_cell(passage, number, question)
+    if cell:
+        return Claim(cell, claim.passages, claim.support, claim.cited_by_model)
     return Claim(sentence, claim.passages, claim.support, claim.cited_by_model) if number in sentence else claim
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def table_cell(passage: str, value: str, question: str) -> str:
+    """A value found in exactly one cell of a Markdown table row of the passage that holds the most
+    of the question's words, said with its row and column: "Chengdu · Hotel cap (CNY): 600"; '' when
+    the value is in no such cell (or in several of the row)."""
+    rows, _ = table_rows(passage)
+    wanted = content_tokens(question)
+    best = ""
+    best_key = -1
+    for row, header in rows.items():
+        cells, names = _cells(row), _cells(header)
+        at = [i for i, c in enumerate(cells) if c == value]
+        if len(at) != 1 or len(names) != len(cells) or at[0] == 0:
+            continue
+        key = len(wanted & content_tokens(row))
+        if key > best_key:
+            best, best_key = f"{cells[0]} · {names[at[0]]}: {value}", key
+    return best
 
 
 def copies_a_passage(text: str, passages: Sequence[str]) -> bool:

@@ -41,6 +41,7 @@ OPEN = {"zh": "<资料>", "en": "<passages>"}
 CLOSE = {"zh": "</资料>", "en": "</passages>"}
 QUESTION = {"zh": "问题：", "en": "Question: "}
 PAGE = {"zh": "（{name}，第 {page} 页）", "en": "({name}, page {page})"}
+PLACE = {"zh": "（{name}，{place}）", "en": "({name}, {place})"}  # a slide, sheet rows or heading path
 
 CONDENSE = {
     "zh": "根据对话历史，把最后的追问改写成一个独立、完整的问题。只输出改写后的问题。\n\n对话历史：\n{history}\n\n追问：{question}\n独立问题：",
@@ -55,13 +56,33 @@ def system_message(language: str) -> str:
 def passage_block(n: int, hit: Hit, language: str) -> str:
     """"[n] text (file, page N)": the source goes after the text, since the small default model
     copies a label that stands first instead of answering (measured on the sample questions)."""
-    label = PAGE[language].format(name=hit.name, page=hit.page_label or hit.page)
-    text = " ".join(hit.text.split())  # line breaks from the PDF layout cost tokens and mean nothing
+    label = (PLACE[language].format(name=hit.name, place=hit.place) if hit.place
+             else PAGE[language].format(name=hit.name, page=hit.page_label or hit.page))
+    text = flatten(hit.text)
     text = guard.neutralise(guard.strip_instructions(text, language))  # data, not instructions (rag/answer/guard.py)
     # Markers that could close the fence early are neutralised inside the passage.
     for marker in (CLOSE[language], OPEN[language]):
         text = text.replace(marker, marker.replace("<", "‹"))
     return f"[{n}] {text} {label}"
+
+
+def flatten(text: str) -> str:
+    """Line breaks from the PDF layout cost tokens and mean nothing: they become spaces, except around
+    the rows of a Markdown table ("| a | b |" lines), which keep one line each so the model reads a
+    table, not a run of cells."""
+    out: list[str] = []
+    prose: list[str] = []
+    for line in text.split("\n"):
+        if line.lstrip().startswith("|"):
+            if prose:
+                out.append(" ".join(" ".join(prose).split()))
+                prose = []
+            out.append(" ".join(line.split()))
+        else:
+            prose.append(line)
+    if prose:
+        out.append(" ".join(" ".join(prose).split()))
+    return "\n".join(line for line in out if line)
 
 
 def user_message(question: str, blocks: list[str], language: str) -> str:

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS chunks(
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     text TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    place TEXT NOT NULL DEFAULT ''  -- "slide 3", "Sheet1 rows 2-40", a heading path; '' for PDF pages
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 -- keyword terms of each chunk (space-separated; rag.terms), so BM25 is rebuilt without re-tokenising
@@ -74,6 +75,7 @@ class ChunkRow:
     start: int
     end: int
     text: str
+    place: str = ""
 
 
 class DocStore:
@@ -88,6 +90,13 @@ class DocStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a kb.sqlite written by an older version up to this schema (columns added with a default)."""
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(chunks)")}
+        if "place" not in columns:  # before non-PDF formats: every chunk was a PDF/text page
+            self._conn.execute("ALTER TABLE chunks ADD COLUMN place TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -183,8 +192,8 @@ class DocStore:
             for ch, vec in zip(chunks, vectors):
                 new_ids.append(
                     c.execute(
-                        "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding) VALUES(?,?,?,?,?,?,?)",
-                        (doc_id, ch.page, ch.page_label, ch.start, ch.end, ch.text, vec.tobytes()),
+                        "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding, place) VALUES(?,?,?,?,?,?,?,?)",
+                        (doc_id, ch.page, ch.page_label, ch.start, ch.end, ch.text, vec.tobytes(), ch.place),
                     ).lastrowid
                 )
             if terms is not None:
@@ -208,8 +217,8 @@ class DocStore:
             )
             first = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
             c.execute(
-                "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding) "
-                "SELECT ?, page, page_label, start, end, text, embedding FROM chunks WHERE doc_id=? ORDER BY id",
+                "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding, place) "
+                "SELECT ?, page, page_label, start, end, text, embedding, place FROM chunks WHERE doc_id=? ORDER BY id",
                 (doc_id, source.id),
             )
             new_ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=? AND id>? ORDER BY id", (doc_id, first))]
@@ -302,7 +311,7 @@ class DocStore:
 
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         rows = self._select(
-            "SELECT c.id, d.path, c.page, c.page_label, c.start, c.end, c.text "
+            "SELECT c.id, d.path, c.page, c.page_label, c.start, c.end, c.text, c.place "
             "FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({})",
             ids,
         )

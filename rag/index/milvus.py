@@ -2,7 +2,7 @@
 (Settings.backend = "milvus"; docs/scale.md). The same interface as rag.index.index.Index.
 
     <name>_chunks  one row per chunk: id (Milvus auto id), doc_id, path, page, page_label, start, end,
-                   text, the dense vector, and a BM25 sparse vector that Milvus's own BM25 function
+                   text, place (slide, sheet rows or heading path), the dense vector, and a BM25 sparse vector that Milvus's own BM25 function
                    makes from the text with the jieba analyzer (Chinese words; other text is split on
                    word boundaries and lower-cased)
     <name>_docs    one row per document: id, path, sha256, bytes, pages, chunks, empty pages, added_at,
@@ -55,7 +55,7 @@ BATCH = 1000  # rows per insert / query call
 MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
 LEASE_S = 600.0  # a writer's lease; renewed while it writes
 PENDING, COMMITTED, DELETING = "pending", "committed", "deleting"
-_CHUNK_FIELDS = ["id", "doc_id", "path", "page", "page_label", "start", "end", "text"]
+_CHUNK_FIELDS = ["id", "doc_id", "path", "page", "page_label", "start", "end", "text", "place"]
 _DOC_FIELDS = ["id", "path", "sha256", "bytes", "pages", "chunks", "empty_pages", "added_at", "status"]
 
 
@@ -179,6 +179,7 @@ class MilvusIndex:
         s.add_field("page_label", DataType.VARCHAR, max_length=64)
         s.add_field("start", DataType.INT64)
         s.add_field("end", DataType.INT64)
+        s.add_field("place", DataType.VARCHAR, max_length=1024)  # "slide 3", "Sheet1 rows 2-40", a heading path; '' for PDF pages
         s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True, analyzer_params=ANALYZER)
         s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -293,12 +294,12 @@ class MilvusIndex:
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         empty = [p.number for p in pages if not has_text(p.text, self.settings.min_page_chars)]
         self.put(path, sha256, size, len(pages), empty,
-                 [(c.page, c.page_label, c.start, c.end, c.text) for c in chunks], vectors, replace)
+                 [(c.page, c.page_label, c.start, c.end, c.text, c.place) for c in chunks], vectors, replace)
 
     def put(self, path: str, sha256: str, size: int, n_pages: int, empty_pages: Sequence[int],
-            rows: Sequence[tuple[int, str | None, int, int, str]], vectors: np.ndarray,
+            rows: Sequence[tuple[int, str | None, int, int, str, str]], vectors: np.ndarray,
             replace: StoredDoc | None, added_at: str | None = None) -> int:
-        """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text)
+        """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text, place)
         with `vectors`, in batches; then the record committed (and the replaced one deleting, in the
         same write); then the replaced document is removed. Returns the new document id."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -314,8 +315,8 @@ class MilvusIndex:
             part = rows[start : start + BATCH]
             self.client.insert(self.chunks_c, [
                 {"doc_id": doc_id, "path": path, "page": int(p), "page_label": label or "", "start": int(s),
-                 "end": int(e), "text": _fit(t), "vector": v}
-                for (p, label, s, e, t), v in zip(part, vectors[start : start + BATCH])
+                 "end": int(e), "text": _fit(t), "place": (place or "")[:1024], "vector": v}
+                for (p, label, s, e, t, place), v in zip(part, vectors[start : start + BATCH])
             ])
         done = [{**record, "status": COMMITTED}]
         old = self._record(replace.id) if replace is not None else None
@@ -332,7 +333,7 @@ class MilvusIndex:
         rows, vectors = [], []
         for batch in self._iter_chunks(f"doc_id == {int(source.id)}", [*_CHUNK_FIELDS, "vector"]):
             for r in batch:
-                rows.append((r["id"], (r["page"], r["page_label"] or None, r["start"], r["end"], r["text"])))
+                rows.append((r["id"], (r["page"], r["page_label"] or None, r["start"], r["end"], r["text"], r["place"])))
                 vectors.append(np.asarray(r["vector"], dtype=np.float32))
         order = np.argsort([i for i, _ in rows], kind="stable")
         self.put(path, rec["sha256"], rec["bytes"], rec["pages"], json.loads(rec["empty_pages"]),
@@ -484,7 +485,7 @@ class MilvusIndex:
             expr = f"id in [{', '.join(str(int(i)) for i in ids[k : k + BATCH])}]" + (f" and {hidden}" if hidden else "")
             for r in self.client.query(self.chunks_c, filter=expr, output_fields=_CHUNK_FIELDS):
                 out[int(r["id"])] = ChunkRow(int(r["id"]), r["path"], r["page"], r["page_label"] or None, r["start"],
-                                             r["end"], r["text"])
+                                             r["end"], r["text"], r["place"])
         return out
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:

@@ -312,3 +312,21 @@ def test_unequal_weights_fuse_client_side(milvus_kb, monkeypatch):
     top = int(dense_ids[0][0])
     want = 2.0 / (kb.settings.rrf_k + 1) + (0.5 / (kb.settings.rrf_k + keyword_ids.index(top) + 1) if top in keyword_ids else 0.0)
     assert [h.score for h in hits if h.chunk_id == top] == [pytest.approx(want)]
+
+
+def test_places_of_non_pdf_parts_survive_every_backend(open_kb, tmp_path):
+    """A sheet's rows keep their place ("Meals rows 2-3") on each backend, as on the local one."""
+    import openpyxl
+
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    book = openpyxl.Workbook()
+    book.active.title = "Meals"
+    book.active.append(["City", "Meal allowance"])
+    book.active.append(["Harbin", 75])
+    book.active.append(["Xiamen", 85])
+    book.save(folder / "meals.xlsx")
+    kb = open_kb()
+    assert kb.add([folder]).failed == []
+    hit = kb.search("Harbin Xiamen meal allowance", k=1)[0]
+    assert (hit.name, hit.place) == ("meals.xlsx", "Meals rows 2-3")

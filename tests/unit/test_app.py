@@ -191,7 +191,7 @@ def test_interface_follows_the_language_choice(library):
     assert at.selectbox(key="ui_lang").value == "en"
     at.selectbox(key="ui_lang").set_value("zh").run()
     assert not at.exception
-    assert "上传 PDF" in texts(at.sidebar.subheader)
+    assert "上传文档" in texts(at.sidebar.subheader)
     assert at.button(key="ingest").label == "加入知识库"
     assert "知识库 **main**" in texts(at.markdown)
 
@@ -273,3 +273,25 @@ def test_an_api_key_typed_in_one_session_is_never_used_for_another(library, pdfs
     assert "generator openai:m@" in texts(last_answer(b).caption)
     assert set(keys_used(a, "and the hotels?")) == {"sk-session-a"}  # condensing and answering: A's own key still
     assert set(keys_used(b, "and per night?")) == {"not-needed"}
+
+
+def test_word_and_excel_uploads_are_cited_by_section_and_rows(library, tmp_path):
+    import openpyxl
+
+    from test_formats import write_docx
+
+    book = openpyxl.Workbook()
+    book.active.title = "Meals"
+    book.active.append(["City", "Meal allowance"])
+    book.active.append(["Harbin", 75])
+    book.save(tmp_path / "meals.xlsx")
+    at = upload(start(), [("policy.docx", write_docx(tmp_path / "p.docx").read_bytes()),
+                          ("meals.xlsx", (tmp_path / "meals.xlsx").read_bytes())])
+    assert "policy.docx** — added" in texts(at.sidebar.markdown) and "meals.xlsx** — added" in texts(at.sidebar.markdown)
+    answer = last_answer(ask(at, "Hotel cap (CNY) Tier 2 Chengdu"))
+    shown = texts(answer.markdown)
+    assert "policy.docx · 3 Travel › 3.2 Hotels**" in shown
+    toggle = next(w for w in answer.get("toggle") if w.key.endswith(":passage"))
+    at.toggle(key=toggle.key).set_value(True).run()
+    assert not at.exception
+    assert "| Tier 2 | Chengdu | 600 |" in texts(last_answer(at).markdown)  # the passage, its table as a table

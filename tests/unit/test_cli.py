@@ -77,3 +77,18 @@ def test_rag_ask_prints_answer_and_sources(tmp_path):
     assert "The documents do not contain this information." in refused.stdout and "Closest passages:" in refused.stdout
     found = run_rag(["search", "Eiffel", "--kb", str(kb), "-k", "1"], tmp_path)
     assert found.stdout.startswith("[1] tower.pdf p.1")
+
+
+def test_cli_cites_slides_by_their_number(tmp_path):
+    from pptx import Presentation
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    deck = Presentation()
+    for title in ("Opening words", "The Eiffel Tower was finished in 1889."):
+        deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = title
+    deck.save(docs / "talk.pptx")
+    kb = tmp_path / "kb"
+    assert run([str(docs), "--kb", str(kb), "--quiet"], tmp_path).returncode == 0
+    found = run_rag(["search", "Eiffel Tower finished", "--kb", str(kb), "-k", "1"], tmp_path)
+    assert found.stdout.startswith("[1] talk.pptx slide 2"), found.stdout + found.stderr

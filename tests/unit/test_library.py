@@ -198,3 +198,25 @@ def test_a_callers_api_key_is_never_kept_in_the_shared_knowledge_base(tmp_path, 
         assert kb.settings.openai_api_key.get_secret_value() == "not-needed"
         assert all(g.settings.openai_api_key.get_secret_value() == "not-needed"
                    for g in kb.generators.loaded() if hasattr(g, "settings"))
+
+
+def test_store_upload_takes_office_html_and_text_by_their_bytes(tmp_path):
+    import zipfile
+
+    from test_formats import write_docx
+
+    kb = tmp_path / "kb"
+    docx = write_docx(tmp_path / "p.docx").read_bytes()
+    assert library.store_upload(kb, "policy.docx", docx, max_mb=5).name == "policy.docx"
+    assert library.store_upload(kb, "policy", docx, max_mb=5).name == "policy.docx"  # no ending: from the bytes
+    assert library.store_upload(kb, "notes.md", "# Notes\n\ntext".encode(), max_mb=5).name == "notes.md"
+    assert library.store_upload(kb, "table.csv", b"a,b\n1,2\n", max_mb=5).name == "table.csv"
+    with pytest.raises(RagError, match="not a PDF: the file's bytes are Word file"):
+        library.store_upload(kb, "policy.pdf", docx, max_mb=5)
+    with pytest.raises(RagError, match="not a Word file \\(.docx\\): the file's bytes are text"):
+        library.store_upload(kb, "fake.docx", b"just text", max_mb=5)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", b"\0" * 20_000_000)
+    with pytest.raises(RagError, match="zip bomb"):
+        library.store_upload(kb, "bomb.xlsx", bomb.read_bytes(), max_mb=5)

@@ -59,9 +59,11 @@ def test_truncated_pdf_fails_with_a_reason(tmp_path):
 
 def test_not_a_pdf(tmp_path):
     fake = tmp_path / "x.pdf"
-    fake.write_bytes(b"hello, I am text")
-    with pytest.raises(ParseError, match="not a PDF"):
+    fake.write_bytes(b"\x00\x01binary, no PDF header")
+    with pytest.raises(ParseError, match="unsupported file type: not a PDF"):
         parse_file(fake)
+    fake.write_bytes(b"hello, I am text")  # the bytes decide, not the name
+    assert parse_file(fake)[0].text == "hello, I am text"
 
 
 def test_text_files_in_utf8_and_gb18030(tmp_path):
@@ -72,8 +74,8 @@ def test_text_files_in_utf8_and_gb18030(tmp_path):
 
 
 def test_unsupported_type(tmp_path):
-    (tmp_path / "a.docx").write_bytes(b"PK")
-    with pytest.raises(ParseError, match="unsupported file type .docx"):
+    (tmp_path / "a.docx").write_bytes(b"\x7fELF\x00\x00\x00 an executable")
+    with pytest.raises(ParseError, match="unsupported file type: not a PDF, Word"):
         parse_file(tmp_path / "a.docx")
 
 
