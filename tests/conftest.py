@@ -121,3 +121,15 @@ def e5_torch_folder(tmp_path_factory):
     from rag.models.e5_convert import converted_model
 
     return converted_model(tmp_path_factory.mktemp("models"))
+
+
+def write_meals_xlsx(path) -> None:
+    """A one-sheet workbook ("Meals": a header row and two cities), its rows cited as "Meals rows 2-3"."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Meals"
+    book.active.append(["City", "Meal allowance"])
+    book.active.append(["Harbin", 75])
+    book.active.append(["Xiamen", 85])
+    book.save(path)

@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pytest
 
-from conftest import write_pdf
+from conftest import write_meals_xlsx, write_pdf
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder
@@ -316,16 +316,9 @@ def test_unequal_weights_fuse_client_side(milvus_kb, monkeypatch):
 
 def test_places_of_non_pdf_parts_survive_every_backend(open_kb, tmp_path):
     """A sheet's rows keep their place ("Meals rows 2-3") on each backend, as on the local one."""
-    import openpyxl
-
     folder = tmp_path / "sheets"
     folder.mkdir()
-    book = openpyxl.Workbook()
-    book.active.title = "Meals"
-    book.active.append(["City", "Meal allowance"])
-    book.active.append(["Harbin", 75])
-    book.active.append(["Xiamen", 85])
-    book.save(folder / "meals.xlsx")
+    write_meals_xlsx(folder / "meals.xlsx")
     kb = open_kb()
     assert kb.add([folder]).failed == []
     hit = kb.search("Harbin Xiamen meal allowance", k=1)[0]

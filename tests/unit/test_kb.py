@@ -215,16 +215,6 @@ def test_stale_or_damaged_vector_file_is_repaired_from_sqlite(make_kb, docs):
     assert [h.chunk_id for h in kb.search("Colosseum Rome", k=2)] == expected
 
 
-def test_a_reader_sees_what_another_writer_committed(make_kb, docs, tmp_path):
-    reader = make_kb()
-    writer = make_kb()
-    assert reader.search("Colosseum") == []
-    writer.add([docs])
-    assert reader.search("Colosseum Rome", k=1)[0].name == "places.pdf"
-    writer.remove("places.pdf")
-    assert all(h.name != "places.pdf" for h in reader.search("Colosseum Rome", k=5))
-
-
 def test_rebuild_recreates_the_index(make_kb, docs):
     kb = make_kb()
     kb.add([docs])

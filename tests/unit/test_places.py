@@ -7,22 +7,16 @@ import pytest
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder, FakeGenerator
 from rag.settings import Settings
+from conftest import write_meals_xlsx
 from test_formats import write_docx
 
 
 @pytest.fixture
 def mixed(tmp_path):
-    import openpyxl
-
     folder = tmp_path / "docs"
     folder.mkdir()
     write_docx(folder / "policy.docx")
-    book = openpyxl.Workbook()
-    book.active.title = "Meals"
-    book.active.append(["City", "Meal allowance"])
-    book.active.append(["Harbin", 75])
-    book.active.append(["Xiamen", 85])
-    book.save(folder / "meals.xlsx")
+    write_meals_xlsx(folder / "meals.xlsx")
     (folder / "blank.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     return folder
 
