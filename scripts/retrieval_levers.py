@@ -8,9 +8,10 @@ Rankings are computed from the parts of one knowledge base built with the defaul
 - dense e5 (today), BM25 (today: bm25s Lucene k1=1.5 b=0.75 over rag.terms), their RRF (today);
 - BM25 k1/b grid and pseudo-relevance feedback (RM3-style expansion with the top documents' terms);
 - a second dense ranking by the bundled English MiniLM (all-MiniLM-L6-v2) over the same chunks;
+- the document's title kept with every chunk, for e5 and for BM25 (the chunks that lack it are re-embedded);
 - RRF weights and k; folding chunks to documents by the best chunk (today) or by the sum of chunk scores.
 
-    python scripts/retrieval_levers.py            # about 20 min on 2 cores the first time, then minutes
+    make retrieval-levers     # about an hour on 2 cores the first time, then minutes
 """
 from __future__ import annotations
 
@@ -76,27 +77,43 @@ class Parts:
         self.terms = {int(i): terms(self.text[int(i)]) for i in self.ids}
         self._bm25: dict[tuple, Bm25Index] = {}
         self._minilm = None
+        self._titled = None
+        # "title kept with every chunk": a SciFact document is "title\nabstract", so its first line is the title
+        self.titled_text = {}
+        for i, text in self.text.items():
+            title = self.title_of(i)
+            self.titled_text[i] = text if text.startswith(title) else f"{title}\n{text}"
+        self.titled_terms = {i: terms(t) for i, t in self.titled_text.items()}
+
+    def title_of(self, i: int) -> str:
+        if not hasattr(self, "_titles"):
+            self._titles = {}
+            for j, text in sorted(self.text.items()):  # the first chunk of a document starts with its title
+                self._titles.setdefault(self.doc[j], text.split("\n", 1)[0])
+        return self._titles[self.doc[i]]
 
     def dense(self, q: str) -> list[int]:
         _, ids = self.kb.index.dense(np.asarray([self.e5.embed_query(q)], dtype=np.float32), DEPTH)
         return [int(i) for i in ids[0] if i >= 0]
 
-    def bm25_model(self, k1: float, b: float) -> Bm25Index:
-        key = (k1, b)
+    def bm25_model(self, k1: float, b: float, titled: bool = False) -> Bm25Index:
+        key = (k1, b, titled)
+        source = self.titled_terms if titled else self.terms
         if key not in self._bm25:
             import bm25s
             from bm25s.tokenization import Tokenized
 
             vocab: dict[str, int] = {}
-            docs = [np.fromiter((vocab.setdefault(t, len(vocab)) for t in self.terms[int(i)]), dtype=np.int32)
+            docs = [np.fromiter((vocab.setdefault(t, len(vocab)) for t in source[int(i)]), dtype=np.int32)
                     for i in self.ids]
             model = bm25s.BM25(k1=k1, b=b)
             model.index(Tokenized(ids=docs, vocab=vocab), show_progress=False)
             self._bm25[key] = Bm25Index(model, self.ids, np.ones(len(self.ids), dtype=np.float32))
         return self._bm25[key]
 
-    def bm25(self, q: str, k1: float = 1.5, b: float = 0.75, prf: tuple[int, int, float] | None = None) -> list[int]:
-        index = self.bm25_model(k1, b)
+    def bm25(self, q: str, k1: float = 1.5, b: float = 0.75, prf: tuple[int, int, float] | None = None,
+             titled: bool = False) -> list[int]:
+        index = self.bm25_model(k1, b, titled)
         qt = terms(q)
         scores, ids = index.search(qt, DEPTH)
         if prf and len(ids):
@@ -115,6 +132,14 @@ class Parts:
             reps = max(1, round(1 / max(weight, 1e-6)) - 1)
             scores, ids = index.search(qt * reps + extra, DEPTH)
         return [int(i) for i in ids]
+
+    def dense_titled(self, q: str) -> list[int]:
+        """e5 over the chunks with their document's title in front (the chunks that lack it re-embedded)."""
+        if self._titled is None:
+            texts = [self.titled_text[int(i)] for i in self.ids]
+            self._titled = np.asarray(self.e5.embed_passages(texts), dtype=np.float32)
+        s = self._titled @ np.asarray(self.e5.embed_query(q), dtype=np.float32)
+        return [int(self.ids[j]) for j in np.argsort(-s)[:DEPTH]]
 
     def minilm(self, q: str) -> list[int]:
         if self._minilm is None:
@@ -179,6 +204,7 @@ def paired_bootstrap(a: list[float], b: list[float], n: int = 2000, seed: int = 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-minilm", action="store_true")
+    ap.add_argument("--no-title", action="store_true", help="skip the title-with-every-chunk lever (re-embeds ~half the chunks once)")
     args = ap.parse_args()
     test, train = load_sets()
     e5 = CachingEmbedder(make_embedder(Settings()), CACHE)
@@ -209,6 +235,10 @@ def main() -> None:
         runs[f"bm25 k1={k1} b={b} prf={nd}/{nt}/{w}"] = {q: parts.bm25(t, k1, b, (nd, nt, w)) for q, t in queries.items()}
     best_bm25, _ = pick([n for n in runs if n.startswith("bm25 ")], single)
     print(f"   BM25 chosen on train: {best_bm25}", flush=True)
+    if not args.no_title:
+        runs["bm25 titled"] = {q: parts.bm25(t, k1, b, titled=True) for q, t in queries.items()}
+        runs["dense titled"] = {q: parts.dense_titled(t) for q, t in queries.items()}
+        print(f"   title-with-every-chunk rankings done {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.no_minilm:
         runs["minilm"] = {q: parts.minilm(t) for q, t in queries.items()}
         print(f"   MiniLM rankings done {time.perf_counter() - t0:.0f} s", flush=True)
@@ -220,12 +250,18 @@ def main() -> None:
         f"BM25 tuned ({best_bm25[5:]})": single(best_bm25),
         "hybrid e5 + BM25 (today's default)": today,
     }
+    if "dense titled" in runs:
+        configs["dense e5, title with every chunk"] = single("dense titled")
+        configs[f"BM25 tuned, title with every chunk"] = single("bm25 titled")
     if "minilm" in runs:
         configs["dense MiniLM"] = single("minilm")
     # fusion grid, chosen on train
     candidates = []
     bm_options = sorted({"bm25 k1=1.5 b=0.75", best_bm25})
     dense_sets = [["dense"]] + ([["dense", "minilm"]] if "minilm" in runs else [])
+    if "dense titled" in runs:
+        dense_sets += [["dense titled"]] + ([["dense titled", "minilm"]] if "minilm" in runs else [])
+        bm_options.append("bm25 titled")
     for dense_names, bm, k, fold_how in itertools.product(dense_sets, bm_options, (20.0, 60.0, 100.0), ("max", "sum")):
         for wb in (0.5, 0.75, 1.0, 1.5):
             for wm in ((0.5, 1.0) if len(dense_names) == 2 else (None,)):
@@ -233,8 +269,13 @@ def main() -> None:
                 candidates.append({"rankings": dense_names + [bm], "weights": weights, "k": k, "fold": fold_how})
     train_scores = [(statistics.fmean(ndcgs(parts, train, runs, c)), i) for i, c in enumerate(candidates)]
     train_scores.sort(reverse=True)
-    best_no_minilm = next(candidates[i] for _, i in train_scores if "minilm" not in candidates[i]["rankings"])
-    configs["hybrid, tuned on train (e5 + BM25)"] = best_no_minilm
+    def best_where(ok) -> dict | None:
+        return next((candidates[i] for _, i in train_scores if ok(candidates[i]["rankings"])), None)
+
+    configs["hybrid, tuned on train (e5 + BM25)"] = best_where(lambda r: "minilm" not in r and "dense titled" not in r and "bm25 titled" not in r)
+    if "dense titled" in runs:
+        configs["hybrid, tuned on train (e5 + BM25, title with every chunk)"] = best_where(
+            lambda r: "minilm" not in r and "dense titled" in r and "bm25 titled" in r)
     if "minilm" in runs:
         configs["hybrid, tuned on train (e5 + MiniLM + BM25)"] = candidates[train_scores[0][1]]
     print(f"   fusion grid ({len(candidates)} configurations) done {time.perf_counter() - t0:.0f} s", flush=True)
