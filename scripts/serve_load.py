@@ -149,13 +149,16 @@ def default_rows(args, work_dir: Path) -> list[dict]:
 
 
 def write(rows: list[dict], args, out: Path) -> None:
+    load_before = getattr(args, "load_before", None)
     def fmt(v) -> str:
         return f"{v:.3f}" if isinstance(v, float) and v == v else ("–" if isinstance(v, float) else str(v))
 
     command = "python scripts/serve_load.py " + " ".join(sys.argv[1:])
     lines = ["# HTTP API under load", "",
              f"Written by `{command.strip()}` (`make serve-load`) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-             f"{cpu_name()}, {os.cpu_count()} logical CPUs. Client and server on the same machine over loopback "
+             f"{cpu_name()}, {os.cpu_count()} logical CPUs"
+             + (f", load average {load_before:.2f} before the run" if load_before is not None else "")
+             + ". Client and server on the same machine over loopback "
              "(the clients share its CPUs); every client runs a bounded loop of requests started together.", "",
              "| workload | clients | requests | errors | p50 s | p95 s | first token p50 s | first token p95 s | requests/s |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -183,6 +186,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="a few requests of each kind (checks the script, not a measurement)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "serve.md")
     args = p.parse_args()
+    args.load_before = os.getloadavg()[0]  # stated in the page: timings from a busy machine mean little
     if args.quick:
         args.search_requests, args.chat_requests, args.passages, args.default_questions = 2, 2, 200, 1
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
