@@ -9,6 +9,7 @@ pdf_tables) on the sample PDFs in data/docs. Writes docs/formats.md and docs/for
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--embedder", default=None, help="embedder spec (default: Settings)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]  # stated in the page: timings from a busy machine mean little
     settings = Settings() if not args.embedder else Settings(embedder=args.embedder)
     options = ParseOptions.from_settings(settings)
     rows, results = [], {"formats": [], "pdf_tables": []}
@@ -76,7 +78,7 @@ def main() -> None:
         "# Ingest speed per format",
         "",
         f"Written by `python scripts/format_bench.py` (part of `make bench`) on {datetime.now(timezone.utc):%Y-%m-%d}, "
-        f"{machine()}; embedder `{settings.embedder}`, chunk size {settings.chunk_size}.",
+        f"{machine()}, load average {load_before:.2f} before the run; embedder `{settings.embedder}`, chunk size {settings.chunk_size}.",
         "",
         "The same two tables (36 + 8 rows, rag/eval/tableqa.py) in each format. Parse: the parser process "
         f"(ingest.isolate), median of {args.repeat} runs after a warm-up; parts are pages, slides, sections or "
