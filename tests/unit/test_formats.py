@@ -216,14 +216,14 @@ def test_image_without_text_is_refused_and_ocr_off_says_so(tmp_path):
         parse_file(tmp_path / "broken.jpg")
 
 
-def test_pdf_tables_become_markdown_tables_when_asked(tmp_path):
+def test_pdf_tables_become_markdown_tables(tmp_path):
     from rag.eval import tableqa
 
     tables = tableqa.make_set()
     pdf = tableqa.write_pdf(tables, tmp_path / "t.pdf")
-    plain = parse_file(pdf)
-    assert "| --- |" not in plain[0].text  # pdf_tables off (the default): pypdf's text layer
-    pages = parse_file(pdf, options=ParseOptions(pdf_tables=True))
+    plain = parse_file(pdf, options=ParseOptions(pdf_tables=False))
+    assert "| --- |" not in plain[0].text  # pdf_tables off: pypdf's text layer
+    pages = parse_file(pdf)  # on by default
     text = "\n".join(p.text for p in pages)
     header = "| " + " | ".join(tableqa.ALLOWANCE_COLUMNS) + " |\n| --- | --- | --- | --- | --- | --- |"
     assert tableqa.ALLOWANCE_CAPTION + "\n" + header in text  # the caption stays the line above
