@@ -16,6 +16,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import Sequence
 
+from ingest.tables import pack
 from rag.text import approx_tokens
 from rag.types import Chunk, Page
 
@@ -123,24 +124,9 @@ def table_chunks(text: str, start: int, end: int, caption: str, size: int) -> li
         at += len(line) + 1
     if approx_tokens("\n".join(lead + [r for r, _ in rows])) <= size or not rows:
         return [("\n".join(lead + [r for r, _ in rows]), start, end)]
-    out: list[tuple[str, int, int]] = []
-    fixed = approx_tokens("\n".join(lead))
-    group: list[tuple[str, int]] = []
-    used = fixed
-
-    def close() -> None:
-        first = start if not out else group[0][1]
-        out.append(("\n".join(lead + [r for r, _ in group]), first, group[-1][1] + len(group[-1][0])))
-
-    for row, offset in rows:
-        cost = approx_tokens(row) + 1
-        if group and used + cost > size:
-            close()
-            group, used = [], fixed
-        group.append((row, offset))
-        used += cost
-    close()
-    return out
+    groups = pack(rows, [approx_tokens(r) + 1 for r, _ in rows], size, approx_tokens("\n".join(lead)))
+    return [("\n".join(lead + [r for r, _ in group]), start if k == 0 else group[0][1], group[-1][1] + len(group[-1][0]))
+            for k, group in enumerate(groups)]
 
 
 def _pieces(splitter, text: str) -> list[tuple[str, int]]:

@@ -48,6 +48,20 @@ def markdown_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([table_row(rows[0]), table_row(["---"] * len(rows[0]))] + [table_row(r) for r in rows[1:]])
 
 
+def pack(items: Sequence, costs: Sequence[int], budget: int, fixed: int) -> list[list]:
+    """`items` in order, grouped so that `fixed` plus each group's costs stays within `budget` (a group
+    holds at least one item, however costly). Table rows are packed this way, a header repeated per group."""
+    groups: list[list] = []
+    used = fixed
+    for item, cost in zip(items, costs):
+        if not groups or used + cost > budget:
+            groups.append([])
+            used = fixed
+        groups[-1].append(item)
+        used += cost
+    return groups
+
+
 def row_pages(title: str, header: Sequence[str], rows: Iterable[tuple[int, Sequence[str]]], budget: int,
               first_page: int = 1, place_prefix: str = "") -> list[Page]:
     """Spreadsheet rows as parts of about `budget` approximate tokens, each "title / header / rows" so a
@@ -56,23 +70,10 @@ def row_pages(title: str, header: Sequence[str], rows: Iterable[tuple[int, Seque
     head = [table_row(header), table_row(["---"] * len(header))]
     lead = f"{title}\n\n" if title else ""
     fixed = approx_tokens(lead + "\n".join(head))
+    lines = [(number, table_row((list(cells) + [""] * len(header))[: len(header)])) for number, cells in rows]
     pages: list[Page] = []
-    part: list[tuple[int, str]] = []
-    used = fixed
-
-    def close() -> None:
-        if part:
-            place = f"{place_prefix}rows {part[0][0]}-{part[-1][0]}" if len(part) > 1 else f"{place_prefix}row {part[0][0]}"
-            text = lead + "\n".join(head + [line for _, line in part])
-            pages.append(Page(number=first_page + len(pages), text=text, place=place))
-
-    for number, cells in rows:
-        line = table_row((list(cells) + [""] * len(header))[: len(header)])
-        cost = approx_tokens(line) + 1
-        if part and used + cost > budget:
-            close()
-            part, used = [], fixed
-        part.append((number, line))
-        used += cost
-    close()
+    for part in pack(lines, [approx_tokens(line) + 1 for _, line in lines], budget, fixed):
+        place = f"{place_prefix}rows {part[0][0]}-{part[-1][0]}" if len(part) > 1 else f"{place_prefix}row {part[0][0]}"
+        text = lead + "\n".join(head + [line for _, line in part])
+        pages.append(Page(number=first_page + len(pages), text=text, place=place))
     return pages

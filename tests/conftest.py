@@ -133,3 +133,17 @@ def write_meals_xlsx(path) -> None:
     book.active.append(["Harbin", 75])
     book.active.append(["Xiamen", 85])
     book.save(path)
+
+
+ZH_PAGES = ["光合作用把光能转化为化学能。叶绿体是光合作用的场所。", "线粒体是细胞的动力工厂。它负责有氧呼吸。"]
+EN_PAGES = ["The Eiffel Tower is in Paris. It was finished in 1889.", "The Colosseum is in Rome. It held fifty thousand people."]
+
+
+@pytest.fixture
+def docs(tmp_path):
+    """A folder with two 2-page PDFs: bio.pdf (Chinese) and places.pdf (English)."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "bio.pdf", ZH_PAGES)
+    write_pdf(folder / "places.pdf", EN_PAGES)
+    return folder

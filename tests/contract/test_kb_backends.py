@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pytest
 
-from conftest import write_meals_xlsx, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, write_meals_xlsx, write_pdf
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder
@@ -23,8 +23,6 @@ from rag.settings import Settings
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-ZH_PAGES = ["光合作用把光能转化为化学能。叶绿体是光合作用的场所。", "线粒体是细胞的动力工厂。它负责有氧呼吸。"]
-EN_PAGES = ["The Eiffel Tower is in Paris. It was finished in 1889.", "The Colosseum is in Rome. It held fifty thousand people."]
 BACKENDS = ["local", "milvus-lite", "milvus-server"]
 
 
@@ -87,15 +85,6 @@ def open_kb(tmp_path, backend_settings):
     yield make
     for kb in opened:
         kb.close()
-
-
-@pytest.fixture
-def docs(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    write_pdf(folder / "bio.pdf", ZH_PAGES)
-    write_pdf(folder / "places.pdf", EN_PAGES)
-    return folder
 
 
 def every_text(kb) -> set[str]:

@@ -12,17 +12,6 @@ from rag.errors import EmbedderMismatch, KnowledgeBaseLocked
 from rag.kb import KnowledgeBase
 from rag.settings import Settings
 
-ZH_PAGES = ["光合作用把光能转化为化学能。叶绿体是光合作用的场所。", "线粒体是细胞的动力工厂。它负责有氧呼吸。"]
-EN_PAGES = ["The Eiffel Tower is in Paris. It was finished in 1889.", "The Colosseum is in Rome. It held fifty thousand people."]
-
-
-@pytest.fixture
-def docs(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    write_pdf(folder / "bio.pdf", ZH_PAGES)
-    write_pdf(folder / "places.pdf", EN_PAGES)
-    return folder
 
 
 def all_texts(kb):
