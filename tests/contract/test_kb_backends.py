@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pytest
 
-from conftest import EN_PAGES, ZH_PAGES, write_meals_xlsx, write_pdf
+from conftest import EN_PAGES, ZH_PAGES, write_meals_xlsx
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder
