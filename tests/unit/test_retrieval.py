@@ -72,6 +72,52 @@ def test_modes_score_their_own_way(kb):
         kb.search("x", mode="sparse")
 
 
+def test_bm25_runs_while_the_question_is_embedded(kb, monkeypatch):
+    """Hybrid search starts BM25 on another thread before embedding the question; the fused result is the
+    same RRF of the same two rankings."""
+    import threading
+
+    started = threading.Event()
+    keyword = kb.index.keyword
+
+    def slow_keyword(query, n):
+        started.set()
+        return keyword(query, n)
+
+    embed = kb.embedder.embed_query
+
+    def embed_after_bm25_started(text):
+        assert started.wait(5), "BM25 did not start before the question was embedded"
+        return embed(text)
+
+    monkeypatch.setattr(kb.index, "keyword", slow_keyword)
+    monkeypatch.setattr(kb.embedder, "embed_query", embed_after_bm25_started)
+    hits = kb.search("meal allowance", k=3, mode="hybrid")
+    scores, ids = keyword("meal allowance", 50)
+    dense_ids = kb.index.dense(embed("meal allowance")[None, :], 50)[1][0]
+    expected = rrf([dense_ids[dense_ids >= 0], ids], k=kb.settings.rrf_k)[:3]
+    assert [(h.chunk_id, h.score) for h in hits] == [(i, pytest.approx(x)) for i, x in expected]
+
+
+def test_errors_of_either_half_of_a_hybrid_search_reach_the_caller(kb, monkeypatch):
+    def broken_bm25(query, n):
+        raise RuntimeError("bm25 folder unreadable")
+
+    monkeypatch.setattr(kb.index, "keyword", broken_bm25)
+    with pytest.raises(RuntimeError, match="bm25 folder unreadable"):
+        kb.search("meal allowance", mode="hybrid")
+    monkeypatch.undo()
+
+    def broken_embedder(text):
+        raise RuntimeError("embedder gone")
+
+    monkeypatch.setattr(kb.embedder, "embed_query", broken_embedder)
+    with pytest.raises(RuntimeError, match="embedder gone"):
+        kb.search("another question", mode="hybrid")
+    monkeypatch.undo()
+    assert kb.search("meal allowance", k=1)[0].name == "meals.txt"  # nothing left stuck
+
+
 def test_keyword_ranking_rescues_an_exact_code(kb):
     hits = kb.search("What is TRV-7781 for?", k=2)
     assert hits[0].name == "form.txt" and hits[0].keyword is not None
