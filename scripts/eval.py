@@ -300,7 +300,10 @@ def write(results: dict, args) -> None:
     for r in results["retrieval"]:
         metrics = list(next(iter(r["systems"].values()))["metrics"])
         lines += [f"## {r['set']}", "", r["note"] + f"; our index: {r.get('chunks', '?')} chunks"
-                  + (f", naive: {r['naive_chunks']} chunks" if "naive_chunks" in r else "") + ".", ""]
+                  + (f", naive: {r['naive_chunks']} chunks" if "naive_chunks" in r else "") + "."
+                  + (f" This set was run by `{r['command']}` on {r['date']} at commit {r.get('commit', '?')}"
+                     + (" with " + ", ".join(f"{k}={v}" for k, v in r["retrieval_settings"].items()) if r.get("retrieval_settings") else "")
+                     + "." if r.get("command") and r["command"] != results["command"] else ""), ""]
         rows = [[name, s["queries"], *[f"{s['metrics'][m]:.3f}" for m in metrics], f"{s['ms_per_query']:.0f}"]
                 for name, s in r["systems"].items()]
         lines += [table(["system", "queries", *metrics, "ms/query"], rows), ""]
@@ -400,7 +403,9 @@ def main() -> None:
     embedder = CachingEmbedder(make_embedder(settings), CACHE)
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(settings.device),
                "embedder": embedder.name, "generator": settings.generator, "profile": "quick" if args.quick else "full",
-               "command": "make eval" + (" QUICK=1" if args.quick else ""), "retrieval": [], "answers": {},
+               "command": "make eval" + (" QUICK=1" if args.quick else "")
+               + (f' EVAL_ARGS="{" ".join(extra)}"' if (extra := [a for a in sys.argv[1:] if a != "--quick"]) else ""),
+               "retrieval": [], "answers": {},
                "retrieval_settings": {k: getattr(settings, k) for k in ("index_title", "rrf_k", "candidates")}}
     previous = ROOT / "docs" / f"{stem_of(results['profile'])}.json"
     if previous.exists():  # a run of some sets keeps the other sets' results of the same profile
@@ -427,7 +432,9 @@ def main() -> None:
             texts = {f"{c['title']}\n{c['paragraph_text']}".strip() for row in rows if row["question_id"] in rset.queries for c in row["contexts"]}
             rset.docs = {d: t for d, t in rset.docs.items() if t in texts or d in keep}
             rset.note = f"{len(rset.queries)} of 500 questions; corpus = their {len(rset.docs)} paragraphs (supporting + distractors)"
-        results["retrieval"].append(eval_retrieval(rset, embedder, settings, args, n_fusion))
+        results["retrieval"].append({**eval_retrieval(rset, embedder, settings, args, n_fusion),
+                                     "command": results["command"], "date": results["date"], "commit": results["commit"],
+                                     "retrieval_settings": results["retrieval_settings"]})
         write(results, args)
     if "answers" in sets:
         by_set = answer_items([x for x in args.answer_sets.split(",") if x], args.answers or SIZES["answers"][profile])
