@@ -15,6 +15,10 @@ from rag.types import Page
 
 
 class CsvParser(Parser):
+    def title(self, pages: list[Page]) -> str:
+        """No title for the title view: every part starts with the header line (ingest/titles.py)."""
+        return ""
+
     def __init__(self, options: ParseOptions | None = None) -> None:
         self.options = options or ParseOptions()
 

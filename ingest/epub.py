@@ -23,6 +23,8 @@ _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 
 
 class EpubParser(Parser):
+    headings = True  # places are heading paths
+
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         from lxml import etree
 

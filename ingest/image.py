@@ -22,6 +22,10 @@ MAX_PIXELS = 100_000_000  # 10000 x 10000; Pillow itself warns at 89 M and refus
 
 
 class ImageParser(Parser):
+    def title(self, pages: list[Page]) -> str:
+        """No title for the title view: OCR text of one image (ingest/titles.py)."""
+        return ""
+
     def __init__(self, options: ParseOptions | None = None, on_progress: Callable[[dict], None] | None = None) -> None:
         self.options = options or ParseOptions()
         self.on_progress = on_progress

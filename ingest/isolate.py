@@ -8,6 +8,7 @@ kill one stuck task, and multiprocessing would re-import the caller's main scrip
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -46,10 +47,13 @@ class IsolatedParser:
         self.close()
 
     def _start(self) -> subprocess.Popen:
+        # the child imports the same `ingest` as this process (not another copy an installed package points to)
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         return subprocess.Popen(
             [sys.executable, "-m", "ingest.worker", str(self.memory_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, encoding="utf-8", bufsize=1,
+            text=True, encoding="utf-8", bufsize=1, env=env,
         )
 
     def parse(self, path: str | Path, password: str | None = None) -> list[Page]:
@@ -99,8 +103,8 @@ class IsolatedParser:
             break
         if "error" in reply:
             raise ParseError(reply["error"])
-        return [Page(number=n, text=text, label=label, ocr=ocr, ocr_seconds=secs, garbage=garbage, place=place)
-                for n, text, label, ocr, secs, garbage, place in reply["ok"]]
+        return [Page(number=n, text=text, label=label, ocr=ocr, ocr_seconds=secs, garbage=garbage, place=place,
+                     lead=lead) for n, text, label, ocr, secs, garbage, place, lead in reply["ok"]]
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -71,6 +71,7 @@ def sections(markdown: str, title: str = "") -> list[Page]:
 
 class MarkdownParser(Parser):
     """.md and .txt (both are text by their bytes; a text without headings is one part)."""
+    headings = True  # places are heading paths
 
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         pages = sections(decode_text(path.read_bytes()))

@@ -63,6 +63,8 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
         if splitter:
             config = json.loads(splitter)
             target.claim_splitter({k: config.get(k) for k in ("chunk_size", "chunk_overlap")}, config)
+        views = store.get_meta("views")  # the chunks' leads travel with them: the views stay as built
+        target.claim_views(json.loads(views) if views else {"title": False})
         report = MigrationReport(str(path), target.where, local_counts=store.counts())
         t = time.perf_counter()
         docs = store.documents()
@@ -77,7 +79,7 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
                     rows = store.chunks(ids)
                     vectors = store.vectors(ids)
                     target.put(info.path, info.sha256, store.size(local.id), info.pages, info.empty_pages,
-                               [(r.page, r.page_label, r.start, r.end, r.text, r.place) for r in (rows[i] for i in ids)],
+                               [(r.page, r.page_label, r.start, r.end, r.text, r.place, r.lead) for r in (rows[i] for i in ids)],
                                vectors, there, added_at=info.added_at)
                     report.copied += 1
                     report.chunks += len(ids)

@@ -37,6 +37,15 @@ class ParseOptions:
 
 
 class Parser(ABC):
+    #: its pages' places are heading paths, which the title view keeps with every chunk (ingest/titles.py)
+    headings = False
+
+    def title(self, pages: list[Page]) -> str:
+        """The document's title for the title view (ingest/titles.py): by default its first line, when short."""
+        from ingest.titles import first_line_title
+
+        return first_line_title(pages)
+
     @abstractmethod
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         """All pages of the file, text normalised; a page without text has text ''."""

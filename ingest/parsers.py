@@ -65,6 +65,11 @@ def parser_for(path: Path, options: ParseOptions | None = None,
 
 def parse_file(path: str | Path, password: str | None = None, options: ParseOptions | None = None,
                on_progress: Callable[[dict], None] | None = None) -> list[Page]:
-    """`on_progress({"ocr": k, "of": n})` is called before each OCR'd page."""
+    """`on_progress({"ocr": k, "of": n})` is called before each OCR'd page. Each page's `lead` holds
+    what the title view keeps with its chunks (ingest/titles.py)."""
+    from ingest.titles import with_leads
+
     path = Path(path)
-    return parser_for(path, options, on_progress).parse(path, password)
+    parser = parser_for(path, options, on_progress)
+    pages = parser.parse(path, password)
+    return with_leads(pages, parser.title(pages), parser.headings)

@@ -26,6 +26,11 @@ class PdfParser(Parser):
     def __init__(self, options: ParseOptions | None = None, on_progress: Callable[[dict], None] | None = None) -> None:
         self.options = options or ParseOptions()
         self.on_progress = on_progress
+        self._title = ""  # the file's /Title when meaningful, for the title view (ingest/titles.py)
+
+    def title(self, pages: list[Page]) -> str:
+        """The metadata /Title when meaningful; no first-line fallback (see ingest/titles.py)."""
+        return self._title
 
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         from pypdf import PdfReader
@@ -53,6 +58,7 @@ class PdfParser(Parser):
         if n > MAX_PAGES:
             raise ParseError(f"broken PDF: declares {n} pages")
         labels = _labels(reader, n)
+        self._title = _meta_title(reader)
         pages = []
         for i in range(n):
             try:
@@ -129,6 +135,17 @@ def _labels(reader, n: int) -> list[str | None]:
         return [None] * n
     labels += [None] * (n - len(labels))
     return [lab if lab and lab != str(i + 1) else None for i, lab in enumerate(labels[:n])]
+
+
+def _meta_title(reader) -> str:
+    """The document information /Title when it names the document (ingest.titles.meaningful_title), else ''."""
+    from ingest.titles import meaningful_title
+
+    try:
+        return meaningful_title((reader.metadata or {}).get("/Title"))
+    except Exception as e:  # a damaged information dictionary: no title, the text is read all the same
+        log.debug("metadata title not read: %s", _reason(e))
+        return ""
 
 
 def _reason(e: BaseException) -> str:

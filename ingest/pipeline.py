@@ -10,7 +10,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
@@ -19,10 +19,11 @@ import numpy as np
 
 from ingest.normalize import normalize_text
 from ingest.parsers import SUPPORTED
+from ingest.titles import first_line_title, with_leads
 from rag.errors import ParseError
 from rag.fs import file_sha256
 from rag.index.docstore import StoredDoc
-from rag.text import has_text
+from rag.text import has_text, with_lead
 from rag.types import Chunk, IngestReport, Page
 
 if TYPE_CHECKING:
@@ -86,10 +87,19 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
 
 class Ingestor:
     """Files (or texts) into an Index: handed the parts it writes with (index, embedder, splitter,
-    settings), never the knowledge base. Call inside `index.writing()`."""
+    settings), never the knowledge base. Call inside `index.writing()`. `titles`: the dense and keyword
+    views keep each document's title and heading path with every chunk (ingest/titles.py; what the
+    knowledge base was built with, Index.claim_views)."""
 
-    def __init__(self, index: "Index", embedder: "Embedder", splitter: "RecursiveSplitter", settings: "Settings") -> None:
+    def __init__(self, index: "Index", embedder: "Embedder", splitter: "RecursiveSplitter", settings: "Settings",
+                 *, titles: bool = False) -> None:
         self.index, self.embedder, self.splitter, self.settings = index, embedder, splitter, settings
+        self.titles = titles
+
+    def chunks(self, pages: Sequence[Page]) -> list[Chunk]:
+        """The pages' chunks; each keeps its lead (title, heading path) only when the title view is on."""
+        chunks = self.splitter.split(pages)
+        return chunks if self.titles else [replace(c, lead="") for c in chunks]
 
     def add(self, paths: Sequence[str | Path], *, prune: bool = False, passwords: dict[str, str] | None = None,
             progress: Callable[[Progress], None] | None = None) -> IngestReport:
@@ -140,7 +150,6 @@ def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwo
 
     collected = IngestReport()
     files, folders = collect_files(paths, collected)
-    splitter = kb.splitter
     with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
         report.failed += collected.failed
         s = kb.settings
@@ -165,7 +174,7 @@ def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwo
                             report.warnings.append((key, warning))
                         _report_pages(report, key, pages, s)
                         report.pages += len(pages)
-                        batcher.push(_Prepared(key, sha, size, pages, splitter.split(pages), existing))
+                        batcher.push(_Prepared(key, sha, size, pages, kb.chunks(pages), existing))
                         outcome = "queued"
                 except ParseError as e:
                     report.failed.append((key, str(e)))
@@ -181,7 +190,6 @@ def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwo
 
 def ingest_texts(kb: "Ingestor", texts: list[str], sources: list[str] | None,
                  progress: Callable[[Progress], None] | None) -> IngestReport:
-    splitter = kb.splitter
     with _ingest_run(kb, len(texts), progress) as (report, notify, batcher):
         for n, text in enumerate(texts, 1):
             data = text.encode("utf-8")
@@ -193,8 +201,9 @@ def ingest_texts(kb: "Ingestor", texts: list[str], sources: list[str] | None,
                 notify(Progress("file", n, len(texts), key, batcher.embedded, "skipped"))
                 continue
             pages = [Page(number=1, text=normalize_text(text))]
+            pages = with_leads(pages, first_line_title(pages), headings=False)
             report.pages += 1
-            batcher.push(_Prepared(key, sha, len(data), pages, splitter.split(pages), existing))
+            batcher.push(_Prepared(key, sha, len(data), pages, kb.chunks(pages), existing))
     return report
 
 
@@ -279,7 +288,7 @@ class _Batcher:
             self.flush()
 
     def flush(self) -> None:
-        texts = [(d, c.text) for d in self.queue for c in d.chunks]
+        texts = [(d, with_lead(c.lead, c.text)) for d in self.queue for c in d.chunks]  # the dense view
         for start in range(0, len(texts), self.batch):
             part = texts[start : start + self.batch]
             t0 = time.perf_counter()

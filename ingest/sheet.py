@@ -16,6 +16,10 @@ from rag.types import Page
 
 
 class SheetParser(Parser):
+    def title(self, pages: list[Page]) -> str:
+        """No title for the title view: every part starts with its sheet and header (ingest/titles.py)."""
+        return ""
+
     def __init__(self, options: ParseOptions | None = None) -> None:
         self.options = options or ParseOptions()
 

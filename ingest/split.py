@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from typing import Sequence
 
 from ingest.tables import pack
+from ingest.titles import chunk_lead
 from rag.text import approx_tokens
 from rag.types import Chunk, Page
 
@@ -72,8 +73,8 @@ class RecursiveSplitter(Splitter):
                 cursor = end
             if text[cursor:].strip():
                 pieces += [(p, cursor + s, cursor + s + len(p)) for p, s in _pieces(self._splitter, text[cursor:])]
-            chunks += [Chunk(text=p, page=page.number, start=s, end=e, page_label=page.label, place=page.place)
-                       for p, s, e in pieces]
+            chunks += [Chunk(text=p, page=page.number, start=s, end=e, page_label=page.label, place=page.place,
+                             lead=chunk_lead(page.lead, p)) for p, s, e in pieces]
         return chunks
 
 

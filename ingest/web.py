@@ -23,6 +23,8 @@ MAX_HTML_MB = 50
 
 
 class HtmlParser(Parser):
+    headings = True  # places are heading paths
+
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         size = path.stat().st_size
         if size > MAX_HTML_MB * 2**20:

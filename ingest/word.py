@@ -28,6 +28,8 @@ def heading_level(style_name: str) -> int:
 
 
 class WordParser(Parser):
+    headings = True  # places are heading paths
+
     def parse(self, path: Path, password: str | None = None) -> list[Page]:
         import docx
         from docx.table import Table

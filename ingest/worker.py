@@ -41,7 +41,7 @@ def main() -> None:
         try:
             options = ParseOptions(**request.get("options", {}))
             pages = parse_file(request["path"], request.get("password"), options, progress)
-            reply = {"ok": [[p.number, p.text, p.label, p.ocr, p.ocr_seconds, p.garbage, p.place] for p in pages]}
+            reply = {"ok": [[p.number, p.text, p.label, p.ocr, p.ocr_seconds, p.garbage, p.place, p.lead] for p in pages]}
         except ParseError as e:
             reply = {"error": str(e)}
         except MemoryError:

@@ -42,6 +42,8 @@ class KnowledgeBase:
         self.index.claim_embedder(self.embedder.name, spec, self.embedder.opens)
         wanted = {"chunk_size": self._settings.chunk_size, "chunk_overlap": self._settings.chunk_overlap}
         self.splitter_config = self.index.claim_splitter(wanted, RecursiveSplitter(**wanted).config)
+        #: what the retrieval views index besides the chunk text, kept from the knowledge base's creation
+        self.views = self.index.claim_views({"title": self._settings.index_title})
         #: the generators answers are written with: this knowledge base's own and those options name
         self.generators = GeneratorPool(self._settings, generator)
         self._retriever: Retriever | None = None
@@ -96,7 +98,7 @@ class KnowledgeBase:
         return RecursiveSplitter(self.splitter_config["chunk_size"], self.splitter_config["chunk_overlap"])
 
     def _ingestor(self) -> Ingestor:
-        return Ingestor(self.index, self.embedder, self.splitter(), self.settings)
+        return Ingestor(self.index, self.embedder, self.splitter(), self.settings, titles=self.views["title"])
 
     # ------------------------------------------------------------------ public API: search
     @property
@@ -177,7 +179,7 @@ class KnowledgeBase:
         generator...): for a program with one user. A service shared by several people passes each
         person's choices as `options` to ask / stream instead, so they stay with that person. A changed
         generator setting drops the loaded generator. The embedder and splitter cannot change."""
-        fixed = {"embedder", "chunk_size", "chunk_overlap"} & changes.keys()
+        fixed = {"embedder", "chunk_size", "chunk_overlap", "index_title"} & changes.keys()
         if fixed:
             raise ValueError(f"{sorted(fixed)} are fixed when a knowledge base is built")
         settings = self.settings.with_(**changes)

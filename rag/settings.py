@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     max_unzipped_mb: float = Field(500.0, gt=0, description="an Office/EPUB file (a zip) that declares more is refused as a zip bomb")
     max_zip_ratio: float = Field(100.0, gt=1, description="a zip member compressed more than this (uncompressed:compressed) is refused as a zip bomb")
 
+    # --- what the retrieval views index (ingest/titles.py) --------------------------------------
+    # on: SciFact full corpus, chosen on the 809 train queries, test nDCG@10 0.720 vs 0.707 with rrf_k 20
+    # (docs/retrieval_levers.md); recorded in manifest.json, a knowledge base keeps what it was built with
+    index_title: bool = Field(True, description="index every chunk with its document's title (and heading path "
+                              "in Word, HTML, Markdown, EPUB) in front, for the dense and keyword views only: the "
+                              "stored text, citations and prompts are unchanged. Fixed when a knowledge base is built")
+
     # --- retrieval -------------------------------------------------------------------------
     top_k: int = Field(5, ge=1, description="passages returned by search")
     vector_index: Literal["auto", "flat", "ivf"] = Field(
@@ -75,7 +82,9 @@ class Settings(BaseSettings):
     retrieval: Literal["hybrid", "dense", "keyword"] = Field(
         "hybrid", description="'hybrid' fuses dense (meaning) and BM25 (keyword) rankings; or one of them alone")
     candidates: int = Field(50, ge=1, description="passages each ranking contributes to the fusion")
-    rrf_k: float = Field(60.0, gt=0, description="reciprocal-rank fusion constant: score += weight / (rrf_k + rank)")
+    # 20 over the customary 60: chosen on SciFact's 809 train queries (docs/retrieval_levers.md); CMRC2018 (Chinese)
+    # does not lose with it (docs/eval_full.md: the row "hybrid, index_title=False, rrf_k=60.0" beside the default)
+    rrf_k: float = Field(20.0, gt=0, description="reciprocal-rank fusion constant: score += weight / (rrf_k + rank)")
     dense_weight: float = Field(1.0, ge=0, description="weight of the dense ranking in the fusion")
     keyword_weight: float = Field(1.0, ge=0, description="weight of the BM25 ranking in the fusion")
     reranker: str = Field(

@@ -34,6 +34,13 @@ def approx_tokens(text: str) -> int:
     return cjk + (len(text) - cjk + 3) // 4
 
 
+def with_lead(lead: str, text: str) -> str:
+    """The text a chunk is indexed by (embedded, and tokenised for BM25): its lead (the document's
+    title, its heading path: Chunk.lead) on the lines before its text. The chunk's stored text, its
+    quote in a citation and what the model reads stay `text`."""
+    return f"{lead}\n{text}" if lead else text
+
+
 def language_of(text: str) -> str:
     """'zh' when Han characters make up at least a fifth of the letters, else 'en'."""
     han = len(_HAN.findall(text))

@@ -18,6 +18,9 @@ class Page:
     # where a person finds this part again in a file without pages: "slide 3", "Sheet1 rows 2-40",
     # "3 Travel › 3.2 Hotels"; "" for PDF pages (their number and label say it)
     place: str = ""
+    # what the dense and keyword views keep with every chunk of this page (ingest/titles.py): the
+    # document's title and the page's heading path, one per line; '' = nothing. Never shown or quoted
+    lead: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class Chunk:
     end: int
     page_label: str | None = None
     place: str = ""  # Page.place, refined for a chunk of spreadsheet rows
+    # Page.lead less what the chunk already starts with: put before the text for the dense and keyword
+    # views only (rag.text.with_lead); the stored, quoted and prompted text is `text` alone
+    lead: str = ""
 
 
 def display_name(source: str) -> str:

@@ -52,7 +52,8 @@ def load_sets():
 
 def build_kb(docs: dict[str, str], embedder) -> KnowledgeBase:
     path = CACHE / "levers-scifact-kb"
-    kb = KnowledgeBase(path, Settings(), embedder=embedder)
+    # chunks indexed by their text alone (the defaults before issue 16): the title lever is computed here itself
+    kb = KnowledgeBase(path, Settings(index_title=False), embedder=embedder)
     if kb.store.counts()[0] < len(docs):
         t = time.perf_counter()
         items = list(docs.items())

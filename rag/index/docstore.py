@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS chunks(
     end INTEGER NOT NULL,
     text TEXT NOT NULL,
     embedding BLOB NOT NULL,
-    place TEXT NOT NULL DEFAULT ''  -- "slide 3", "Sheet1 rows 2-40", a heading path; '' for PDF pages
+    place TEXT NOT NULL DEFAULT '',  -- "slide 3", "Sheet1 rows 2-40", a heading path; '' for PDF pages
+    lead TEXT NOT NULL DEFAULT ''  -- title / heading path the dense and keyword views put before text (Chunk.lead)
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 -- keyword terms of each chunk (space-separated; rag.terms), so BM25 is rebuilt without re-tokenising
@@ -76,6 +77,7 @@ class ChunkRow:
     end: int
     text: str
     place: str = ""
+    lead: str = ""  # indexed with the text, never shown (Chunk.lead)
 
 
 class DocStore:
@@ -97,6 +99,8 @@ class DocStore:
         columns = {r[1] for r in self._conn.execute("PRAGMA table_info(chunks)")}
         if "place" not in columns:  # before non-PDF formats: every chunk was a PDF/text page
             self._conn.execute("ALTER TABLE chunks ADD COLUMN place TEXT NOT NULL DEFAULT ''")
+        if "lead" not in columns:  # before the title view: chunks were indexed by their text alone
+            self._conn.execute("ALTER TABLE chunks ADD COLUMN lead TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -192,8 +196,9 @@ class DocStore:
             for ch, vec in zip(chunks, vectors):
                 new_ids.append(
                     c.execute(
-                        "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding, place) VALUES(?,?,?,?,?,?,?,?)",
-                        (doc_id, ch.page, ch.page_label, ch.start, ch.end, ch.text, vec.tobytes(), ch.place),
+                        "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding, place, lead) "
+                        "VALUES(?,?,?,?,?,?,?,?,?)",
+                        (doc_id, ch.page, ch.page_label, ch.start, ch.end, ch.text, vec.tobytes(), ch.place, ch.lead),
                     ).lastrowid
                 )
             if terms is not None:
@@ -217,8 +222,8 @@ class DocStore:
             )
             first = c.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0]
             c.execute(
-                "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding, place) "
-                "SELECT ?, page, page_label, start, end, text, embedding, place FROM chunks WHERE doc_id=? ORDER BY id",
+                "INSERT INTO chunks(doc_id, page, page_label, start, end, text, embedding, place, lead) "
+                "SELECT ?, page, page_label, start, end, text, embedding, place, lead FROM chunks WHERE doc_id=? ORDER BY id",
                 (doc_id, source.id),
             )
             new_ids = [r[0] for r in c.execute("SELECT id FROM chunks WHERE doc_id=? AND id>? ORDER BY id", (doc_id, first))]
@@ -293,11 +298,12 @@ class DocStore:
             yield np.array([r[0] for r in rows], dtype=np.int64), [r[1].split() for r in rows]
             last = int(rows[-1][0])
 
-    def chunks_without_terms(self, limit: int = 5000) -> list[tuple[int, str]]:
-        """(id, text) of chunks whose terms are not stored (knowledge bases from before BM25)."""
+    def chunks_without_terms(self, limit: int = 5000) -> list[tuple[int, str, str]]:
+        """(id, text, lead) of chunks whose terms are not stored (knowledge bases from before BM25, or
+        after a tokenizer change)."""
         with self._lock:
             return self._conn.execute(
-                "SELECT id, text FROM chunks WHERE id NOT IN (SELECT chunk_id FROM terms) ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, text, lead FROM chunks WHERE id NOT IN (SELECT chunk_id FROM terms) ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
 
     def set_terms(self, rows: Sequence[tuple[int, Sequence[str]]], *, replace_all: bool = False) -> None:
@@ -311,7 +317,7 @@ class DocStore:
 
     def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         rows = self._select(
-            "SELECT c.id, d.path, c.page, c.page_label, c.start, c.end, c.text, c.place "
+            "SELECT c.id, d.path, c.page, c.page_label, c.start, c.end, c.text, c.place, c.lead "
             "FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({})",
             ids,
         )

@@ -28,12 +28,13 @@ import numpy as np
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import Locked, atomic_write_json, exclusive_lock, read_folder_pointer, write_folder_atomically
+from rag.index.backend import claimed_views
 from rag.index.docstore import DocStore, StoredDoc, resolve_key
 from rag.index.keywords import KeywordIndex, keyword_index_class
 from rag.index.vectors import FLAT, IVF, FaissIndex, VectorIndex, load_vector_index, make_vector_index
 from rag.settings import Settings
 from rag.terms import VERSION as TERMS_VERSION, terms
-from rag.text import has_text
+from rag.text import has_text, with_lead
 from rag.types import Chunk, DocumentInfo, Page
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Index:
         self.store = DocStore(self.path / "kb.sqlite")
         stored = self.store.get_meta("splitter")
         self.splitter_config: dict | None = json.loads(stored) if stored else None
+        views = self.store.get_meta("views")
+        self.views: dict | None = json.loads(views) if views else None  # claim_views
         self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._dirty = False  # the in-memory vector index differs from vectors.faiss
@@ -93,6 +96,15 @@ class Index:
         self.splitter_config = config
         return config
 
+    def claim_views(self, wanted: dict) -> dict:
+        """What the dense and keyword views index besides a chunk's text ({"title": bool}: its document's
+        title and heading path, ingest/titles.py), kept for the life of the knowledge base so its chunks
+        stay alike: the stored record; `wanted` (from Settings) recorded for a new knowledge base; every
+        view off for one built before the record existed (it was built without them)."""
+        self.views = claimed_views(self.store.get_meta("views"), wanted, self.store.counts()[1] == 0,
+                                  lambda config: self.store.set_meta({"views": json.dumps(config)}), self.path)
+        return self.views
+
     def record_dim(self, dim: int) -> None:
         stored = self.store.get_meta("dim")
         if stored is None:
@@ -128,7 +140,7 @@ class Index:
             self.record_dim(vectors.shape[1])
         texts = [has_text(p.text, self.settings.min_page_chars) for p in pages]
         new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, texts, chunks, vectors, replace,
-                                                                 terms=[terms(c.text) for c in chunks])
+                                                                 terms=[terms(with_lead(c.lead, c.text)) for c in chunks])
         self._apply(np.array(new_ids, dtype=np.int64), vectors, old_ids, generation)
 
     def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
@@ -174,6 +186,7 @@ class Index:
                     "normalized": self.normalized,
                 },
                 "splitter": self.splitter_config,
+                "views": self.views,
                 "index": {"kind": vectors.kind if vectors is not None else None, "file": "vectors.faiss",
                           "vectors": len(vectors) if vectors is not None else None},
                 "keywords": {"kind": KEYWORD_KIND, "pointer": "keywords.json", "terms": self.store.get_meta("terms_version"),
@@ -356,7 +369,7 @@ class Index:
                 self.store.set_terms([], replace_all=True)
             self.store.set_meta({"terms_version": version})
         while rows := self.store.chunks_without_terms():
-            self.store.set_terms([(i, terms(text)) for i, text in rows])
+            self.store.set_terms([(i, terms(with_lead(lead, text))) for i, text, lead in rows])
 
     def _sync(self, index: VectorIndex) -> None:
         """Make the index hold exactly the chunk ids of kb.sqlite (after a crash, or another writer)."""
@@ -372,3 +385,4 @@ class Index:
         if len(extra) or len(missing):
             self._dirty = True
             log.info("%s: vector index synced from kb.sqlite (+%d, -%d)", self.path, len(missing), len(extra))
+

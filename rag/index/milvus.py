@@ -2,9 +2,12 @@
 (Settings.backend = "milvus"; docs/scale.md). The same interface as rag.index.index.Index.
 
     <name>_chunks  one row per chunk: id (Milvus auto id), doc_id, path, page, page_label, start, end,
-                   text, place (slide, sheet rows or heading path), the dense vector, and a BM25 sparse vector that Milvus's own BM25 function
-                   makes from the text with the jieba analyzer (Chinese words; other text is split on
-                   word boundaries and lower-cased)
+                   text, place (slide, sheet rows or heading path), lead (the title and heading path the
+                   views index with the text: ingest/titles.py), keyed (lead and text: what BM25 reads),
+                   the dense vector, and a BM25 sparse vector that Milvus's own BM25 function
+                   makes from `keyed` with the jieba analyzer (Chinese words; other text is split on
+                   word boundaries and lower-cased). Collections made before the title view have no
+                   lead / keyed fields and their BM25 function reads `text`.
     <name>_docs    one row per document: id, path, sha256, bytes, pages, chunks, empty pages, added_at,
                    status: "pending" while its chunks are written, "committed", "deleting"
     <name>_meta    key / value: embedder, splitter, format, the writer's lease
@@ -41,7 +44,8 @@ from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import atomic_write_json
 from rag.index.docstore import ChunkRow, StoredDoc, resolve_key
 from rag.settings import Settings
-from rag.text import has_text
+from rag.index.backend import claimed_views
+from rag.text import has_text, with_lead
 from rag.types import Chunk, DocumentInfo, Page
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ FORMAT = 1
 #: "jieba" (its "chinese"/"english" analyzer types are refused), a Milvus 2.5+ server offers both
 ANALYZER = {"tokenizer": "jieba"}
 MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
+MAX_LEAD = 4096  # a chunk's lead: a title and a heading path (ingest/titles.py caps each)
 BATCH = 1000  # rows per insert / query call
 MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
 LEASE_S = 600.0  # a writer's lease; renewed while it writes
@@ -97,6 +102,9 @@ class MilvusIndex:
         self._load(self.meta_c, self.docs_c, self.chunks_c)
         stored = self.get_meta("splitter")
         self.splitter_config: dict | None = json.loads(stored) if stored else None
+        views = self.get_meta("views")
+        self.views: dict | None = json.loads(views) if views else None  # claim_views
+        self._leads: bool | None = None  # the chunks collection has the lead / keyed fields (_has_leads)
 
     # ------------------------------------------------------------------ connection and schema
     def _connect(self):
@@ -165,6 +173,19 @@ class MilvusIndex:
                 return int(f["params"]["dim"])
         return None
 
+    def _has_leads(self) -> bool:
+        """Whether the chunks collection stores each chunk's lead and lets BM25 read lead and text
+        (collections made before the title view keep BM25 on the text alone)."""
+        if self._leads is None:
+            if not self.client.has_collection(self.chunks_c):
+                return True  # _ensure_chunks makes it so
+            fields = {f["name"] for f in self.client.describe_collection(self.chunks_c)["fields"]}
+            self._leads = {"lead", "keyed"} <= fields
+        return self._leads
+
+    def _chunk_fields(self) -> list[str]:
+        return _CHUNK_FIELDS + (["lead"] if self._has_leads() else [])
+
     def _ensure_chunks(self, dim: int) -> None:
         from pymilvus import DataType, Function, FunctionType
 
@@ -180,16 +201,19 @@ class MilvusIndex:
         s.add_field("start", DataType.INT64)
         s.add_field("end", DataType.INT64)
         s.add_field("place", DataType.VARCHAR, max_length=1024)  # "slide 3", "Sheet1 rows 2-40", a heading path; '' for PDF pages
-        s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True, analyzer_params=ANALYZER)
+        s.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT)
+        s.add_field("lead", DataType.VARCHAR, max_length=MAX_LEAD)
+        s.add_field("keyed", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True, analyzer_params=ANALYZER)
         s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-        s.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+        s.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["keyed"],
                                 output_field_names=["sparse"]))
         ip = c.prepare_index_params()
         ip.add_index("vector", index_type=self.settings.milvus_index, metric_type="IP")
         ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         ip.add_index("doc_id", index_type="INVERTED")
         c.create_collection(self.chunks_c, schema=s, index_params=ip, consistency_level="Strong")
+        self._leads = True
 
     # ------------------------------------------------------------------ meta
     def get_meta(self, key: str) -> str | None:
@@ -225,6 +249,16 @@ class MilvusIndex:
             log.info("%s keeps its splitter settings %s (Settings ask for %s)", self.where, config, wanted)
         self.splitter_config = config
         return config
+
+    def claim_views(self, wanted: dict) -> dict:
+        """What the views index besides a chunk's text (see Index.claim_views). A collection made before the
+        title view cannot let BM25 read titles, so there the title stays off."""
+        empty = self.counts()[1] == 0
+        self.views = claimed_views(self.get_meta("views"), wanted, empty,
+                                   lambda config: self.set_meta({"views": json.dumps(config)}), self.where)
+        if self.views.get("title") and not self._has_leads():
+            self.views = {**self.views, "title": False}
+        return self.views
 
     def record_dim(self, dim: int) -> None:
         stored = self._chunks_dim()
@@ -294,12 +328,12 @@ class MilvusIndex:
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         empty = [p.number for p in pages if not has_text(p.text, self.settings.min_page_chars)]
         self.put(path, sha256, size, len(pages), empty,
-                 [(c.page, c.page_label, c.start, c.end, c.text, c.place) for c in chunks], vectors, replace)
+                 [(c.page, c.page_label, c.start, c.end, c.text, c.place, c.lead) for c in chunks], vectors, replace)
 
     def put(self, path: str, sha256: str, size: int, n_pages: int, empty_pages: Sequence[int],
-            rows: Sequence[tuple[int, str | None, int, int, str, str]], vectors: np.ndarray,
+            rows: Sequence[tuple], vectors: np.ndarray,
             replace: StoredDoc | None, added_at: str | None = None) -> int:
-        """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text, place)
+        """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text, place[, lead])
         with `vectors`, in batches; then the record committed (and the replaced one deleting, in the
         same write); then the replaced document is removed. Returns the new document id."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -313,11 +347,8 @@ class MilvusIndex:
         self.client.insert(self.docs_c, [record])
         for start in range(0, len(rows), BATCH):
             part = rows[start : start + BATCH]
-            self.client.insert(self.chunks_c, [
-                {"doc_id": doc_id, "path": path, "page": int(p), "page_label": label or "", "start": int(s),
-                 "end": int(e), "text": _fit(t), "place": (place or "")[:1024], "vector": v}
-                for (p, label, s, e, t, place), v in zip(part, vectors[start : start + BATCH])
-            ])
+            self.client.insert(self.chunks_c, [self._chunk_row(doc_id, path, row, v)
+                                               for row, v in zip(part, vectors[start : start + BATCH])])
         done = [{**record, "status": COMMITTED}]
         old = self._record(replace.id) if replace is not None else None
         if old is not None:
@@ -327,13 +358,23 @@ class MilvusIndex:
             self._drop(old["id"])
         return doc_id
 
+    def _chunk_row(self, doc_id: int, path: str, row: tuple, vector) -> dict:
+        p, label, s, e, t, place = row[:6]
+        lead = row[6] if len(row) > 6 else ""
+        out = {"doc_id": doc_id, "path": path, "page": int(p), "page_label": label or "", "start": int(s),
+               "end": int(e), "text": _fit(t), "place": (place or "")[:1024], "vector": vector}
+        if self._has_leads():
+            out.update(lead=_fit(lead or "", MAX_LEAD), keyed=_fit(with_lead(lead or "", t)))
+        return out
+
     def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
         """Store a file whose bytes are already in the knowledge base under another path (no re-embedding)."""
         rec = self._record(source.id)
         rows, vectors = [], []
-        for batch in self._iter_chunks(f"doc_id == {int(source.id)}", [*_CHUNK_FIELDS, "vector"]):
+        for batch in self._iter_chunks(f"doc_id == {int(source.id)}", [*self._chunk_fields(), "vector"]):
             for r in batch:
-                rows.append((r["id"], (r["page"], r["page_label"] or None, r["start"], r["end"], r["text"], r["place"])))
+                rows.append((r["id"], (r["page"], r["page_label"] or None, r["start"], r["end"], r["text"], r["place"],
+                                       r.get("lead", ""))))
                 vectors.append(np.asarray(r["vector"], dtype=np.float32))
         order = np.argsort([i for i, _ in rows], kind="stable")
         self.put(path, rec["sha256"], rec["bytes"], rec["pages"], json.loads(rec["empty_pages"]),
@@ -378,6 +419,7 @@ class MilvusIndex:
                 "embedder": {"spec": self.get_meta("embedder_spec"), "name": self.get_meta("embedder"),
                              "dim": self._chunks_dim() or self.dim, "normalized": self.normalized},
                 "splitter": self.splitter_config,
+                "views": self.views,
                 "counts": {"documents": docs, "chunks": chunks},
                 "updated_at": _now(),
             })
@@ -483,9 +525,9 @@ class MilvusIndex:
         hidden = self._hidden()
         for k in range(0, len(ids), BATCH):
             expr = f"id in [{', '.join(str(int(i)) for i in ids[k : k + BATCH])}]" + (f" and {hidden}" if hidden else "")
-            for r in self.client.query(self.chunks_c, filter=expr, output_fields=_CHUNK_FIELDS):
+            for r in self.client.query(self.chunks_c, filter=expr, output_fields=self._chunk_fields()):
                 out[int(r["id"])] = ChunkRow(int(r["id"]), r["path"], r["page"], r["page_label"] or None, r["start"],
-                                             r["end"], r["text"], r["place"])
+                                             r["end"], r["text"], r["place"], r.get("lead") or "")
         return out
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
@@ -568,10 +610,10 @@ _LITE_USERS: dict[str, int] = {}
 _LITE_LOCK = threading.Lock()
 
 
-def _fit(text: str) -> str:
-    """Milvus VARCHAR holds at most MAX_TEXT bytes; chunks are far shorter, this only guards the limit."""
+def _fit(text: str, limit: int = MAX_TEXT) -> str:
+    """Milvus VARCHAR holds at most `limit` bytes; chunks are far shorter, this only guards the limit."""
     data = text.encode("utf-8")
-    return text if len(data) <= MAX_TEXT else data[:MAX_TEXT].decode("utf-8", "ignore")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def _reason(e: Exception) -> str:

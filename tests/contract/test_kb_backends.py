@@ -312,3 +312,19 @@ def test_places_of_non_pdf_parts_survive_every_backend(open_kb, tmp_path):
     assert kb.add([folder]).failed == []
     hit = kb.search("Harbin Xiamen meal allowance", k=1)[0]
     assert (hit.name, hit.place) == ("meals.xlsx", "Meals rows 2-3")
+
+
+def test_the_title_view_reaches_both_views_and_never_the_text(open_kb):
+    """Every chunk is indexed (BM25 and vectors) with its document's title in front; the stored text is its own."""
+    kb = open_kb()
+    body = " ".join(f"Sentence {i} says the cells divide after injury and the tissue grows back." for i in range(30))
+    kb.add_texts(["Zebrafish fin regeneration\n" + body, "Invoices\n" + "Pay each invoice within thirty days. " * 30],
+                 sources=["fish", "bills"])
+    assert kb.views == {"title": True}
+    hits = kb.search("zebrafish", k=50, mode="keyword")
+    fish = [h for h in hits if h.source == "fish"]
+    assert len(fish) > 2  # the title's word finds chunks whose text does not hold it
+    assert sum(h.text.startswith("Zebrafish") for h in fish) == 1
+    deep = [h for h in fish if not h.text.startswith("Zebrafish")]
+    assert np.allclose(kb.index.vectors([deep[0].chunk_id])[0],
+                       FakeEmbedder().embed_passages(["Zebrafish fin regeneration\n" + deep[0].text])[0], atol=1e-6)

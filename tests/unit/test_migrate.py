@@ -75,3 +75,18 @@ def test_check_is_for_the_local_folder_only(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RAG_BACKEND", "milvus")
     assert main(["--check", "--kb", str(tmp_path)]) == 2
     assert "local knowledge-base folder" in capsys.readouterr().err
+
+
+def test_migration_keeps_the_title_view(tmp_path):
+    """Each chunk's lead (its document's title) travels with it, so BM25 in Milvus reads it too."""
+    settings = Settings(embedder="fake", chunk_size=60, chunk_overlap=10)
+    with KnowledgeBase(tmp_path / "kb", settings, embedder=FakeEmbedder()) as kb:
+        kb.add_texts(["Zebrafish fin regeneration\n" + "The cells divide after injury and the tissue grows back. " * 20],
+                     sources=["fish"])
+        local = sorted(h.chunk_id for h in kb.search("zebrafish", k=50, mode="keyword"))
+        assert len(local) > 1
+    target = settings.with_(backend="milvus", milvus_uri=str(tmp_path / "m.db"))
+    assert migrate_to_milvus(tmp_path / "kb", target).ok
+    with KnowledgeBase(tmp_path / "kb", target, embedder=FakeEmbedder()) as migrated:
+        assert migrated.views == {"title": True}
+        assert len(migrated.search("zebrafish", k=50, mode="keyword")) == len(local)

@@ -66,7 +66,7 @@ def test_modes_score_their_own_way(kb):
     assert dense[0].name == keyword[0].name == hybrid[0].name == "meals.txt"
     assert dense[0].score == pytest.approx(dense[0].dense)  # cosine
     assert keyword[0].score == pytest.approx(keyword[0].keyword) and keyword[0].score > 1  # BM25
-    assert hybrid[0].score == pytest.approx(2 / 61)  # first in both rankings
+    assert hybrid[0].score == pytest.approx(2 / (kb.settings.rrf_k + 1))  # first in both rankings
     assert all(h.dense is not None for h in keyword + hybrid)  # the gate's similarity, for every hit
     with pytest.raises(ValueError):
         kb.search("x", mode="sparse")
