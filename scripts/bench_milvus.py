@@ -137,6 +137,35 @@ def child_measure(backend: str, folder: str, n_questions: int) -> dict:
     return result
 
 
+def child_texts(backend: str, n_docs: int, folder: str) -> dict:
+    """Documents per second through `kb.add_texts` (the public path: split, cached vectors, one document
+    record each): the first `n_docs` SciFact abstracts into a fresh knowledge base."""
+    from rag.eval import datasets
+    from rag.eval.cache import CachingEmbedder
+    from rag.kb import KnowledgeBase
+    from rag.models.registry import make_embedder
+
+    folder = Path(folder)
+    settings = settings_for(backend, folder)
+    embedder = CachingEmbedder(make_embedder(settings), CACHE)
+    docs = list(datasets.scifact("test").docs.items())[:n_docs]
+    kb = KnowledgeBase(folder, settings, embedder=embedder)
+    t = time.perf_counter()
+    report = kb.add_texts([text for _, text in docs], sources=[i for i, _ in docs])
+    seconds = time.perf_counter() - t
+    kb.close()
+    embedder.close()
+    return {"backend": backend, "docs": len(docs), "chunks": report.chunks, "seconds": seconds,
+            "embedded": embedder.embedded, "docs_per_s": len(docs) / seconds, "chunks_per_s": report.chunks / seconds}
+
+
+def texts_rate(backend: str, n_docs: int) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"milvus-texts-{backend}-") as tmp:
+        return run_child("texts", backend, str(n_docs), str(Path(tmp) / "kb"))
+
+
 def run_child(*args: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
@@ -199,12 +228,15 @@ def quality() -> dict | None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, backend, a, b = sys.argv[2:6]
-        result = child_build(backend, int(a), b) if kind == "build" else child_measure(backend, a, int(b))
+        result = (child_build(backend, int(a), b) if kind == "build" else child_texts(backend, int(a), b)
+                  if kind == "texts" else child_measure(backend, a, int(b)))
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--text-docs", type=int, default=2000, help="SciFact abstracts through kb.add_texts (0 = skip)")
+    parser.add_argument("--only-texts", action="store_true", help="print the kb.add_texts rates and stop")
     args = parser.parse_args()
     import milvus_lite
 
@@ -214,6 +246,11 @@ def main() -> None:
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(settings.device),
                "embedder": settings.embedder, "milvus_lite": getattr(milvus_lite, "__version__", "?"),
                "analyzer": ANALYZER, "rows": []}
+    if args.text_docs:
+        results["texts"] = [texts_rate(b, args.text_docs) for b in BACKENDS]
+        print(*map(json.dumps, results["texts"]), sep="\n", flush=True)
+        if args.only_texts:
+            return
     for size in [int(s) for s in args.sizes.split(",")]:
         local = measure("local", size, args.questions)
         milvus = measure("milvus", size, args.questions)
