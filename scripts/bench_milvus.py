@@ -262,7 +262,7 @@ def measure(backend: str, size: int, n_questions: int) -> dict:
         folder = str(Path(tmp) / "kb")
         built = run_child("build", backend, str(size), folder)
         measured = run_child("measure", backend, folder, str(n_questions))
-    return {"backend": backend, "size": size, **built, "chunks_per_s": size / built["ingest_s"], **measured}
+    return {"backend": backend, "size": size, "date": _now(), **built, "chunks_per_s": size / built["ingest_s"], **measured}
 
 
 def write(results: dict) -> None:
@@ -283,6 +283,11 @@ def write(results: dict) -> None:
                      *[f"{r[m]['p50_ms']:.1f} / {r[m]['p95_ms']:.1f}" for m in ("dense", "keyword", "hybrid")],
                      f"{r['rss_kb_mb']:.0f}", f"{r['disk_bytes_per_chunk']:.0f}",
                      f"{r['agreement']:.3f}" if "agreement" in r else "—"])
+    runs = {r["size"]: r for r in results["rows"] if "date" in r}
+    if runs:
+        lines += ["Each size was measured in its own run: " + "; ".join(
+            f"{size:,} chunks on {r['date']} (load average before {', '.join(f'{x:.2f}' for x in r.get('load_before', []))})"
+            for size, r in sorted(runs.items())) + ".", ""]
     lines += [table(["chunks", "backend", "vector index", "ingest chunks/s", "dense ms", "keyword ms", "hybrid ms",
                      "RSS added by opening MB", "disk bytes / chunk", "dense top-10 agreement"], rows), ""]
     if results.get("texts"):
@@ -305,9 +310,11 @@ def write(results: dict) -> None:
                   "`kb.add_texts` and `kb.search` on the local backend and on milvus-lite with the same embedder and "
                   "cached vectors, ranked and scored as `make eval` does (chunks folded to documents). Means with 95% "
                   "intervals; Δ = Milvus − local, paired over the same queries, with a 95% bootstrap interval; "
-                  "*queries differing*: how many queries score differently at all. Milvus's vector index (AUTOINDEX in "
-                  "milvus-lite: exact search) and its BM25 (its own jieba analyzer and statistics) are not the local "
-                  "FAISS and bm25s, so hybrid can differ where dense should not.", ""]
+                  "*queries differing*: how many queries score differently at all. Neither store is the other: Milvus's "
+                  "AUTOINDEX is an HNSW graph in milvus-lite (approximate; the local backend searches these sizes exactly, "
+                  "see the dense top-10 agreement above), and its BM25 analyses text with its own jieba analyzer "
+                  "(lower-cased words, no English stemming or stop words) where the local bm25s index uses rag.terms "
+                  "(Snowball stems, stop words dropped).", ""]
         rows = []
         for entry in q["sets"]:
             for r in entry["rows"]:
@@ -367,6 +374,7 @@ def main() -> None:
     for size in sizes:
         local = measure("local", size, args.questions)
         milvus = measure("milvus", size, args.questions)
+        local["load_before"] = milvus["load_before"] = results["load_before"]
         milvus["agreement"] = overlap_at_k(np.array(local.pop("dense_top10")), np.array(milvus.pop("dense_top10")), 10)
         results["rows"] = sorted([*results["rows"], local, milvus], key=lambda r: (r["size"], r["backend"]))
         print(json.dumps(local), json.dumps(milvus), sep="\n", flush=True)
