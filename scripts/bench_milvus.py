@@ -100,7 +100,7 @@ def build(backend: str, folder: Path, size: int) -> dict:
         for d in range(0, size, PER_DOC):
             rows = np.arange(d, min(size, d + PER_DOC))
             chunk_texts = [texts[i % len(texts)] for i in rows]
-            kb.index.put(f"doc{d // PER_DOC}.txt", f"{d:064x}"[-64:], 0, 1, [], [(1, None, 0, len(x), x) for x in chunk_texts],
+            kb.index.put(f"doc{d // PER_DOC}.txt", f"{d:064x}"[-64:], 0, 1, [], [(1, None, 0, len(x), x, "") for x in chunk_texts],
                          mixed(vectors, rows, rng), None)
         kb.index.flush()
     seconds = time.perf_counter() - t
