@@ -68,8 +68,8 @@ def plan(n: int, qps: float) -> list[str]:
            f"({bench.get('date', 'absent')}, {bench.get('machine', '?')}) and docs/milvus.json "
            f"({milvus.get('date', 'absent')}). Do not edit by hand: change the assumptions at the top of the script "
            "and re-run it. Every figure is marked **measured** (read from those runs), **computed** (arithmetic on "
-           "the 384-dim vectors), **extrapolated** (a measured figure scaled linearly in chunks) or **assumed** "
-           "(a planning input).", "",
+           "the 384-dim vectors), **extrapolated** (a measured figure scaled linearly in chunks), **assumed** "
+           "(a planning input) or **quoted** (a layout or default from the Milvus documentation page linked beside it).", "",
            f"Target: {n:,} chunks of ~256 tokens, {DIM}-dim e5 vectors, {qps:g} hybrid queries/s, {REPLICAS} replicas.", ""]
 
     # 1. vectors
