@@ -10,6 +10,8 @@
     <name>_meta    key / value: embedder, splitter, format, the writer's lease
 
 Everything a query needs is in Milvus, so any number of stateless processes can serve one corpus.
+Documents are written in bulk (put_many: the records of many small documents "pending", all their chunks
+in inserts of BATCH rows, then every record "committed" in one upsert), since each call is a round trip.
 A document becomes visible when its record turns "committed", after all its chunks are written;
 every read leaves out the chunks of documents that are not committed, so a writer that dies midway
 leaves no half document visible, and the next writer removes what it left. One writer at a time
