@@ -37,7 +37,8 @@ test: $(STAMP) browser
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-# Quality on public benchmarks vs the naive LangChain pipeline (writes docs/eval.md, .json, .png).
+# Quality on public benchmarks vs the naive LangChain pipeline (writes docs/eval.md, .json, .png), and the same
+# SciFact / CMRC2018 retrieval on the local backend vs Milvus with intervals (docs/milvus.md's quality table).
 # QUICK=1: subsamples (about an hour on 2 CPU cores, minutes with a GPU); without it: the full sets.
 # EVAL_ARGS passes more options, e.g. EVAL_ARGS="--device cuda" or "--sets scifact,cmrc".
 eval-deps: $(STAMP)
@@ -46,6 +47,7 @@ eval-deps: $(STAMP)
 eval: eval-deps
 	$(PY) scripts/eval.py $(if $(QUICK),--quick) $(EVAL_ARGS)
 	$(PY) scripts/table_eval.py $(if $(QUICK),--quick)
+	$(PY) scripts/bench_milvus.py --quality scifact,cmrc
 
 # Issue 16's retrieval levers on the full SciFact corpus, chosen on train queries, scored on test (docs/retrieval_levers.md;
 # about an hour on 2 cores the first time, minutes once the embeddings are cached in .eval-cache/).
@@ -59,8 +61,9 @@ bench: eval-deps
 	$(PY) scripts/format_bench.py
 	$(MAKE) bench-milvus
 
-# The local backend and Milvus (milvus-lite) side by side at 10k / 100k chunks (docs/milvus.md), then the
-# 100M-chunk plan computed from the measured numbers (docs/scale.md). MILVUS_ARGS passes options.
+# The local backend and Milvus (milvus-lite) side by side at 10k / 100k chunks and through kb.add_texts (docs/milvus.md;
+# its quality table comes from make eval's `bench_milvus.py --quality`), then the 100M-chunk plan computed from the
+# measured numbers (docs/scale.md). About 15 minutes on 2 cores. MILVUS_ARGS passes options.
 bench-milvus: eval-deps
 	$(PY) scripts/bench_milvus.py $(MILVUS_ARGS)
 	$(PY) scripts/scale_plan.py

@@ -1,7 +1,8 @@
 """Copy a local knowledge base (the folder's kb.sqlite) into Milvus: `python -m ingest --migrate --to milvus`.
 
 Documents, pages and chunks are copied with their stored embeddings (nothing is parsed or embedded
-again), in batches, each document through MilvusIndex.put (its chunks, then its record committed). A
+again), in bulk: the documents of up to MilvusIndex.commit_rows chunks through one MilvusIndex.put_many
+(their chunks, then their records committed in one write). A
 document already in Milvus with the same sha256 is skipped, so an interrupted migration is resumed by
 running it again. At the end the counts are verified: documents, chunks, and each document's chunks.
 The local folder is only read.
@@ -69,6 +70,14 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
         t = time.perf_counter()
         docs = store.documents()
         with target.writing():
+            group: list[tuple] = []
+
+            def write_group() -> None:
+                target.put_many(group)
+                report.copied += len(group)
+                report.chunks += sum(len(item[5]) for item in group)
+                group.clear()
+
             for n, info in enumerate(docs, 1):
                 local = store.find(info.path)
                 there = target.find_by_path(info.path)
@@ -77,14 +86,15 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
                 else:
                     ids = store.chunk_ids_of(local.id)
                     rows = store.chunks(ids)
-                    vectors = store.vectors(ids)
-                    target.put(info.path, info.sha256, store.size(local.id), info.pages, info.empty_pages,
-                               [(r.page, r.page_label, r.start, r.end, r.text, r.place, r.lead) for r in (rows[i] for i in ids)],
-                               vectors, there, added_at=info.added_at)
-                    report.copied += 1
-                    report.chunks += len(ids)
+                    group.append((info.path, info.sha256, store.size(local.id), info.pages, info.empty_pages,
+                                  [(r.page, r.page_label, r.start, r.end, r.text, r.place, r.lead) for r in (rows[i] for i in ids)],
+                                  store.vectors(ids), there, info.added_at))
+                    if sum(len(item[5]) for item in group) >= target.commit_rows:
+                        write_group()
                 if progress is not None:
                     progress(n, len(docs))
+            if group:
+                write_group()
             target.flush()
         report.seconds = time.perf_counter() - t
         report.milvus_counts = target.counts()

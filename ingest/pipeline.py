@@ -1,8 +1,10 @@
 """Files (or texts) into a knowledge base: hash, decide, parse, split, embed, commit.
 
 Unchanged files (same path, same sha256 of bytes) are skipped without being parsed. Embedding runs
-in batches that span small documents; each document is committed in its own transaction as soon as
-its vectors exist, so an interruption loses at most the documents of the batch in flight.
+in batches that span small documents. The local backend commits each document in its own transaction
+as soon as its vectors exist; a backend whose every write is a network round trip (Milvus) takes
+the embedded documents of up to `index.commit_rows` chunks in one bulk write. An interruption loses
+at most the documents embedded but not yet committed.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from ingest.parsers import SUPPORTED
 from ingest.titles import first_line_title, with_leads
 from rag.errors import ParseError
 from rag.fs import file_sha256
-from rag.index.docstore import StoredDoc
+from rag.index.docstore import EmbeddedDoc, StoredDoc
 from rag.text import has_text, with_lead
 from rag.types import Chunk, IngestReport, Page
 
@@ -195,6 +197,8 @@ def ingest_texts(kb: "Ingestor", texts: list[str], sources: list[str] | None,
             data = text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
             key = sources[n - 1] if sources is not None else f"text:{sha[:16]}"
+            if batcher.waiting(key):  # the same source twice in one call: the later text replaces the earlier
+                batcher.flush()
             existing = kb.index.find(key)
             if existing is not None and existing.sha256 == sha:
                 report.skipped.append(key)
@@ -271,23 +275,40 @@ class _Prefetcher:
 
 
 class _Batcher:
-    """Collects documents until a batch of chunks is ready, embeds it, commits finished documents."""
+    """Collects documents until a batch of chunks is ready and embeds it; commits the embedded documents
+    once `index.commit_rows` chunks are ready (0: at once), and everything on flush()."""
 
     def __init__(self, kb: "Ingestor", report: IngestReport, notify: Callable[[Progress], None], total: int) -> None:
         self.kb, self.report, self.notify, self.total = kb, report, notify, total
         self.queue: list[_Prepared] = []
         self.queued_chunks = 0
+        self.ready: list[_Prepared] = []
+        self.ready_chunks = 0
+        self.paths: set[str] = set()  # of the documents queued or ready
         self.embedded = 0
         self.done = len(report.skipped) + len(report.failed)
         self.batch = kb.settings.embed_batch_size
+        self.group = getattr(kb.index, "commit_rows", 0)
+
+    def waiting(self, path: str) -> bool:
+        """Whether a document with this path is queued or embedded but not committed yet."""
+        return path in self.paths
 
     def push(self, doc: _Prepared) -> None:
         self.queue.append(doc)
+        self.paths.add(doc.path)
         self.queued_chunks += len(doc.chunks)
         if self.queued_chunks >= self.batch:
-            self.flush()
+            self._embed()
+            if self.ready_chunks >= self.group:
+                self._commit_ready()
 
     def flush(self) -> None:
+        """Embed what is queued and commit every embedded document."""
+        self._embed()
+        self._commit_ready()
+
+    def _embed(self) -> None:
         texts = [(d, with_lead(c.lead, c.text)) for d in self.queue for c in d.chunks]  # the dense view
         for start in range(0, len(texts), self.batch):
             part = texts[start : start + self.batch]
@@ -298,17 +319,24 @@ class _Batcher:
                 doc.vectors.append(vec)
             self.embedded += len(part)
             self.notify(Progress("embed", self.done, self.total, part[-1][0].path, self.embedded))
-        for doc in self.queue:
-            self._commit(doc)
+        self.ready += self.queue
+        self.ready_chunks += self.queued_chunks
         self.queue, self.queued_chunks = [], 0
 
-    def _commit(self, doc: _Prepared) -> None:
-        vectors = np.stack(doc.vectors) if doc.vectors else np.zeros((0, 0), dtype=np.float32)
-        self.kb.index.commit(doc.path, doc.sha256, doc.size, doc.pages, doc.chunks, vectors, doc.replace)
-        (self.report.replaced if doc.replace else self.report.added).append(doc.path)
-        self.report.chunks += len(doc.chunks)
-        self.done += 1
-        self.notify(Progress("file", self.done, self.total, doc.path, self.embedded, "replaced" if doc.replace else "added"))
+    def _commit_ready(self) -> None:
+        if not self.ready:
+            return
+        self.kb.index.commit_many([
+            EmbeddedDoc(d.path, d.sha256, d.size, d.pages, d.chunks,
+                        np.stack(d.vectors) if d.vectors else np.zeros((0, 0), dtype=np.float32), d.replace)
+            for d in self.ready])
+        for doc in self.ready:
+            (self.report.replaced if doc.replace else self.report.added).append(doc.path)
+            self.report.chunks += len(doc.chunks)
+            self.done += 1
+            self.notify(Progress("file", self.done, self.total, doc.path, self.embedded, "replaced" if doc.replace else "added"))
+        self.ready, self.ready_chunks = [], 0
+        self.paths = {d.path for d in self.queue}
 
 
 def _report_pages(report: IngestReport, path: str, pages: list[Page], settings) -> None:

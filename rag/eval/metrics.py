@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+import random
 import re
+import statistics
 import string
 from collections import Counter
 from typing import Mapping, Sequence
@@ -34,6 +36,25 @@ def reciprocal_rank(ranked: Sequence[str], relevant: set[str]) -> float:
         if doc in relevant:
             return 1.0 / rank
     return 0.0
+
+
+def retrieval_metrics(set_name: str, ranked: Sequence[str], relevance: Mapping[str, int]) -> dict[str, float]:
+    """One query's metrics as each set reports them: SciFact nDCG@10 and R@100 (BEIR), CMRC2018 R@1, R@5
+    and MRR (one gold paragraph), HotpotQA both@10 and R@10 (two supporting paragraphs)."""
+    if set_name == "SciFact":
+        return {"nDCG@10": ndcg_at_k(ranked, relevance, 10), "R@100": recall_at_k(ranked, relevance, 100)}
+    if set_name == "CMRC2018":
+        return {"R@1": recall_at_k(ranked, relevance, 1), "R@5": recall_at_k(ranked, relevance, 5),
+                "MRR": reciprocal_rank(ranked, set(relevance))}
+    return {"both@10": all_found_at_k(ranked, set(relevance), 10), "R@10": recall_at_k(ranked, relevance, 10)}
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of b - a over paired queries with its 95% bootstrap interval: (mean, low, high)."""
+    rng = random.Random(seed)
+    d = [y - x for x, y in zip(a, b)]
+    means = sorted(statistics.fmean(rng.choices(d, k=len(d))) for _ in range(n))
+    return statistics.fmean(d), means[int(0.025 * n)], means[int(0.975 * n) - 1]
 
 
 def dedupe(ranked: Sequence[str]) -> list[str]:

@@ -68,6 +68,18 @@ class StoredDoc:
 
 
 @dataclass(frozen=True)
+class EmbeddedDoc:
+    """A parsed, split and embedded document ready to be committed (Index.commit_many)."""
+    path: str
+    sha256: str
+    size: int
+    pages: Sequence[Page]
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+    replace: StoredDoc | None
+
+
+@dataclass(frozen=True)
 class ChunkRow:
     id: int
     path: str

@@ -29,7 +29,7 @@ import numpy as np
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import Locked, atomic_write_json, exclusive_lock, read_folder_pointer, write_folder_atomically
 from rag.index.backend import claimed_views
-from rag.index.docstore import DocStore, StoredDoc, resolve_key
+from rag.index.docstore import DocStore, EmbeddedDoc, StoredDoc, resolve_key
 from rag.index.keywords import KeywordIndex, keyword_index_class
 from rag.index.vectors import FLAT, IVF, FaissIndex, VectorIndex, load_vector_index, make_vector_index
 from rag.settings import Settings
@@ -142,6 +142,15 @@ class Index:
         new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, texts, chunks, vectors, replace,
                                                                  terms=[terms(with_lead(c.lead, c.text)) for c in chunks])
         self._apply(np.array(new_ids, dtype=np.int64), vectors, old_ids, generation)
+
+    #: chunks the ingestor gathers before it commits: 0 = each document as soon as its vectors exist
+    #: (a SQLite transaction per document costs little here)
+    commit_rows = 0
+
+    def commit_many(self, docs: Sequence[EmbeddedDoc]) -> None:
+        """Store embedded documents, each in its own transaction (see commit)."""
+        for d in docs:
+            self.commit(d.path, d.sha256, d.size, d.pages, d.chunks, d.vectors, d.replace)
 
     def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
         """Store a file whose bytes are already in the knowledge base under another path."""

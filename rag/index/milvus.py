@@ -13,6 +13,8 @@
     <name>_meta    key / value: embedder, splitter, format, the writer's lease
 
 Everything a query needs is in Milvus, so any number of stateless processes can serve one corpus.
+Documents are written in bulk (put_many: the records of many small documents "pending", all their chunks
+in inserts of BATCH rows, then every record "committed" in one upsert), since each call is a round trip.
 A document becomes visible when its record turns "committed", after all its chunks are written;
 every read leaves out the chunks of documents that are not committed, so a writer that dies midway
 leaves no half document visible, and the next writer removes what it left. One writer at a time
@@ -42,7 +44,7 @@ import numpy as np
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import atomic_write_json
-from rag.index.docstore import ChunkRow, StoredDoc, resolve_key
+from rag.index.docstore import ChunkRow, EmbeddedDoc, StoredDoc, resolve_key
 from rag.settings import Settings
 from rag.index.backend import claimed_views
 from rag.text import has_text, with_lead
@@ -57,6 +59,7 @@ ANALYZER = {"tokenizer": "jieba"}
 MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
 MAX_LEAD = 4096  # a chunk's lead: a title and a heading path (ingest/titles.py caps each)
 BATCH = 1000  # rows per insert / query call
+COMMIT_ROWS = 2000  # chunks of many small documents gathered into one bulk write (MilvusIndex.put_many)
 MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
 LEASE_S = 600.0  # a writer's lease; renewed while it writes
 PENDING, COMMITTED, DELETING = "pending", "committed", "deleting"
@@ -98,6 +101,7 @@ class MilvusIndex:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease_until = 0.0
         self._last_doc_id = 0
+        self._dim_checked: int | None = None
         self._ensure_small_collections()
         self._load(self.meta_c, self.docs_c, self.chunks_c)
         stored = self.get_meta("splitter")
@@ -317,46 +321,75 @@ class MilvusIndex:
 
     def _clean_unfinished(self) -> None:
         """Finish the removal of documents a dead writer left pending or deleting."""
-        for rec in self.client.query(self.docs_c, filter=f"status != {quote(COMMITTED)}", output_fields=_DOC_FIELDS):
+        left = self.client.query(self.docs_c, filter=f"status != {quote(COMMITTED)}", output_fields=["id", "path", "status"])
+        for rec in left:
             log.warning("%s: removing %s, left %s by a writer that stopped", self.where, rec["path"], rec["status"])
-            self._drop(rec["id"])
+        self._drop([int(rec["id"]) for rec in left])
+
+    #: chunks the ingestor gathers (over many small documents) before it commits them in one bulk write:
+    #: each Milvus call is a round trip, so one insert + one upsert per document made many small files slow
+    commit_rows = COMMIT_ROWS
 
     def commit(self, path: str, sha256: str, size: int, pages: Sequence[Page], chunks: Sequence[Chunk],
                vectors: np.ndarray, replace: StoredDoc | None) -> None:
         """Store one parsed and embedded document: its chunks first, then its record turns committed."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        empty = [p.number for p in pages if not has_text(p.text, self.settings.min_page_chars)]
-        self.put(path, sha256, size, len(pages), empty,
-                 [(c.page, c.page_label, c.start, c.end, c.text, c.place, c.lead) for c in chunks], vectors, replace)
+        self.commit_many([EmbeddedDoc(path, sha256, size, pages, chunks, vectors, replace)])
+
+    def commit_many(self, docs: Sequence[EmbeddedDoc]) -> None:
+        """Store parsed and embedded documents in bulk (see put_many)."""
+        items = []
+        for d in docs:
+            if len(d.chunks) != len(d.vectors):
+                raise ValueError(f"{d.path}: {len(d.chunks)} chunks but {len(d.vectors)} vectors")
+            empty = [p.number for p in d.pages if not has_text(p.text, self.settings.min_page_chars)]
+            items.append((d.path, d.sha256, d.size, len(d.pages), empty,
+                          [(c.page, c.page_label, c.start, c.end, c.text, c.place, c.lead) for c in d.chunks], d.vectors, d.replace))
+        self.put_many(items)
 
     def put(self, path: str, sha256: str, size: int, n_pages: int, empty_pages: Sequence[int],
             rows: Sequence[tuple], vectors: np.ndarray,
             replace: StoredDoc | None, added_at: str | None = None) -> int:
-        """Write a document: its record (pending), its chunks `rows` (page, page_label, start, end, text, place[, lead])
-        with `vectors`, in batches; then the record committed (and the replaced one deleting, in the
-        same write); then the replaced document is removed. Returns the new document id."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if len(rows):
-            self.record_dim(vectors.shape[1])
-            self._ensure_chunks(vectors.shape[1])
-        doc_id = self._new_doc_id()
-        record = {"id": doc_id, "path": path, "sha256": sha256, "bytes": int(size), "pages": int(n_pages),
-                  "chunks": len(rows), "empty_pages": json.dumps(list(empty_pages)), "added_at": added_at or _now(),
-                  "status": PENDING, "_v": [0.0, 0.0]}
-        self.client.insert(self.docs_c, [record])
-        for start in range(0, len(rows), BATCH):
-            part = rows[start : start + BATCH]
-            self.client.insert(self.chunks_c, [self._chunk_row(doc_id, path, row, v)
-                                               for row, v in zip(part, vectors[start : start + BATCH])])
-        done = [{**record, "status": COMMITTED}]
-        old = self._record(replace.id) if replace is not None else None
-        if old is not None:
-            done.append({**old, "status": DELETING, "_v": [0.0, 0.0]})
-        self.client.upsert(self.docs_c, done)
-        if old is not None:
-            self._drop(old["id"])
-        return doc_id
+        """Write one document (see put_many); returns its id."""
+        return self.put_many([(path, sha256, size, n_pages, empty_pages, rows, vectors, replace, added_at)])[0]
+
+    def put_many(self, docs: Sequence[tuple]) -> list[int]:
+        """Write documents, each (path, sha256, size, n_pages, empty_pages, rows, vectors, replace[, added_at])
+        with chunk `rows` (page, page_label, start, end, text, place[, lead]): all their records (pending) in one
+        insert, all their chunks in inserts of BATCH rows, then all records committed (and the replaced
+        ones deleting) in one upsert; then the replaced documents are removed. Readers leave out the
+        chunks of pending documents, so a crash before the upsert shows none of them, and the next
+        writer removes them. Returns the new document ids."""
+        records, chunk_rows, replaced = [], [], []
+        for path, sha256, size, n_pages, empty_pages, rows, vectors, replace, *rest in docs:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if len(rows):
+                self._ensure_dim(vectors.shape[1])
+            doc_id = self._new_doc_id()
+            records.append({"id": doc_id, "path": path, "sha256": sha256, "bytes": int(size), "pages": int(n_pages),
+                            "chunks": len(rows), "empty_pages": json.dumps(list(empty_pages)),
+                            "added_at": (rest[0] if rest and rest[0] else None) or _now(), "status": PENDING, "_v": [0.0, 0.0]})
+            chunk_rows += [self._chunk_row(doc_id, path, row, v) for row, v in zip(rows, vectors)]
+            if replace is not None:
+                replaced.append(int(replace.id))
+        if not records:
+            return []
+        for start in range(0, len(records), BATCH):
+            self.client.insert(self.docs_c, records[start : start + BATCH])
+        for start in range(0, len(chunk_rows), BATCH):
+            self.client.insert(self.chunks_c, chunk_rows[start : start + BATCH])
+        olds = self._records_of(replaced)
+        self.client.upsert(self.docs_c, [{**r, "status": COMMITTED} for r in records] +
+                           [{**old, "status": DELETING, "_v": [0.0, 0.0]} for old in olds])
+        if olds:
+            self._drop([int(old["id"]) for old in olds])
+        return [r["id"] for r in records]
+
+    def _ensure_dim(self, dim: int) -> None:
+        """Check the vector size against the chunks collection (made on the first write), once per process."""
+        if self._dim_checked != dim:
+            self.record_dim(dim)
+            self._ensure_chunks(dim)
+            self._dim_checked = dim
 
     def _chunk_row(self, doc_id: int, path: str, row: tuple, vector) -> dict:
         p, label, s, e, t, place = row[:6]
@@ -388,12 +421,15 @@ class MilvusIndex:
         if rec is None:
             return
         self.client.upsert(self.docs_c, [{**rec, "status": DELETING, "_v": [0.0, 0.0]}])
-        self._drop(doc.id)
+        self._drop([int(doc.id)])
 
-    def _drop(self, doc_id: int) -> None:
-        if self.client.has_collection(self.chunks_c):
-            self.client.delete(self.chunks_c, filter=f"doc_id == {int(doc_id)}")
-        self.client.delete(self.docs_c, ids=[int(doc_id)])
+    def _drop(self, doc_ids: Sequence[int]) -> None:
+        """Remove these documents' chunks, then their records."""
+        for start in range(0, len(doc_ids), BATCH):
+            part = [int(i) for i in doc_ids[start : start + BATCH]]
+            if self.client.has_collection(self.chunks_c):
+                self.client.delete(self.chunks_c, filter=f"doc_id in {part}")
+            self.client.delete(self.docs_c, ids=part)
 
     def _new_doc_id(self) -> int:
         """Document ids from the clock (ns), increasing within a writer; there is one writer at a time."""
@@ -426,8 +462,16 @@ class MilvusIndex:
 
     # ------------------------------------------------------------------ read
     def _record(self, doc_id: int) -> dict | None:
-        rows = self.client.query(self.docs_c, filter=f"id == {int(doc_id)}", output_fields=_DOC_FIELDS)
-        return dict(rows[0]) if rows else None
+        rows = self._records_of([doc_id])
+        return rows[0] if rows else None
+
+    def _records_of(self, doc_ids: Sequence[int]) -> list[dict]:
+        """The records (any status) of these document ids."""
+        out: list[dict] = []
+        for start in range(0, len(doc_ids), BATCH):
+            part = [int(i) for i in doc_ids[start : start + BATCH]]
+            out += [dict(r) for r in self.client.query(self.docs_c, filter=f"id in {part}", output_fields=_DOC_FIELDS)]
+        return out
 
     def _find(self, expr: str) -> StoredDoc | None:
         rows = self.client.query(self.docs_c, filter=f"status == {quote(COMMITTED)} and ({expr})",
@@ -435,7 +479,12 @@ class MilvusIndex:
         return StoredDoc(rows[0]["id"], rows[0]["path"], rows[0]["sha256"]) if rows else None
 
     def find(self, path_or_sha: str) -> StoredDoc | None:
-        return self._find(f"path == {quote(path_or_sha)}") or self._find(f"sha256 == {quote(path_or_sha)}")
+        """The committed document at this path, else one with this sha256 (one query: a round trip each)."""
+        key = quote(path_or_sha)
+        rows = self.client.query(self.docs_c, filter=f"status == {quote(COMMITTED)} and (path == {key} or sha256 == {key})",
+                                 output_fields=["id", "path", "sha256"])
+        rows.sort(key=lambda r: r["path"] != path_or_sha)  # a path match first
+        return StoredDoc(rows[0]["id"], rows[0]["path"], rows[0]["sha256"]) if rows else None
 
     def find_by_path(self, path: str) -> StoredDoc | None:
         return self._find(f"path == {quote(path)}")
@@ -581,6 +630,7 @@ class MilvusIndex:
         for name in (self.chunks_c, self.docs_c, self.meta_c):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
+        self._dim_checked = None
 
     def close(self) -> None:
         """Close the client; for milvus-lite, stop its in-process engine when no other index of this process

@@ -247,6 +247,53 @@ def test_a_writer_that_dies_midway_leaves_no_half_document(milvus_kb, monkeypatc
     assert kb.search("volcanoes", k=1)[0].source == "half"
 
 
+def test_a_crash_mid_bulk_write_leaves_none_of_its_documents_visible(milvus_kb, monkeypatch):
+    """Many small documents go into Milvus in one bulk write (one insert of all their chunks, one upsert
+    that commits them): a writer dying between the two shows none of them, and the next writer removes them."""
+    kb = milvus_kb
+    kb.add_texts(["Kept text about rivers."], sources=["kept"])
+    index = kb.index
+    real_insert, real_upsert = index.client.insert, index.client.upsert
+    chunk_inserts = []
+
+    def counting_insert(name, rows, **kw):
+        if name == index.chunks_c:
+            chunk_inserts.append(len(rows))
+        return real_insert(name, rows, **kw)
+
+    def die_before_commit(name, rows, **kw):
+        if name == index.docs_c and any(r.get("status") == "committed" for r in rows):
+            raise ConnectionError("writer died")
+        return real_upsert(name, rows, **kw)
+
+    monkeypatch.setattr(index.client, "insert", counting_insert)
+    monkeypatch.setattr(index.client, "upsert", die_before_commit)
+    names = [f"volcano{i}" for i in range(12)]
+    with pytest.raises(ConnectionError):
+        kb.add_texts([f"Volcano number {i} erupted in year {1900 + i}." for i in range(12)], sources=names)
+    monkeypatch.setattr(index.client, "upsert", real_upsert)
+    assert chunk_inserts == [12]  # one insert for the chunks of all twelve documents
+    stored = index.client.query(index.chunks_c, filter=f"path in {names}", output_fields=["path"])
+    assert {r["path"] for r in stored} == set(names)  # written, but no reader sees any of them
+    assert not any("Volcano" in t for t in every_text(kb))
+    assert [d.path for d in kb.documents()] == ["kept"] and kb.index.counts() == (1, 1)
+    assert all(kb.index.find(n) is None for n in names)
+    kb.add_texts(["Another text about lakes."], sources=["lakes"])  # the next writer cleans up first
+    assert index.client.query(index.chunks_c, filter=f"path in {names}", output_fields=["path"]) == []
+    assert index.client.query(index.docs_c, filter='status != "committed"', output_fields=["id"]) == []
+    assert sorted(d.path for d in kb.documents()) == ["kept", "lakes"]
+
+
+def test_the_same_source_twice_in_one_call_keeps_the_later_text(open_kb):
+    """Documents wait to be written in bulk; a source named again in the same call replaces the waiting one."""
+    kb = open_kb()
+    report = kb.add_texts(["Old text about apples.", "Pears are sweet.", "New text about bananas."], sources=["a", "p", "a"])
+    assert report.added == ["a", "p"] and report.replaced == ["a"]
+    assert kb.index.counts() == (2, 2)
+    texts = every_text(kb)
+    assert any("bananas" in t for t in texts) and not any("apples" in t for t in texts)
+
+
 def test_a_second_writer_is_refused_while_the_first_holds_the_lease(milvus_kb, open_kb):
     other = open_kb()
     with milvus_kb.index.writing():

@@ -48,3 +48,23 @@ def test_contains_answer():
     assert contains_answer("no idea", ["1889"]) == 0.0
     assert contains_answer("默认块大小为400个字符[2]。", ["400 个字符"]) == 1.0  # spaces mean nothing in Chinese
     assert contains_answer("finished in1889", ["in 1889"]) == 0.0  # they do in English
+
+
+def test_retrieval_metrics_per_set():
+    from rag.eval.metrics import retrieval_metrics
+
+    assert retrieval_metrics("CMRC2018", ["x", "gold", "y"], {"gold": 1}) == {"R@1": 0.0, "R@5": 1.0, "MRR": 0.5}
+    sci = retrieval_metrics("SciFact", ["gold", "x"], {"gold": 1})
+    assert sci == {"nDCG@10": 1.0, "R@100": 1.0}
+    assert retrieval_metrics("HotpotQA", ["a", "x", "b"], {"a": 1, "b": 1}) == {"both@10": 1.0, "R@10": 1.0}
+
+
+def test_paired_bootstrap_interval():
+    from rag.eval.metrics import paired_bootstrap
+
+    a = [0.0, 1.0, 0.5, 0.25] * 25
+    assert paired_bootstrap(a, a) == (0.0, 0.0, 0.0)  # the same scores: no difference, no spread
+    d, lo, hi = paired_bootstrap(a, [x + 0.1 for x in a])
+    assert d == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    d, lo, hi = paired_bootstrap(a, [1.0 - x for x in a])  # differences 1, -1, 0, 0.5: mean 0.125, wide spread
+    assert d == pytest.approx(0.125) and lo < 0.0 < d < hi < 0.4
