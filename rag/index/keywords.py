@@ -61,12 +61,14 @@ class Bm25Index:
         known = [t for t in query_terms if t in vocab]
         if not known:
             return empty
-        # bm25s scores, masks removed chunks (weight 0) and takes the top k itself
-        rows, scores = self._model.retrieve([known], k=min(k, len(self._ids)), weight_mask=self._alive,
-                                            show_progress=False, n_threads=1)
-        rows, scores = rows[0], scores[0]
-        keep = scores > 0
-        return scores[keep].astype(np.float32), self._ids[rows[keep]]
+        # bm25s scores every chunk; the top k is taken here with argpartition, because bm25s's own
+        # retrieve() (numpy backend) sorts all scores: 60 ms against 2 ms a question at 1M chunks
+        scores = self._model.get_scores(known) * self._alive  # removed chunks weigh 0
+        k = min(k, len(scores))
+        rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        rows = rows[scores[rows] > 0]
+        return scores[rows].astype(np.float32), self._ids[rows]
 
     def remove(self, ids: np.ndarray) -> int:
         """Hide these ids from results; returns how many were present."""
