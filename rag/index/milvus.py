@@ -3,11 +3,14 @@
 
     <name>_chunks  one row per chunk: id (Milvus auto id), doc_id, path, page, page_label, start, end,
                    text, place (slide, sheet rows or heading path), lead (the title and heading path the
-                   views index with the text: ingest/titles.py), keyed (lead and text: what BM25 reads),
-                   the dense vector, and a BM25 sparse vector that Milvus's own BM25 function
-                   makes from `keyed` with the jieba analyzer (Chinese words; other text is split on
-                   word boundaries and lower-cased). Collections made before the title view have no
-                   lead / keyed fields and their BM25 function reads `text`.
+                   views index with the text: ingest/titles.py), keyed (what BM25 reads: the BM25 terms of
+                   lead and text that the local backend indexes, rag.terms: jieba words for Chinese, stemmed
+                   English words without stop words, joined by spaces), the dense vector, and a BM25 sparse
+                   vector that Milvus's own BM25 function makes from `keyed` with the jieba analyzer; a
+                   question is turned into the same terms. Feeding it our terms rather than raw text keeps
+                   Milvus's BM25 equal to the local one: milvus-lite's analyzer does not stem (docs/milvus.md).
+                   Collections made before the title view have no lead / keyed fields; their BM25 function
+                   reads `text` and questions are sent as they are.
     <name>_docs    one row per document: id, path, sha256, bytes, pages, chunks, empty pages, added_at,
                    status: "pending" while its chunks are written, "committed", "deleting"
     <name>_meta    key / value: embedder, splitter, format, the writer's lease
@@ -46,6 +49,7 @@ from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import atomic_write_json
 from rag.index.docstore import ChunkRow, EmbeddedDoc, StoredDoc, resolve_key
 from rag.settings import Settings
+from rag.terms import terms
 from rag.index.backend import claimed_views
 from rag.text import has_text, with_lead
 from rag.types import Chunk, DocumentInfo, Page
@@ -53,8 +57,10 @@ from rag.types import Chunk, DocumentInfo, Page
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-#: Milvus analyzer of the text field: jieba segments Chinese; milvus-lite 3.2.2 offers "standard" and
-#: "jieba" (its "chinese"/"english" analyzer types are refused), a Milvus 2.5+ server offers both
+#: Milvus analyzer of the BM25 field: jieba segments Chinese; milvus-lite 3.2.2 offers "standard" and
+#: "jieba" (its "chinese"/"english" analyzer types are refused), a Milvus 2.5+ server offers both. The field
+#: holds our BM25 terms (stemmed, stop words dropped), which milvus-lite's filters cannot make: it accepts a
+#: stemmer filter but does not apply it
 ANALYZER = {"tokenizer": "jieba"}
 MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
 MAX_LEAD = 4096  # a chunk's lead: a title and a heading path (ingest/titles.py caps each)
@@ -397,7 +403,7 @@ class MilvusIndex:
         out = {"doc_id": doc_id, "path": path, "page": int(p), "page_label": label or "", "start": int(s),
                "end": int(e), "text": _fit(t), "place": (place or "")[:1024], "vector": vector}
         if self._has_leads():
-            out.update(lead=_fit(lead or "", MAX_LEAD), keyed=_fit(with_lead(lead or "", t)))
+            out.update(lead=_fit(lead or "", MAX_LEAD), keyed=_fit(" ".join(terms(with_lead(lead or "", t)))))
         return out
 
     def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
@@ -540,7 +546,7 @@ class MilvusIndex:
 
     def keyword(self, query: str | Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the n best BM25 matches of the query text (Milvus's BM25 function and analyzer)."""
-        text = query if isinstance(query, str) else " ".join(query)
+        text = self._bm25_query(query)
         empty = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         if not self._searchable() or n <= 0 or not text.strip():
             return empty
@@ -552,6 +558,12 @@ class MilvusIndex:
         keep = scores > 0
         return scores[keep], np.array([h["id"] for h in hits], dtype=np.int64)[keep]
 
+    def _bm25_query(self, query: str | Sequence[str]) -> str:
+        """What the BM25 function is asked: the question's terms where `keyed` holds terms, else its text."""
+        if not isinstance(query, str):
+            return " ".join(query)
+        return " ".join(terms(query)) if self._has_leads() else query
+
     def hybrid(self, qvec: np.ndarray, query: str, n: int, rrf_k: float) -> list[tuple[int, float]]:
         """[(id, score)] best first: Milvus hybrid_search of the dense and BM25 rankings, fused by its RRF
         ranker (score = Σ 1 / (rrf_k + rank), rank from 1, as rag.retrieve.rrf with equal weights)."""
@@ -561,8 +573,9 @@ class MilvusIndex:
             return []
         hidden = self._hidden() or None
         requests = [AnnSearchRequest([np.asarray(qvec, dtype=np.float32).tolist()], "vector", {"metric_type": "IP"}, n, expr=hidden)]
-        if query.strip():
-            requests.append(AnnSearchRequest([query], "sparse", {"metric_type": "BM25"}, n, expr=hidden))
+        text = self._bm25_query(query)
+        if text.strip():
+            requests.append(AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, n, expr=hidden))
         res = self.client.hybrid_search(self.chunks_c, requests, RRFRanker(int(round(rrf_k))), limit=n, output_fields=["doc_id"])
         return [(int(h["id"]), float(h["distance"])) for h in res[0]]
 
