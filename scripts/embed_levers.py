@@ -301,7 +301,7 @@ def write(results: dict) -> None:
                   f"(median {med:.2f}) on {os.cpu_count()} cores. {s['sample']} chunks of the shared PDFs "
                   f"({s['rows'][0]['tokens']:.0f} tokens on average; English and Chinese in proportion), each variant in "
                   "its own process after a warm-up call, embedded in calls of *per call* passages as ingestion does "
-                  "(Settings.embed_batch_size, 16); inside a call the engine sorts windows by length and cuts batches at "
+                  "(Settings.embed_batch_size: 16 until this measurement); inside a call the engine sorts windows by length and cuts batches at "
                   "*batch* windows or *tokens* padded tokens. *cos to today*: the variant's vectors against today's on the "
                   "same chunks (min / mean). *Quality*: the arithmetic's row above.", ""]
         rows = []

