@@ -1,5 +1,4 @@
 """e5-onnx (the e5-torch model exported once to ONNX Runtime) and the int8 variants, against e5-torch fp32."""
-import numpy as np
 import pytest
 
 from rag.models.registry import make_embedder
