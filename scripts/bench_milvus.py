@@ -312,9 +312,9 @@ def write(results: dict) -> None:
                   "intervals; Δ = Milvus − local, paired over the same queries, with a 95% bootstrap interval; "
                   "*queries differing*: how many queries score differently at all. Neither store is the other: Milvus's "
                   "AUTOINDEX is an HNSW graph in milvus-lite (approximate; the local backend searches these sizes exactly, "
-                  "see the dense top-10 agreement above), and its BM25 analyses text with its own jieba analyzer "
-                  "(lower-cased words, no English stemming or stop words) where the local bm25s index uses rag.terms "
-                  "(Snowball stems, stop words dropped).", ""]
+                  "see the dense top-10 agreement above). Both BM25 indexes read the same rag.terms (Snowball stems, stop "
+                  "words dropped, jieba words): Milvus's BM25 function is given them as its text, and the question as "
+                  "terms too, because milvus-lite's own analyzer does not stem.", ""]
         rows = []
         for entry in q["sets"]:
             for r in entry["rows"]:
