@@ -300,7 +300,8 @@ def test_upload_ask_delete_is_never_cited_again(server, tmp_path):
 
 # ---------------------------------------------------------------------- concurrency
 def test_a_full_chat_queue_answers_429_and_a_long_wait_503(tmp_path):
-    settings = settings_for(tmp_path, serve_chat_queue=1, serve_queue_timeout_s=0.5)
+    # the waiting request must still be queued when the second one arrives: 5 s leaves room on a loaded machine
+    settings = settings_for(tmp_path, serve_chat_queue=1, serve_queue_timeout_s=5.0)
     make_library(settings)
     chat = {"model": "main", "messages": [{"role": "user", "content": "What is BM25?"}]}
     with BackgroundServer(settings) as srv:
