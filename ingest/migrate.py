@@ -71,12 +71,15 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
         docs = store.documents()
         with target.writing():
             group: list[tuple] = []
+            group_chunks = 0
 
             def write_group() -> None:
+                nonlocal group_chunks
                 target.put_many(group)
                 report.copied += len(group)
-                report.chunks += sum(len(item[5]) for item in group)
+                report.chunks += group_chunks
                 group.clear()
+                group_chunks = 0
 
             for n, info in enumerate(docs, 1):
                 local = store.find(info.path)
@@ -89,7 +92,8 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
                     group.append((info.path, info.sha256, store.size(local.id), info.pages, info.empty_pages,
                                   [(r.page, r.page_label, r.start, r.end, r.text, r.place, r.lead) for r in (rows[i] for i in ids)],
                                   store.vectors(ids), there, info.added_at))
-                    if sum(len(item[5]) for item in group) >= target.commit_rows:
+                    group_chunks += len(ids)
+                    if group_chunks >= target.commit_rows:
                         write_group()
                 if progress is not None:
                     progress(n, len(docs))

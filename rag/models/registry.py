@@ -44,8 +44,7 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag.models.e5_onnx_embedder import E5OnnxEmbedder
 
         # the converted folder's BertModel exported once to <folder>/onnx/ (CPU only)
-        device = "cpu" if settings.device == "auto" else settings.device
-        return E5OnnxEmbedder(model_dir=settings.model_dir, device=device, threads=settings.threads,
+        return E5OnnxEmbedder(model_dir=settings.model_dir, device=settings.device, threads=settings.threads,
                               folder=model or None, quantize="int8" if kind.endswith("-int8") else "none")
     if kind == "fake":
         from rag.models.fakes import FakeEmbedder
