@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+.PHONY: gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -65,6 +65,10 @@ bench: eval-deps
 # Issue 19's embedder levers (docs/embed_levers.md): passages/s of torch fp32 / int8, ONNX Runtime fp32 / int8, batch and
 # thread settings on the shared PDFs' chunks, and each arithmetic's SciFact / CMRC2018 quality vs today's (quick profile;
 # ~40 min on 2 cores the first time, the vectors are cached in .eval-cache/). EMBED_ARGS passes options, e.g. --part speed.
+# What scripts/gpu_bench.py ships to a GPU machine (.gpu/, under 64 MiB); run it there, then `report` here (docs/gpu.md).
+gpu-pack: eval-deps
+	$(PY) scripts/gpu_bench.py prepare
+
 embed-levers: eval-deps
 	$(PY) scripts/embed_levers.py $(EMBED_ARGS)
 

@@ -371,6 +371,14 @@ def write(results: dict) -> None:
         lines += [table(["local model", "peak RSS MB", "that answer s", "citations", "measured (UTC), load"],
                         [[r["model"], f"{r['peak_rss_mb']:.0f}", f"{r['answer_s']:.1f}", str(r["citations"]), when(r)]
                          for r in results["app_rss"]]), ""]
+    gpu = docs / "gpu.json"
+    if gpu.exists():  # written by scripts/gpu_bench.py when a GPU machine was lent (not every run has one)
+        g = json.loads(gpu.read_text(encoding="utf-8"))
+        best = max(g["rows"], key=lambda r: r["rate"])
+        lines += ["## GPU", "",
+                  f"Passage embedding on {g['gpu']} ({g['date'][:10]}): {g['rows'][0]['rate']:,.0f} chunks/s in ingestion's "
+                  f"calls of {g['rows'][0]['call']}, {best['rate']:,.0f} chunks/s at best (goal ≥ 2,000); device "
+                  f"auto-selection, vectors and every row in [gpu.md](gpu.md) (`scripts/gpu_bench.py`).", ""]
     (docs / "bench.md").write_text("\n".join(lines), encoding="utf-8")
 
 
