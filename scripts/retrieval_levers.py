@@ -9,7 +9,10 @@ Rankings are computed from the parts of one knowledge base built with the defaul
 - BM25 k1/b grid and pseudo-relevance feedback (RM3-style expansion with the top documents' terms);
 - a second dense ranking by the bundled English MiniLM (all-MiniLM-L6-v2) over the same chunks;
 - the document's title kept with every chunk, for e5 and for BM25 (the chunks that lack it are re-embedded);
-- RRF weights and k; folding chunks to documents by the best chunk (today) or by the sum of chunk scores.
+- RRF weights and k; folding chunks to documents by the best chunk (today) or by the sum of chunk scores;
+- a document-level e5 view (the whole document embedded once, as e5's published score embeds it), MiniLM
+  with the title kept with every chunk, and dense pseudo-relevance feedback (Rocchio: the question's vector
+  moved towards the mean of its top chunks' vectors), for e5 and MiniLM.
 
     make retrieval-levers     # about an hour on 2 cores the first time, then minutes
 """
@@ -42,6 +45,7 @@ from rag.models.registry import make_embedder  # noqa: E402
 from rag.terms import terms  # noqa: E402
 
 DEPTH = 200  # chunks per ranking
+PRF = ((3, 0.5), (5, 0.5), (3, 1.0), (10, 0.3))  # dense Rocchio feedback: (top chunks, weight of their mean)
 
 
 def load_sets():
@@ -67,8 +71,8 @@ def build_kb(docs: dict[str, str], embedder) -> KnowledgeBase:
 class Parts:
     """Chunk-level rankings per query for every lever, from one knowledge base."""
 
-    def __init__(self, kb: KnowledgeBase, e5: CachingEmbedder) -> None:
-        self.kb, self.e5 = kb, e5
+    def __init__(self, kb: KnowledgeBase, e5: CachingEmbedder, full: dict[str, str]) -> None:
+        self.kb, self.e5, self.full = kb, e5, full
         index = kb.index
         self.ids = np.asarray(sorted(index.vector_ids().tolist()), dtype=np.int64)
         rows = index.chunks(self.ids.tolist())
@@ -141,15 +145,44 @@ class Parts:
         s = self._titled @ np.asarray(self.e5.embed_query(q), dtype=np.float32)
         return [int(self.ids[j]) for j in np.argsort(-s)[:DEPTH]]
 
-    def minilm(self, q: str) -> list[int]:
+    def minilm(self, q: str, titled: bool = False, prf: tuple[int, float] | None = None) -> list[int]:
+        key = "titled" if titled else "plain"
         if self._minilm is None:
-            emb = CachingEmbedder(make_embedder(Settings(embedder="minilm")), CACHE)
-            texts = [self.text[int(i)] for i in self.ids]
-            self._minilm = (emb, np.asarray(emb.embed_passages(texts), dtype=np.float32))
-        emb, mat = self._minilm
-        s = mat @ np.asarray(emb.embed_query(q), dtype=np.float32)
-        top = np.argsort(-s)[:DEPTH]
-        return [int(self.ids[j]) for j in top]
+            self._minilm = {"emb": CachingEmbedder(make_embedder(Settings(embedder="minilm")), CACHE)}
+        emb = self._minilm["emb"]
+        if key not in self._minilm:
+            source = self.titled_text if titled else self.text
+            self._minilm[key] = np.asarray(emb.embed_passages([source[int(i)] for i in self.ids]), dtype=np.float32)
+        return self._rank(self._minilm[key], np.asarray(emb.embed_query(q), dtype=np.float32), prf)
+
+    def _rank(self, mat: np.ndarray, qv: np.ndarray, prf: tuple[int, float] | None = None) -> list[int]:
+        """Top chunks by cosine; with prf = (n, beta) the question's vector is moved towards the mean of
+        its first n chunks' vectors (Rocchio) and the chunks ranked again."""
+        s = mat @ qv
+        if prf:
+            n, beta = prf
+            top = np.argpartition(-s, n)[:n]
+            qv = qv + beta * mat[top].mean(0)
+            s = mat @ (qv / np.linalg.norm(qv))
+        return [int(self.ids[j]) for j in np.argsort(-s)[:DEPTH]]
+
+    def dense_titled_prf(self, q: str, prf: tuple[int, float]) -> list[int]:
+        self.dense_titled(q)  # fills the matrix
+        return self._rank(self._titled, np.asarray(self.e5.embed_query(q), dtype=np.float32), prf)
+
+    def doc_e5(self, q: str) -> list[int]:
+        """Whole documents embedded by e5 (longer than 512 tokens: averaged windows, as e5 does); each
+        document stands for its first chunk, which the fold maps back to the document."""
+        if not hasattr(self, "_docs"):
+            first: dict[str, int] = {}
+            for i in sorted(self.text):
+                first.setdefault(self.doc[i], i)
+            order = sorted(first)
+            self._docs = (np.asarray([first[d] for d in order]),
+                          np.asarray(self.e5.embed_passages([self.full[d] for d in order]), dtype=np.float32))
+        firsts, mat = self._docs
+        s = mat @ np.asarray(self.e5.embed_query(q), dtype=np.float32)
+        return [int(firsts[j]) for j in np.argsort(-s)[:DEPTH]]
 
 
 def fuse(rankings: list[list[int]], weights: list[float], k: float) -> dict[int, float]:
@@ -201,7 +234,7 @@ def main() -> None:
     test, train = load_sets()
     e5 = CachingEmbedder(make_embedder(Settings()), CACHE)
     kb = build_kb(test.docs, e5)
-    parts = Parts(kb, e5)
+    parts = Parts(kb, e5, test.docs)
     print(f"   {len(parts.ids)} chunks of {len(test.docs)} documents", flush=True)
     queries = {**train.queries, **test.queries}
 
@@ -234,6 +267,20 @@ def main() -> None:
     if not args.no_minilm:
         runs["minilm"] = {q: parts.minilm(t) for q, t in queries.items()}
         print(f"   MiniLM rankings done {time.perf_counter() - t0:.0f} s", flush=True)
+    new_levers: list[str] = []  # document-level e5, MiniLM titled, dense PRF (each chosen on train)
+    if not args.no_title:
+        runs["doc e5"] = {q: parts.doc_e5(t) for q, t in queries.items()}
+        for n, beta in PRF:
+            runs[f"dense titled prf={n}/{beta}"] = {q: parts.dense_titled_prf(t, (n, beta)) for q, t in queries.items()}
+        e5_prf, _ = pick([n for n in runs if n.startswith("dense titled prf")], single)
+        new_levers += ["doc e5", e5_prf]
+        if not args.no_minilm:
+            runs["minilm titled"] = {q: parts.minilm(t, titled=True) for q, t in queries.items()}
+            for n, beta in PRF:
+                runs[f"minilm prf={n}/{beta}"] = {q: parts.minilm(t, prf=(n, beta)) for q, t in queries.items()}
+            minilm_prf, _ = pick([n for n in runs if n.startswith("minilm prf")], single)
+            new_levers += ["minilm titled", minilm_prf]
+        print(f"   document-level, MiniLM titled and dense PRF rankings done {time.perf_counter() - t0:.0f} s", flush=True)
 
     today = {"rankings": ["dense", "bm25 k1=1.5 b=0.75"], "weights": [1.0, 1.0], "k": 60.0, "fold": "max"}
     configs: dict[str, dict] = {
@@ -244,9 +291,16 @@ def main() -> None:
     }
     if "dense titled" in runs:
         configs["dense e5, title with every chunk"] = single("dense titled")
+        # the product's default since the title view (index_title=True, rrf_k=20; docs/eval_full.md)
+        runs["bm25 titled k1=1.5 b=0.75"] = {q: parts.bm25(t, 1.5, 0.75, titled=True) for q, t in queries.items()}
+        configs["hybrid e5 + BM25, title with every chunk, k=20 (the product's default now)"] = {
+            "rankings": ["dense titled", "bm25 titled k1=1.5 b=0.75"], "weights": [1.0, 1.0], "k": 20.0, "fold": "max"}
         configs[f"BM25 tuned, title with every chunk"] = single("bm25 titled")
     if "minilm" in runs:
         configs["dense MiniLM"] = single("minilm")
+    names = {"doc e5": "dense e5, whole document", "minilm titled": "dense MiniLM, title with every chunk"}
+    for lever in new_levers:
+        configs[names.get(lever, f"{lever} (PRF chosen on train)")] = single(lever)
     # fusion grid, chosen on train
     candidates = []
     bm_options = sorted({"bm25 k1=1.5 b=0.75", best_bm25})
@@ -254,22 +308,38 @@ def main() -> None:
     if "dense titled" in runs:
         dense_sets += [["dense titled"]] + ([["dense titled", "minilm"]] if "minilm" in runs else [])
         bm_options.append("bm25 titled")
-    for dense_names, bm, k, fold_how in itertools.product(dense_sets, bm_options, (20.0, 60.0, 100.0), ("max", "sum")):
+    if new_levers:
+        e5_prf = next(n for n in new_levers if n.startswith("dense titled prf"))
+        dense_sets += [["dense titled", "doc e5"], [e5_prf]]
+        if "minilm" in runs:
+            minilm_prf = next(n for n in new_levers if n.startswith("minilm prf"))
+            dense_sets += [["dense titled", "minilm titled"], ["dense titled", "minilm", "doc e5"],
+                           ["dense titled", "minilm titled", "doc e5"], [e5_prf, minilm_prf], [e5_prf, minilm_prf, "doc e5"]]
+    grid = (((20.0, 60.0, 100.0), ("max", "sum")) if not new_levers else ((20.0, 60.0), ("max",)))  # sum never won
+    for dense_names, bm, k, fold_how in itertools.product(dense_sets, bm_options, *grid):
         for wb in (0.5, 0.75, 1.0, 1.5):
-            for wm in ((0.5, 1.0) if len(dense_names) == 2 else (None,)):
-                weights = [1.0] + ([wm] if wm is not None else []) + [wb]
+            for wm in ((0.5, 1.0) if len(dense_names) >= 2 else (None,)):
+                weights = [1.0] + [wm] * (len(dense_names) - 1) + [wb]
                 candidates.append({"rankings": dense_names + [bm], "weights": weights, "k": k, "fold": fold_how})
     train_scores = [(statistics.fmean(ndcgs(parts, train, runs, c)), i) for i, c in enumerate(candidates)]
     train_scores.sort(reverse=True)
     def best_where(ok) -> dict | None:
         return next((candidates[i] for _, i in train_scores if ok(candidates[i]["rankings"])), None)
 
-    configs["hybrid, tuned on train (e5 + BM25)"] = best_where(lambda r: "minilm" not in r and "dense titled" not in r and "bm25 titled" not in r)
+    def only(*dense: str):
+        """Configurations whose dense rankings are exactly `dense` (any BM25 variant, weight, k, fold)."""
+        return lambda r: [n for n in r if not n.startswith("bm25")] == list(dense)
+
+    configs["hybrid, tuned on train (e5 + BM25)"] = best_where(
+        lambda r: only("dense")(r) and "bm25 titled" not in r)
     if "dense titled" in runs:
         configs["hybrid, tuned on train (e5 + BM25, title with every chunk)"] = best_where(
-            lambda r: "minilm" not in r and "dense titled" in r and "bm25 titled" in r)
+            lambda r: only("dense titled")(r) and "bm25 titled" in r)
     if "minilm" in runs:
-        configs["hybrid, tuned on train (e5 + MiniLM + BM25)"] = candidates[train_scores[0][1]]
+        configs["hybrid, tuned on train (e5 + MiniLM + BM25)"] = best_where(
+            lambda r: only("dense titled", "minilm")(r) or only("dense", "minilm")(r))
+    if new_levers:
+        configs["hybrid, tuned on train (every lever)"] = candidates[train_scores[0][1]]
     print(f"   fusion grid ({len(candidates)} configurations) done {time.perf_counter() - t0:.0f} s", flush=True)
 
     base_test = ndcgs(parts, test, runs, today)
