@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     # --- answering ---------------------------------------------------------------------------
     generator: str = Field(
         "llamacpp",
-        description="'llamacpp' (bundled Qwen2.5-Coder-0.5B GGUF) or 'llamacpp:<file.gguf>', "
+        description="'llamacpp' (bundled Qwen2.5-Coder-1.5B GGUF), 'llamacpp:0.5b' (the bundled 0.5B) or 'llamacpp:<file.gguf>', "
         "'transformers:<folder or hub name>' (or '<folder>::<file.gguf>'), 'openai' (any OpenAI-compatible "
         "server: vLLM, Ollama, llama.cpp server, DeepSeek, DashScope), 'extractive' (no LLM) or 'fake' (tests).",
     )
