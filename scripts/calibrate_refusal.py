@@ -26,6 +26,7 @@ correct), the one with the most correct answers is chosen, with the evidence fal
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import statistics
@@ -136,8 +137,13 @@ def main() -> None:
     items = (datasets.squad_items(args.n, skip=args.skip) + datasets.rgb_items(args.n, skip=args.skip)
              + datasets.cmrc_items(args.n, skip=args.skip))
     CACHE.mkdir(exist_ok=True)
-    # the drafts depend on the passages the model saw, so the trace is kept per context budget
-    name = f"calibration2-{generator.name.replace(':', '_')}-ctx{settings.max_context_tokens}.jsonl"
+    # the drafts depend on the passages the model saw, so the trace is kept per context budget and per the
+    # settings that decide which passages those are (a trace made before the title view must not be reused after it)
+    shaping = {k: getattr(settings, k) for k in ("index_title", "rrf_k", "candidates", "dense_weight", "keyword_weight",
+                                                  "chunk_size", "chunk_overlap")}
+    shaping["embedder"] = embedder.name
+    key = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:10]
+    name = f"calibration2-{generator.name.replace(':', '_')}-ctx{settings.max_context_tokens}-{key}.jsonl"
     rows = trace(items, embedder, settings, generator, CACHE / name)
 
     with tempfile.TemporaryDirectory() as tmp:
