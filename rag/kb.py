@@ -202,6 +202,8 @@ class KnowledgeBase:
         self.index.flush()
 
     def close(self) -> None:
+        if self._retriever is not None:
+            self._retriever.close()
         self.index.close()
 
     def __enter__(self) -> "KnowledgeBase":

@@ -59,6 +59,13 @@ class Retriever:
                 self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
         return self._pool.submit(lambda: [self.index.keyword(q, n) for q in queries])
 
+    def close(self) -> None:
+        """Stop the BM25 worker threads (a search in flight finishes first)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector, from the cache when it was asked recently."""
         with self._lock:

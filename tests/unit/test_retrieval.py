@@ -99,6 +99,21 @@ def test_bm25_runs_while_the_question_is_embedded(kb, monkeypatch):
     assert [(h.chunk_id, h.score) for h in hits] == [(i, pytest.approx(x)) for i, x in expected]
 
 
+def test_closing_the_knowledge_base_stops_its_bm25_threads(tmp_path):
+    import threading
+
+    def bm25_threads():
+        return [t for t in threading.enumerate() if t.name.startswith("bm25")]
+
+    before = len(bm25_threads())
+    kb = KnowledgeBase(tmp_path / "kb", settings(), embedder=FakeEmbedder())
+    kb.add_texts(TEXTS, sources=SOURCES)
+    kb.search("meal allowance", mode="hybrid")
+    assert len(bm25_threads()) > before
+    kb.close()
+    assert len(bm25_threads()) == before
+
+
 def test_errors_of_either_half_of_a_hybrid_search_reach_the_caller(kb, monkeypatch):
     def broken_bm25(query, n):
         raise RuntimeError("bm25 folder unreadable")
