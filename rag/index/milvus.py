@@ -479,24 +479,23 @@ class MilvusIndex:
             out += [dict(r) for r in self.client.query(self.docs_c, filter=f"id in {part}", output_fields=_DOC_FIELDS)]
         return out
 
-    def _find(self, expr: str) -> StoredDoc | None:
+    def _committed(self, expr: str) -> list[StoredDoc]:
+        """The committed documents matching a filter expression (one query: a round trip)."""
         rows = self.client.query(self.docs_c, filter=f"status == {quote(COMMITTED)} and ({expr})",
                                  output_fields=["id", "path", "sha256"])
-        return StoredDoc(rows[0]["id"], rows[0]["path"], rows[0]["sha256"]) if rows else None
+        return [StoredDoc(r["id"], r["path"], r["sha256"]) for r in rows]
 
     def find(self, path_or_sha: str) -> StoredDoc | None:
-        """The committed document at this path, else one with this sha256 (one query: a round trip each)."""
+        """The committed document at this path, else one with this sha256 (one query)."""
         key = quote(path_or_sha)
-        rows = self.client.query(self.docs_c, filter=f"status == {quote(COMMITTED)} and (path == {key} or sha256 == {key})",
-                                 output_fields=["id", "path", "sha256"])
-        rows.sort(key=lambda r: r["path"] != path_or_sha)  # a path match first
-        return StoredDoc(rows[0]["id"], rows[0]["path"], rows[0]["sha256"]) if rows else None
+        docs = sorted(self._committed(f"path == {key} or sha256 == {key}"), key=lambda d: d.path != path_or_sha)
+        return docs[0] if docs else None  # a path match first
 
     def find_by_path(self, path: str) -> StoredDoc | None:
-        return self._find(f"path == {quote(path)}")
+        return next(iter(self._committed(f"path == {quote(path)}")), None)
 
     def find_by_sha(self, sha256: str) -> StoredDoc | None:
-        return self._find(f"sha256 == {quote(sha256)}")
+        return next(iter(self._committed(f"sha256 == {quote(sha256)}")), None)
 
     def _records(self) -> list[dict]:
         out: list[dict] = []
