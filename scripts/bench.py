@@ -466,24 +466,24 @@ def main() -> None:
     if not args.skip_ingest:
         for folder in args.folders.split(","):
             name = str(Path(folder).resolve().relative_to(ROOT.parent.resolve()))
-            when = stamp()
-            row = {"folder": name, "ours": run_child("ours", folder), "naive": run_child("naive", folder), **when}
+            stamped = stamp()
+            row = {"folder": name, "ours": run_child("ours", folder), "naive": run_child("naive", folder), **stamped}
             print(json.dumps(row), flush=True)
             results["ingest"].append(row)
             write(results)
     if not args.skip_latency:
         for size in [int(s) for s in args.sizes.split(",")]:
             run_child("build", str(size))
-            when = stamp()
-            row = {**run_child("latency", str(size)), **when}
+            stamped = stamp()
+            row = {**run_child("latency", str(size)), **stamped}
             row["naive"] = run_child("naive_latency", str(size))
             print(json.dumps(row), flush=True)
             results["latency"] = sorted(results["latency"] + [row], key=lambda r: r["size"])
             write(results)
     if not args.skip_rss:
         for model in ("0.5b", "1.5b"):
-            when = stamp()
-            row = {**run_child("app_rss", model), **when}
+            stamped = stamp()
+            row = {**run_child("app_rss", model), **stamped}
             print(json.dumps(row), flush=True)
             results["app_rss"].append(row)
     plot(results)
