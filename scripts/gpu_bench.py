@@ -208,7 +208,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=("prepare", "run", "report"))
     ap.add_argument("path", nargs="?", help="report: the run's gpu.json")
-    ap.add_argument("--out", default=os.environ.get("OUT", "gpu-out"))
+    ap.add_argument("--out", default="gpu-out", help="run: the folder gpu.json is written to (on the device tool: $OUT)")
     args = ap.parse_args()
     if args.step == "prepare":
         prepare()
