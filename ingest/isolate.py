@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from ingest.parse import SETTINGS_DEFAULTS, ParseOptions
 from rag.errors import ParseError
+from rag.fs import PipeLines
 from rag.types import Page
 
 
@@ -38,6 +38,7 @@ class IsolatedParser:
         self.options = options or ParseOptions()
         self.ocr_page_timeout_s = ocr_page_timeout_s
         self._proc: subprocess.Popen | None = None
+        self._lines: PipeLines | None = None  # the child's reply lines
         self.last_warning = ""  # set by parse() when the file was read again without OCR
 
     def __enter__(self) -> "IsolatedParser":
@@ -73,6 +74,7 @@ class IsolatedParser:
         if self._proc is None or self._proc.poll() is not None:
             self.close()
             self._proc = self._start()
+            self._lines = PipeLines(self._proc.stdout.fileno())
         proc = self._proc
         try:
             request = {"path": str(path), "password": password, "options": asdict(options)}
@@ -83,14 +85,14 @@ class IsolatedParser:
         deadline = time.monotonic() + self.timeout_s
         ocr_note = ""
         while True:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+            try:
+                line = self._lines.read(deadline - time.monotonic())
+            except TimeoutError:
                 self.close()
                 if ocr_note:
                     raise _OcrTimeout(f"timed out: OCR of {ocr_note} took longer than {self.ocr_page_timeout_s:g} s")
                 raise ParseError(f"timed out: parsing took longer than {self.timeout_s:g} s")
-            line = proc.stdout.readline()
-            if not line:
+            if line is None:
                 code = proc.wait(timeout=5)
                 self.close()
                 raise ParseError(f"parser process died (exit code {code}): the file crashed the PDF library or needed more than {self.memory_mb} MB")

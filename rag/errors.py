@@ -16,3 +16,13 @@ class ParseError(RagError):
 
 class KnowledgeBaseLocked(RagError):
     """Another process is writing to this knowledge base."""
+
+
+class GeneratorStopped(RagError):
+    """The model's worker process died, hung past its time limit or ran out of memory during an answer.
+    The message is the sentence a user sees, `why` its short clause ("it crashed with SIGSEGV"); the cause
+    is in the log. The next question starts a new worker."""
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why

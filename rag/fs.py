@@ -1,12 +1,15 @@
 """Files (a leaf: imports nothing of the project): crash-safe writes (a temporary file beside the
-target, fsync, rename over it), file hashes, the one-writer lock, and the PDF header check."""
+target, fsync, rename over it), file hashes, the one-writer lock, the PDF header check, and the lines
+of a worker process's pipe read with a time limit."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import select
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -127,3 +130,27 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class PipeLines:
+    """The lines a child process writes to a pipe, each read with a deadline. Written by hand: a buffered
+    reader takes several lines in one read and select() then waits for bytes the reader already holds,
+    so lines are cut here from raw reads of the file descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = b""
+
+    def read(self, timeout: float) -> bytes | None:
+        """The next line (without its newline); None at end of file; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError
+            data = os.read(self.fd, 1 << 16)
+            if not data:
+                return None
+            self._buffer += data
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line

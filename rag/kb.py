@@ -46,6 +46,7 @@ class KnowledgeBase:
         self.views = self.index.claim_views({"title": self._settings.index_title})
         #: the generators answers are written with: this knowledge base's own and those options name
         self.generators = GeneratorPool(self._settings, generator)
+        self._own_generators = self.generators  # a server may hand every knowledge base one shared pool instead
         self._retriever: Retriever | None = None
 
     @property
@@ -204,6 +205,7 @@ class KnowledgeBase:
     def close(self) -> None:
         if self._retriever is not None:
             self._retriever.close()
+        self._own_generators.close()  # its worker process ends; a shared pool is its owner's to close
         self.index.close()
 
     def __enter__(self) -> "KnowledgeBase":

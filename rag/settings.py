@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     n_ctx: int = Field(4096, ge=512, description="context window given to local models")
     llm_threads: int = Field(0, ge=0, description="CPU threads for the local model; 0 = all cores")
     llm_gpu_layers: int = Field(0, description="llama.cpp layers offloaded to a GPU (-1 = all) when built with CUDA")
+    llm_process: Literal["auto", "worker", "inline"] = Field(
+        "auto", description="where the generator runs: 'worker' = its own process, so that a crash, hang or "
+        "out-of-memory of the model costs one answer and never the app (rag/models/isolated.py); 'inline' = in this "
+        "process; 'auto' = a worker for the local models (llamacpp, transformers), inline for the others")
+    llm_timeout_s: float = Field(120.0, gt=0, description="longest one answer (or one model call) may take in the "
+                                 "worker; past it the worker is stopped and the user told so")
+    llm_load_timeout_s: float = Field(600.0, gt=0, description="longest the worker may take to start and load the model "
+                                      "(the first start assembles the bundled GGUF)")
     max_new_tokens: int = Field(200, ge=1, description="longest answer, in tokens")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     answer_passages: int = Field(4, ge=1, description="passages put in the prompt")

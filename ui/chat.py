@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rag.errors import RagError
+from rag.errors import GeneratorStopped, RagError
 from rag.kb import KnowledgeBase
 from rag.library import HISTORY_TURNS  # earlier turns are not sent to condense the follow-up question
 from rag.types import Answer, AnswerStream
@@ -45,6 +45,10 @@ def page(kb: KnowledgeBase, name: str, lang: str, options: dict) -> None:
             generator, error = kb.generator_for(options)  # this session's; loaded on first use
         try:
             answer = stream_answer(kb, question, history, lang, key, options, generator.name)
+        except GeneratorStopped as e:  # its worker died or hung (the cause is logged): one sentence, then go on
+            messages.append({"role": "assistant", "text": "", "error": t("model_stopped", lang, why=e.why)})
+            st.error(messages[-1]["error"])
+            return
         except RagError as e:
             messages.append({"role": "assistant", "text": "", "error": t("answer_failed", lang, reason=e)})
             st.error(messages[-1]["error"])

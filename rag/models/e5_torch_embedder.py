@@ -48,8 +48,8 @@ class E5TorchEmbedder(Embedder):
         GPU_BATCH by the device).
         quantize: "int8" = dynamic int8 of the linear layers (torch.ao.quantization.quantize_dynamic), CPU
         only; its vectors are not those of the fp32 model (docs/embed_levers.md), so it has its own name.
-        bf16: bfloat16 autocast on a CPU (ignored on CUDA, which runs float16); worth it only where
-        rag.models.base.cpu_has_native_bf16() says so."""
+        bf16: bfloat16 autocast on a CPU (ignored on CUDA, which runs float16); worth it only where the CPU
+        has bf16 instructions, which rag/models/engine_check.py finds out by measuring."""
         if quantize not in ("none", "int8"):
             raise ValueError(f"quantize must be 'none' or 'int8', not {quantize!r}")
         if quantize != "none" and device not in ("cpu", "auto"):

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
+import time
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -71,10 +74,20 @@ class FakeGenerator(Generator):
     context_window = 4096
     is_llm = True
 
-    def __init__(self, responses: list[str] | None = None, piece: int = 7) -> None:
+    def __init__(self, responses: list[str] | None = None, piece: int = 7, crash_on: str = "", hang_on: str = "") -> None:
         self.responses = list(responses or [])
         self.prompts: list = []
         self.piece = piece  # characters per streamed piece
+        # faults for the tests of the worker process (rag/models/isolated.py): a question holding `crash_on`
+        # kills this process with SIGSEGV after the first piece; one holding `hang_on` never ends
+        self.crash_on, self.hang_on = crash_on, hang_on
+
+    @classmethod
+    def from_spec(cls, spec: str) -> "FakeGenerator":
+        """'' or 'crash-on=WORD' / 'hang-on=WORD' (comma-separated): the registry's 'fake:...' names. Run such
+        a fake in a worker (llm_process='worker'): its crash is real and would end any process it runs in."""
+        options = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+        return cls(crash_on=options.get("crash-on", ""), hang_on=options.get("hang-on", ""))
 
     def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
         self.prompts.append(prompt)
@@ -86,6 +99,10 @@ class FakeGenerator(Generator):
             text = prompt.question
         for i in range(0, len(text), self.piece):
             yield text[i : i + self.piece]
+            if self.crash_on and self.crash_on in prompt.question:
+                os.kill(os.getpid(), signal.SIGSEGV)
+            while self.hang_on and self.hang_on in prompt.question:
+                time.sleep(1)
 
 
 class FakeReranker(Reranker):

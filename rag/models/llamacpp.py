@@ -21,13 +21,20 @@ class LlamaCppGenerator(Generator):
         self.name = (f"llamacpp:{Path(model).name}" if self.model_path
                      else f"llamacpp:{BUNDLED[self.bundled].file_name.removesuffix('.gguf')}")
         self._llm = None
+        self.build = ""  # what llama.cpp was compiled with (its system info), known once loaded
         self._lock = threading.Lock()  # one llama context serves one request at a time
 
     def warm_up(self) -> None:
         if self._llm is not None:
             return
-        from llama_cpp import Llama
+        from llama_cpp import Llama, llama_print_system_info
 
+        from rag.models.llama_build import preflight
+
+        # a build whose code this CPU cannot run safely (AMX; instructions it lacks) is refused, with the fix
+        self.build = llama_print_system_info().decode("utf-8", "replace").strip()
+        if (why := preflight(self.build)) is not None:
+            raise RuntimeError(why)
         path = self.model_path or str(bundled_gguf(self.settings.model_dir, self.bundled))
         if not Path(path).exists():
             raise FileNotFoundError(f"GGUF model not found: {path}")

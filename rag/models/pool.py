@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 #: the settings that make one generator differ from another
 GENERATOR_FIELDS = ("generator", "model_dir", "n_ctx", "llm_threads", "llm_gpu_layers", "device",
-                    "openai_base_url", "openai_model", "openai_timeout_s")
+                    "openai_base_url", "openai_model", "openai_timeout_s", "llm_process", "llm_timeout_s",
+                    "llm_load_timeout_s")
 MAX_GENERATORS = 4  # loaded generators kept besides the pool's own, least recently used dropped
 
 
@@ -51,7 +52,7 @@ class GeneratorPool:
             if key not in self._others:
                 self._others[key] = load(settings.with_(openai_api_key=self.settings.openai_api_key))
                 while len(self._others) > MAX_GENERATORS:
-                    self._others.popitem(last=False)
+                    self._others.popitem(last=False)[1][0].close()
             self._others.move_to_end(key)
             return self._others[key]
 
@@ -60,10 +61,20 @@ class GeneratorPool:
         with self._lock:
             return ([self._own] if self._own is not None else []) + [g for g, _ in self._others.values()]
 
+    def close(self) -> None:
+        """Release every generator held (worker processes end); they load again on next use."""
+        with self._lock:
+            held = self.loaded()
+            self._own, self.error, self._others = None, None, OrderedDict()
+        for generator in held:
+            generator.close()
+
     def reconfigure(self, settings: Settings) -> None:
         """New own settings; the own generator is dropped when they name another one."""
         with self._lock:
             if generator_key(settings) != generator_key(self.settings) or self._private_key(settings):
+                if self._own is not None:
+                    self._own.close()
                 self._own, self.error = None, None
             self.settings = settings
 

@@ -55,8 +55,17 @@ def make_embedder(settings: Settings) -> Embedder:
                      "'e5-torch-int8', 'e5-onnx-int8', 'st:<model>', 'minilm' or 'fake'")
 
 
+#: generators that run native model code in this process unless told otherwise: 'auto' puts them in a worker
+LOCAL_KINDS = ("llamacpp", "transformers", "hf")
+
+
 def make_generator(settings: Settings) -> Generator:
     kind, _, model = settings.generator.strip().partition(":")
+    if settings.llm_process == "worker" or (settings.llm_process == "auto" and kind in LOCAL_KINDS):
+        from rag.models.isolated import IsolatedGenerator
+
+        make_generator(settings.with_(llm_process="inline"))  # an unknown name fails here, not in the worker
+        return IsolatedGenerator(settings)
     if kind == "llamacpp":
         from rag.models.llamacpp import LlamaCppGenerator
 
@@ -78,7 +87,7 @@ def make_generator(settings: Settings) -> Generator:
     if kind == "fake":
         from rag.models.fakes import FakeGenerator
 
-        return FakeGenerator()
+        return FakeGenerator.from_spec(model)
     raise ValueError(f"unknown generator {settings.generator!r}: use 'llamacpp', 'transformers:<model>', 'openai', 'extractive' or 'fake'")
 
 

@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import KnowledgeBaseLocked, RagError
+from rag.errors import GeneratorStopped, KnowledgeBaseLocked, RagError
 from rag.server.state import Busy, NotFound, ServerState
 from rag.server.tokens import TokenFileError
 from rag.settings import Settings
@@ -162,6 +162,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def token_file(request: Request, exc: TokenFileError):
         log.error("%s", exc)
         return error_response(500, "the server's token file is unreadable; see the server log", "server_error", "token_file")
+
+    @app.exception_handler(GeneratorStopped)
+    async def model_stopped(request: Request, exc: GeneratorStopped):  # the next request starts a new worker
+        return error_response(503, str(exc), "server_error", "model_stopped", headers={"Retry-After": "1"})
 
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError):

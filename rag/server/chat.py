@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from rag.errors import GeneratorStopped
 from rag.library import HISTORY_TURNS
 from rag.server.app import ApiError, authorize, error_body, token_of
 from rag.server.schemas import ChatRequest, EmbeddingRequest
@@ -147,6 +148,8 @@ def sse(pieces: Iterator, slot: Slot, meta: dict) -> Iterator[str]:
             yield chunk({"content": "\n\n" + answer.text})
         yield chunk({"rag": {**citations(answer), "text": answer.text}}, "stop")
         yield "data: [DONE]\n\n"
+    except GeneratorStopped as e:  # the model's worker died or hung: its cause is in the log already
+        yield _event(error_body(str(e), "server_error", "model_stopped"))
     except Exception as e:  # mid-stream: the status is sent already; OpenAI sends an error event
         log.exception("chat stream failed")
         yield _event(error_body(f"the answer failed: {type(e).__name__}: {e}", "server_error", "stream_failed"))

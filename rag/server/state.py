@@ -120,6 +120,7 @@ class ServerState:
             kbs, self._kbs = list(self._kbs.values()), {}
         for kb in kbs:
             kb.close()
+        self._generators.close()
 
 
 class NotFound(RagError):
