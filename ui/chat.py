@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from rag.answer.prompts import HEDGE
 from rag.errors import GeneratorStopped, RagError
 from rag.kb import KnowledgeBase
 from rag.library import HISTORY_TURNS  # earlier turns are not sent to condense the follow-up question
@@ -95,6 +96,8 @@ def show_answer(answer: Answer, lang: str, key: str, generator: str = "") -> Non
 
 def show_cited(answer: Answer, lang: str, key: str) -> None:
     st.markdown(answer.text)
+    if answer.hedged:  # the answerability score's middle band: given, with a line that says so
+        st.info(HEDGE[lang if lang in HEDGE else answer.language], icon="⚠️")
     if answer.fallback:
         st.caption(t("evidence_quoted", lang))
     if answer.citations:

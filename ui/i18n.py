@@ -86,6 +86,8 @@ LABELS: dict[str, dict[str, str]] = {
     "no_file": {"zh": "原文件不在磁盘上，只能显示段落。", "en": "The original file is not on disk: only the passage can be shown."},
     "refused": {"zh": "文档中没有这个问题的答案。", "en": "The documents do not contain the answer to this question."},
     "refused_reason_low retrieval score": {"zh": "没有足够相关的段落。", "en": "No passage is close enough to the question."},
+    "refused_reason_answerability score": {"zh": "模型自身的判断（可回答性评分）认为这些段落不能回答这个问题。",
+                                           "en": "The model's own state (its answerability score) says these passages do not answer the question."},
     "refused_reason_no passages": {"zh": "知识库是空的。", "en": "The knowledge base is empty."},
     "refused_reason_model said so": {"zh": "模型判断文档中没有答案。", "en": "The model found no answer in the passages."},
     "refused_reason_unsupported": {"zh": "草拟的回答没有得到段落支持，已撤回。", "en": "The draft answer was not supported by the passages, so it was withdrawn."},

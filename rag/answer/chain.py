@@ -64,8 +64,10 @@ class AnswerChain:
         hits = self.retriever.search(standalone, k=max(s.answer_passages, s.top_k), extra_queries=rewrites)
         timings["retrieve"] = time.perf_counter() - t
 
-        if (reason := refuse.gate(hits[: s.answer_passages], language, s)) is not None:
+        low_score = refuse.GATE in self.active_rules(scored=refuse.probe_for(self.generator.name, s) is not None)
+        if (reason := refuse.gate(hits[: s.answer_passages], language, s, low_score=low_score)) is not None:
             answer = self._refusal(language, reason, hits, standalone, timings, t0)
+            answer.decided_by = refuse.BY_GATE
             yield answer.text
             yield answer
             return
@@ -77,20 +79,30 @@ class AnswerChain:
     def answer_from(self, question: str, hits: list[Hit], language: str) -> Iterator[str]:
         """Prompt → generate → cite → check on given passages (no retrieval, no gate). Yields the
         text pieces and returns the Answer (`answer = yield from chain.answer_from(...)`)."""
-        chosen = self.fit_context(hits, question, language)
-        prompt = self.build_prompt(question, chosen, language)
+        prompt, chosen = self.prompt_for(question, hits, language)
         timings: dict[str, float] = {}
         t = time.perf_counter()
         pieces: list[str] = []
-        for piece in self.generator.stream(prompt, max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature):
+        signals: dict = {}  # the model's hidden state and token counts, where the generator gives them
+        for piece in self.generator.stream(prompt, max_tokens=self.settings.max_new_tokens, temperature=self.settings.temperature,
+                                           signals=signals):
             if not pieces:
                 timings["first_token"] = time.perf_counter() - t
             pieces.append(piece)
             yield piece
         timings["generate"] = time.perf_counter() - t
-        answer = self.finish("".join(pieces), chosen, question, language)
+        probe = refuse.probe_for(self.generator.name, self.settings)
+        score = probe.score(signals.get("hidden", {})) if probe is not None else None
+        answer = self.finish("".join(pieces), chosen, question, language, score=score)
         answer.timings = timings
+        answer.usage = dict(signals.get("usage", {}))
         return answer
+
+    def prompt_for(self, question: str, hits: list[Hit], language: str) -> tuple[Prompt, list[Hit]]:
+        """The prompt an answer from `hits` is written with, and the passages as they stand in it (cut to
+        the token budget): what the model reads, for answer_from and for training the answerability probe."""
+        chosen = self.fit_context(hits, question, language)
+        return self.build_prompt(question, chosen, language), chosen
 
     # ------------------------------------------------------------------ steps
     def condense(self, question: str, history: History, language: str) -> str:
@@ -171,16 +183,43 @@ class AnswerChain:
             question=question, passages=[h.text for h in hits], language=language, refusal=prompts.REFUSAL[language],
         )
 
-    def finish(self, raw: str, hits: list[Hit], question: str, language: str) -> Answer:
+    #: the refusal rules in force (rag/answer/refuse.py); None = the probe's where a score exists, else all of them
+    rules: frozenset[str] | None = None
+
+    def active_rules(self, scored: bool) -> frozenset[str]:
+        if self.rules is not None:
+            return self.rules
+        probe = refuse.probe_for(self.generator.name, self.settings) if scored else None
+        return probe.rules if probe is not None else refuse.ALL_RULES
+
+    def finish(self, raw: str, hits: list[Hit], question: str, language: str, score: float | None = None) -> Answer:
         """Draft → answer: copied labels stripped, every sentence attributed to the passage that holds
-        it, and the refusal decided by the rules of rag/answer/refuse.py. A draft with nothing
-        grounded, or nothing about the question (or a refusal the evidence contradicts) gives way to
-        quoting the best evidence."""
+        it, and the refusal decided in rag/answer/refuse.py: by the answerability `score` (refused, hedged
+        or stated) and the rules kept beside it, or by the rules alone where there is no score. A draft
+        with nothing grounded, or nothing about the question (or a refusal the evidence contradicts)
+        gives way to quoting the best evidence."""
+        probe = refuse.probe_for(self.generator.name, self.settings) if score is not None else None
+        verdict = refuse.judge(score, probe)
+        rules = self.active_rules(scored=verdict.score is not None)
+        if verdict.refuse:
+            answer = Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=refuse.NOT_ANSWERABLE,
+                            hits=hits, question=question, language=language)
+        else:
+            answer = self._finish(raw, hits, question, language, rules)
+        answer.answerability = verdict.score
+        answer.hedged = verdict.hedge and not answer.refused
+        if answer.refused and answer.refusal_reason != refuse.NOT_ANSWERABLE:
+            answer.decided_by = f"rule: {answer.refusal_reason}"
+        else:
+            answer.decided_by = refuse.BY_SCORE if verdict.score is not None else refuse.BY_RULES
+        return answer
+
+    def _finish(self, raw: str, hits: list[Hit], question: str, language: str, rules: frozenset[str]) -> Answer:
         s = self.settings
         text = cite.clean(raw, hits)
         passages = [h.text for h in hits]
-        if refuse.is_refusal(text, language):
-            return self._evidence_or_refusal(hits, question, language, refuse.MODEL_SAID_SO)
+        if refuse.is_refusal(text, language):  # a refusal cannot be cited: quote the evidence, or refuse
+            return self._evidence_or_refusal(hits, question, language, refuse.MODEL_SAID_SO, rules)
         why = guard.check_answer(text, passages, prompts.system_message(language))  # rag/answer/guard.py
         if why:
             return Answer(text=prompts.REFUSAL[language], refused=True, refusal_reason=f"guard: {why}",
@@ -192,10 +231,12 @@ class AnswerChain:
         grounded = [c for c in claims if c.passages and c.support >= s.min_support]
         if not grounded:
             support = max((c.support for c in claims), default=0.0)
-            return self._evidence_or_refusal(hits, question, language, refuse.UNSUPPORTED, support=support)
-        if not any(refuse.on_question(question, cite.quote(hits[n - 1].text, c.text, question), hits[n - 1].text, s)
+            return self._evidence_or_refusal(hits, question, language, refuse.UNSUPPORTED, rules, support=support)
+        overlap, numbers = refuse.OVERLAP in rules, refuse.NUMBERS in rules
+        if not any(refuse.on_question(question, cite.quote(hits[n - 1].text, c.text, question), hits[n - 1].text, s,
+                                      overlap=overlap, numbers=numbers)
                    for c in grounded for n in c.passages):
-            return self._evidence_or_refusal(hits, question, language, refuse.OFF_QUESTION,
+            return self._evidence_or_refusal(hits, question, language, refuse.OFF_QUESTION, rules,
                                              support=min(c.support for c in grounded))
         if cite.copies_a_passage(text, passages):  # a pasted passage: its sentences that answer the question
             grounded = cite.most_relevant(grounded, question)
@@ -204,13 +245,14 @@ class AnswerChain:
         return Answer(text=body, citations=citations, support=min(c.support for c in grounded), hits=hits,
                       question=question, language=language)
 
-    def _evidence_or_refusal(self, hits: list[Hit], question: str, language: str, reason: str,
+    def _evidence_or_refusal(self, hits: list[Hit], question: str, language: str, reason: str, rules: frozenset[str],
                              support: float = 0.0) -> Answer:
         """The best evidence quoted with its citation when it covers the question well enough
-        (rag/answer/refuse.py), else the refusal with `reason`."""
+        (rag/answer/refuse.py; the `evidence` rule), else the refusal with `reason`."""
         # a sentence whose passage lacks the question's numbers (its year, its amount) is about something else
-        found = [e for e in evidence(question, [h.text for h in hits]) if refuse.numbers_held(question, hits[e.n - 1].text)]
-        if refuse.evidence_overrules(found, self.settings):
+        found = [e for e in evidence(question, [h.text for h in hits])
+                 if refuse.NUMBERS not in rules or refuse.numbers_held(question, hits[e.n - 1].text)]
+        if refuse.EVIDENCE in rules and refuse.evidence_overrules(found, self.settings):
             merged: dict[str, cite.Claim] = {}  # overlapping chunks hold the same sentence: one claim, both passages
             for e in found:
                 merged.setdefault(one_line(e.sentence), cite.Claim(e.sentence, [], 1.0)).passages.append(e.n)

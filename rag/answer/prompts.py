@@ -13,6 +13,13 @@ REFUSAL = {
     "en": "The documents do not contain this information.",
 }
 
+# Shown with an answer whose answerability score is in the middle band (rag/answer/refuse.py): it is given, with
+# its quotes, and the reader is told to check them.
+HEDGE = {
+    "zh": "文档可能没有直接说明这一点，请核对引用的原文。",
+    "en": "The documents may not state this directly: check the quoted passages.",
+}
+
 # Other phrasings the small model uses to the same effect (matched after normalising).
 REFUSAL_VARIANTS = {
     "zh": ["文档中没有相关信息", "文档中没有", "资料中没有", "没有提到", "未提及", "无法回答", "没有相关信息"],

@@ -15,11 +15,26 @@ The small local models neither refuse nor cite reliably by themselves, so the de
      The small models answer the questions the documents lack with such facts (RGB noise 1.0,
      SQuAD2's unanswerable questions); measured in docs/refusal.md.
 Thresholds are Settings fields, calibrated by `make calibrate` (docs/refusal.md).
+
+The answerability score (issue 31) comes first where the generator exposes its hidden state: a linear
+probe on the model's own final-layer state (rag/data/answerability_probe.json, trained by `make
+train-probe`, docs/probe.md) gives P(answerable | question, passages) from the prefill that generation
+runs anyway. Below the probe's `refuse_below` the answer is refused, below `hedge_below` it is given with a
+visible hedge, above it stated. The rules above that still add something on top of the score (measured in
+docs/probe.md) stay; the others apply only where no score exists (OpenAI-compatible servers, the extractive
+generator, another model than the probe's): the fallback. Every Answer records which signal decided it.
 """
 from __future__ import annotations
 
+import base64
+import json
 import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from rag.answer import prompts
 from rag.settings import Settings
@@ -31,6 +46,77 @@ NO_PASSAGES = "no passages"
 MODEL_SAID_SO = "model said so"
 UNSUPPORTED = "unsupported"
 OFF_QUESTION = "not about the question"
+NOT_ANSWERABLE = "answerability score"
+
+#: what decided an answer (Answer.decided_by)
+BY_SCORE = "answerability score"
+BY_RULES = "rules (no answerability score for this generator)"
+BY_GATE = "retrieval gate"
+
+BUNDLED_PROBE = Path(__file__).resolve().parents[1] / "data" / "answerability_probe.json"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """P(answerable | question, passages) = sigmoid(w . h + b), h = the hidden state `feature` of `model`."""
+
+    model: str  # the generator name it was trained for: another model's states mean nothing to it
+    feature: str  # "prompt_last/final", "first_generated/final", or both joined by "+"
+    weights: np.ndarray
+    bias: float
+    refuse_below: float
+    hedge_below: float
+    rules: frozenset[str]  # the rules kept on top of the score (measured: docs/probe.md)
+
+    def score(self, hidden: dict) -> float | None:
+        """The probability, or None when the generator did not give the states the probe reads."""
+        parts = [hidden.get(name) for name in self.feature.split("+")]
+        if any(p is None for p in parts):
+            return None
+        h = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
+        if h.shape != self.weights.shape:
+            return None
+        return float(1.0 / (1.0 + np.exp(-(float(h @ self.weights) + self.bias))))
+
+
+@lru_cache(maxsize=8)
+def load_probe(path: str = "") -> Probe | None:
+    """The probe in `path` ('' = the bundled one); None when there is none."""
+    file = Path(path) if path else BUNDLED_PROBE
+    if not file.exists():
+        return None
+    data = json.loads(file.read_text(encoding="utf-8"))
+    weights = np.frombuffer(base64.b64decode(data["weights_f16_b64"]), dtype="<f2").astype(np.float32)
+    return Probe(model=data["model"], feature=data["feature"], weights=weights, bias=float(data["bias"]),
+                 refuse_below=float(data["refuse_below"]), hedge_below=float(data["hedge_below"]),
+                 rules=frozenset(data.get("rules", ALL_RULES)))
+
+
+def probe_for(generator_name: str, settings: Settings) -> Probe | None:
+    """The probe that reads this generator's states (None: the rules decide alone)."""
+    probe = load_probe(settings.answerability_probe)
+    return probe if probe is not None and probe.model == generator_name else None
+
+
+#: the rules that judge a draft (their names in a probe's `rules`); the support check, the prompt-leak guard and
+#: content safety always apply: an answer must quote what it says, and the first two are not about answerability
+GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE = "gate", "model said so", "question overlap", "numbers", "evidence"
+ALL_RULES = frozenset({GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the score says of an answer: refuse it, give it with a hedge, or state it."""
+
+    refuse: bool
+    hedge: bool
+    score: float | None
+
+
+def judge(score: float | None, probe: Probe | None) -> Verdict:
+    if score is None or probe is None:
+        return Verdict(refuse=False, hedge=False, score=None)
+    return Verdict(refuse=score < probe.refuse_below, hedge=probe.refuse_below <= score < probe.hedge_below, score=score)
 
 
 def relevance(hits: Sequence[Hit]) -> float:
@@ -43,11 +129,12 @@ def min_score(settings: Settings, language: str) -> float:
     return settings.min_score_zh if language == "zh" and settings.min_score_zh is not None else settings.min_score
 
 
-def gate(hits: Sequence[Hit], language: str, settings: Settings) -> str | None:
-    """Why no model should be asked (NO_PASSAGES, LOW_SCORE), or None when the passages may hold it."""
+def gate(hits: Sequence[Hit], language: str, settings: Settings, low_score: bool = True) -> str | None:
+    """Why no model should be asked (NO_PASSAGES; LOW_SCORE unless `low_score` is off), or None when the
+    passages may hold it."""
     if not hits:
         return NO_PASSAGES
-    if relevance(hits) < min_score(settings, language):
+    if low_score and relevance(hits) < min_score(settings, language):
         return LOW_SCORE
     return None
 
@@ -91,14 +178,15 @@ def numbers_held(question: str, passage: str) -> bool:
 QUOTE_CONTEXT_CHARS = 80
 
 
-def on_question(question: str, quote: str, passage: str, settings: Settings) -> bool:
+def on_question(question: str, quote: str, passage: str, settings: Settings, overlap: bool = True,
+                numbers: bool = True) -> bool:
     """An answer citing `quote` (a sentence of `passage`) answers this question: the passage holds the
     question's numbers and, in the question's language, the quote (with its neighbours when it is
     short) holds `min_question_overlap` of its words (across languages word overlap means nothing,
-    so that part is skipped)."""
-    if not numbers_held(question, passage):
+    so that part is skipped). `overlap` / `numbers` off: that part is not checked."""
+    if numbers and not numbers_held(question, passage):
         return False
-    if language_of(quote) != language_of(question):
+    if not overlap or language_of(quote) != language_of(question):
         return True
     wanted = content_tokens(question)
     if not wanted:

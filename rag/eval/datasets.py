@@ -139,12 +139,22 @@ def rgb_items(n: int, seed: int = 0, noises: tuple[float, ...] = (1.0, 0.4), ski
     return items
 
 
-def squad_items(n: int, seed: int = 0, skip: int = 0) -> list[dict]:
+def squad_articles(part: str) -> set[str]:
+    """The article titles of the SQuAD2 split's `part`: "train" (anything learned or tuned) or "test" (reported)."""
+    split = json.loads((SHARED / "squad2_dev_cs224n" / "split.json").read_text(encoding="utf-8"))
+    return set(split[part])
+
+
+def squad_items(n: int, seed: int = 0, skip: int = 0, articles: str | None = None) -> list[dict]:
     """SQuAD 2.0 (CS224N dev): n answerable and n unanswerable questions, each asked of a knowledge
-    base holding its whole article (every paragraph), not only its own paragraph."""
+    base holding its whole article (every paragraph), not only its own paragraph. `articles`: only the
+    "train" or the "test" articles of split.json (None: all, as before the split)."""
     data = json.loads((SHARED / "squad2_dev_cs224n" / "dev-v2.0.json").read_text(encoding="utf-8"))["data"]
+    keep = squad_articles(articles) if articles else None
     pos, neg = [], []
     for a, article in enumerate(data):
+        if keep is not None and article["title"] not in keep:
+            continue
         passages = [p["context"] for p in article["paragraphs"]]
         sources = [f"{article['title']}#{i}" for i in range(len(passages))]
         for i, p in enumerate(article["paragraphs"]):

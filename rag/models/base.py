@@ -101,8 +101,12 @@ class Generator(ABC):
         """Release what the model holds (a worker process, a connection); it loads again on next use."""
 
     @abstractmethod
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
-        """Yield the answer in pieces as they are produced."""
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
+        """Yield the answer in pieces as they are produced. A generator that can tells more about the answer
+        it wrote in `signals` once the pieces are exhausted: "hidden" (the model's final-layer states, e.g.
+        {"prompt_last": vector}, for the answerability score of rag/answer/refuse.py) and "usage" (prompt and
+        completion tokens as it counted them). Others leave it as it is."""
 
     def generate(self, prompt: Prompt, **kwargs) -> str:
         return "".join(self.stream(prompt, **kwargs))

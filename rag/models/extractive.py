@@ -16,7 +16,8 @@ class ExtractiveGenerator(Generator):
         self.max_sentences = max_sentences
         self.min_coverage = min_coverage
 
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
         found = evidence(prompt.question, prompt.passages, min_coverage=self.min_coverage, limit=self.max_sentences)
         if not found:
             yield prompt.refusal  # the chain's refusal sentence; empty reads as a refusal too

@@ -6,7 +6,7 @@ import os
 import re
 import signal
 import time
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -74,8 +74,10 @@ class FakeGenerator(Generator):
     context_window = 4096
     is_llm = True
 
-    def __init__(self, responses: list[str] | None = None, piece: int = 7, crash_on: str = "", hang_on: str = "") -> None:
+    def __init__(self, responses: list[str] | None = None, piece: int = 7, crash_on: str = "", hang_on: str = "",
+                 hidden: Callable[[Prompt], dict] | None = None) -> None:
         self.responses = list(responses or [])
+        self.hidden = hidden  # prompt -> {"prompt_last": vector}: a "hidden state" for the answerability probe's tests
         self.prompts: list = []
         self.piece = piece  # characters per streamed piece
         # faults for the tests of the worker process (rag/models/isolated.py): a question holding `crash_on`
@@ -89,7 +91,8 @@ class FakeGenerator(Generator):
         options = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
         return cls(crash_on=options.get("crash-on", ""), hang_on=options.get("hang-on", ""))
 
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
         self.prompts.append(prompt)
         if self.responses:
             text = self.responses.pop(0)
@@ -103,6 +106,11 @@ class FakeGenerator(Generator):
                 os.kill(os.getpid(), signal.SIGSEGV)
             while self.hang_on and self.hang_on in prompt.question:
                 time.sleep(1)
+        if signals is not None:
+            signals["usage"] = {"prompt_tokens": sum(len(m["content"]) // 4 for m in prompt.messages),
+                                "completion_tokens": -(-len(text) // self.piece)}
+            if self.hidden is not None:
+                signals["hidden"] = self.hidden(prompt)
 
 
 class FakeReranker(Reranker):

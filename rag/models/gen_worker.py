@@ -51,6 +51,7 @@ def main() -> None:
         return
     try:
         from rag.models.base import Prompt
+        from rag.models.isolated import encode_signals
         from rag.models.registry import make_generator
         from rag.settings import Settings
 
@@ -70,12 +71,13 @@ def main() -> None:
                 send({"counts": [generator.count_tokens(t) for t in request["texts"]]})
                 continue
             cancel.clear()
+            signals: dict | None = {} if request.get("signals") else None
             for piece in generator.stream(Prompt(**request["prompt"]), max_tokens=request["max_tokens"],
-                                          temperature=request["temperature"]):
+                                          temperature=request["temperature"], signals=signals):
                 send({"piece": piece})
                 if cancel.is_set():
                     break
-            send({"end": {}})
+            send({"end": encode_signals(signals or {})})
         except MemoryError:
             send({"error": "out of memory"})
             return  # the heap may be in a bad state: the parent starts a fresh process

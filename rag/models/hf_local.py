@@ -38,7 +38,8 @@ class TransformersGenerator(Generator):
         self.warm_up()
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
         self.warm_up()
         from transformers import TextIteratorStreamer
 

@@ -8,8 +8,8 @@ it over pipes, one JSON line per message:
 
   parent -> child   {"settings": {...}}                    once: build and load the generator
   child -> parent   {"ready": {name, context_window, is_llm, build}}   or {"error": reason}
-  parent -> child   {"op": "stream", "prompt": {...}, "max_tokens", "temperature"}
-  child -> parent   {"piece": text} ... then {"end": {...}}      or {"error": reason} (the worker lives on)
+  parent -> child   {"op": "stream", "prompt": {...}, "max_tokens", "temperature", "signals": bool}
+  child -> parent   {"piece": text} ... then {"end": signals}    or {"error": reason} (the worker lives on)
   parent -> child   {"op": "count", "texts": [...]}
   child -> parent   {"counts": [...]}
 
@@ -24,6 +24,7 @@ script), and concurrent.futures cannot kill one stuck call.
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -193,11 +194,13 @@ class IsolatedGenerator(Generator):
                 self._counts.popitem(last=False)
         return reply["counts"][0]
 
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
         with self._lock:
             self._ensure()
             deadline = time.monotonic() + self.settings.llm_timeout_s
-            self._send({"op": "stream", "prompt": asdict(prompt), "max_tokens": max_tokens, "temperature": temperature})
+            self._send({"op": "stream", "prompt": asdict(prompt), "max_tokens": max_tokens, "temperature": temperature,
+                        "signals": signals is not None})
             finished = False
             try:
                 while True:
@@ -206,6 +209,8 @@ class IsolatedGenerator(Generator):
                         yield reply["piece"]
                     elif "end" in reply:
                         finished = True
+                        if signals is not None:
+                            signals.update(decode_signals(reply["end"]))
                         return
                     else:  # an error the worker survived (a bad prompt, a model error): this call fails
                         finished = True
@@ -243,3 +248,22 @@ def _death(code: int | None) -> str:
             return "it was killed (SIGKILL), often for lack of memory"
         return f"it crashed with {name}"
     return f"it exited with code {code}"
+
+
+def encode_signals(signals: dict) -> dict:
+    """A stream's signals as JSON: hidden-state vectors as base64 of little-endian float32."""
+    import numpy as np
+
+    out = dict(signals)
+    if "hidden" in out:
+        out["hidden"] = {k: base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for k, v in out["hidden"].items()}
+    return out
+
+
+def decode_signals(data: dict) -> dict:
+    import numpy as np
+
+    out = dict(data)
+    if "hidden" in out:
+        out["hidden"] = {k: np.frombuffer(base64.b64decode(v), dtype="<f4").copy() for k, v in out["hidden"].items()}
+    return out

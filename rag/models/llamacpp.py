@@ -1,4 +1,11 @@
-"""Local GGUF models through llama-cpp-python: the fast default on CPU."""
+"""Local GGUF models through llama-cpp-python: the fast default on CPU.
+
+Besides the answer, the model's own final-layer state is taken from the prefill that generation runs anyway
+(for the answerability score, rag/answer/refuse.py): the last prompt token is evaluated on its own with
+embeddings switched on for that one step (llama_set_embeddings), and so is the first generated token. With
+embeddings on llama.cpp outputs every token of a batch, so switching them on for the whole prompt would
+compute the vocabulary logits of all ~700 prompt tokens; for one token it costs one decode step.
+"""
 from __future__ import annotations
 
 import os
@@ -38,7 +45,7 @@ class LlamaCppGenerator(Generator):
         path = self.model_path or str(bundled_gguf(self.settings.model_dir, self.bundled))
         if not Path(path).exists():
             raise FileNotFoundError(f"GGUF model not found: {path}")
-        self._llm = Llama(
+        self._llm = _probed(Llama)(
             model_path=path,
             n_ctx=self.settings.n_ctx,
             n_threads=self.settings.llm_threads or os.cpu_count() or 1,
@@ -50,12 +57,106 @@ class LlamaCppGenerator(Generator):
         self.warm_up()
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
         self.warm_up()
         with self._lock:
-            for chunk in self._llm.create_chat_completion(
-                messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True
-            ):
-                piece = chunk["choices"][0]["delta"].get("content")
-                if piece:
-                    yield piece
+            self._llm.captured = [] if signals is not None else None
+            start = self._llm.n_tokens_evaluated
+            pieces = 0
+            try:
+                for chunk in self._llm.create_chat_completion(
+                    messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True
+                ):
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        pieces += 1
+                        yield piece
+            finally:
+                captured, self._llm.captured = self._llm.captured, None
+            if signals is not None:
+                names = ("prompt_last", "first_generated")
+                signals["hidden"] = {name: vector for name, vector in zip(names, captured or [])}
+                signals["usage"] = {"prompt_tokens": self._llm.prompt_tokens, "completion_tokens": pieces,
+                                    "evaluated_tokens": self._llm.n_tokens_evaluated - start}
+
+
+_PROBED: dict[type, type] = {}
+
+
+def _probed(llama: type) -> type:
+    """llama_cpp.Llama with the final-layer states of the last prompt token and of the first generated token
+    kept in `captured` (a list, or None to keep nothing). Llama.generate() evaluates the prompt (what its cache
+    does not hold) in one eval() call and then each token in its own: the first call's last token and the
+    second call are evaluated with embeddings switched on. Made on first use: llama_cpp loads lazily."""
+    if llama in _PROBED:
+        return _PROBED[llama]
+    import contextlib
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    class _GgmlTensor(ctypes.Structure):  # struct ggml_tensor of the ggml vendored in llama-cpp-python 0.3.36 (ggml.h)
+        _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4),
+                    ("nb", ctypes.c_size_t * 4), ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16),
+                    ("flags", ctypes.c_int32), ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p),
+                    ("view_offs", ctypes.c_size_t), ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64),
+                    ("extra", ctypes.c_void_p), ("padding", ctypes.c_char * 8)]
+
+    class ProbedLlama(llama):
+        captured: list | None = None
+        prompt_tokens = 0  # tokens of the last prompt (the part its cache did not hold was evaluated)
+        n_tokens_evaluated = 0
+        layer_states: dict | None = None  # "l_out-N" -> the last evaluated token's row, when layers are watched
+
+        def watch_layers(self, layers: tuple[int, ...]) -> None:
+            """Also keep the output of these transformer layers ("l_out-N") for the captured tokens, through
+            llama.cpp's eval callback on a new context. For measurements (scripts/train_probe.py): the callback
+            is asked about every node of every graph, which slows decoding."""
+            from llama_cpp import _internals
+
+            wanted = {f"l_out-{n}".encode() for n in layers}
+            self.layer_states = {}
+
+            def seen(tensor, ask, _):
+                t = ctypes.cast(tensor, ctypes.POINTER(_GgmlTensor)).contents
+                if t.name not in wanted:
+                    return False if ask else True
+                if ask:
+                    return True
+                if self.captured is not None and t.type == 0:  # GGML_TYPE_F32, contiguous rows of ne[0] floats
+                    row = (ctypes.c_float * t.ne[0]).from_address(t.data + (t.ne[1] - 1) * t.nb[1])
+                    self.layer_states[t.name.decode()] = np.array(row, dtype=np.float32)
+                return True
+
+            self._watch = llama_cpp.ggml_backend_sched_eval_callback(seen)  # kept: llama.cpp holds only a pointer
+            self.context_params.cb_eval = self._watch
+            old = self._ctx
+            self._ctx = self._stack.enter_context(contextlib.closing(
+                _internals.LlamaContext(model=self._model, params=self.context_params, verbose=False)))
+            old.close()
+            self.reset()  # the new context's cache is empty: nothing of an earlier prompt may be reused
+
+        def eval(self, tokens):
+            tokens = list(tokens)
+            self.n_tokens_evaluated += len(tokens)
+            if self.captured is None or len(self.captured) >= 2 or not tokens:
+                return super().eval(tokens)
+            if not self.captured:  # the prompt: all but its last token as usual
+                self.prompt_tokens = self.n_tokens + len(tokens)
+                if len(tokens) > 1:
+                    super().eval(tokens[:-1])
+                tokens = tokens[-1:]
+            llama_cpp.llama_set_embeddings(self.ctx, True)
+            try:
+                super().eval(tokens)
+                state = llama_cpp.llama_get_embeddings_ith(self.ctx, -1)
+                self.captured.append(np.ctypeslib.as_array(state, shape=(self.n_embd(),)).astype(np.float32))
+                if self.layer_states is not None:
+                    self.captured[-1] = {"final": self.captured[-1], **self.layer_states}
+            finally:
+                llama_cpp.llama_set_embeddings(self.ctx, False)
+
+    _PROBED[llama] = ProbedLlama
+    return ProbedLlama

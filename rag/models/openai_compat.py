@@ -25,7 +25,8 @@ class OpenAICompatGenerator(Generator):
         self._client = OpenAI(base_url=self.settings.openai_base_url, api_key=self.settings.openai_api_key.get_secret_value(),
                               timeout=self.settings.openai_timeout_s, max_retries=1)
 
-    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
+               signals: dict | None = None) -> Iterator[str]:
         self.warm_up()
         response = self._client.chat.completions.create(
             model=self.model, messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True

@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from rag.answer.prompts import HEDGE
 from rag.errors import GeneratorStopped
 from rag.library import HISTORY_TURNS
 from rag.server.app import ApiError, authorize, error_body, token_of
@@ -83,7 +84,15 @@ def citations(answer: Answer) -> dict:
         "refusal_reason": answer.refusal_reason or None,
         "fallback": answer.fallback or None,
         "question": answer.question,
+        "outcome": answer.outcome,  # "answer", "hedged" (given, but the documents may not state it directly) or "refused"
+        "answerability": answer.answerability,  # P(answerable) from the model's hidden state; null where not known
+        "decided_by": answer.decided_by or None,
     }
+
+
+def content(answer: Answer) -> str:
+    """The message text: the answer, and for a hedged one the hedge on its own line (what a chat client shows)."""
+    return f"{answer.text}\n\n{HEDGE[answer.language]}" if answer.hedged else answer.text
 
 
 @router.post("/chat/completions", summary="Answer the last user message from the knowledge base `model`")
@@ -111,7 +120,7 @@ def chat_completions(body: ChatRequest, request: Request):
             answer = AnswerStream(pieces).result()
         finally:
             slot.release()
-        message = {"role": "assistant", "content": answer.text, "refusal": None, "rag": citations(answer)}
+        message = {"role": "assistant", "content": content(answer), "refusal": None, "rag": citations(answer)}
         return {**meta, "object": "chat.completion", "system_fingerprint": None,
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
                 "usage": None}
@@ -146,6 +155,8 @@ def sse(pieces: Iterator, slot: Slot, meta: dict) -> Iterator[str]:
         streamed = "".join(sent)
         if answer.text != streamed and (answer.refused or answer.fallback):  # the draft was withdrawn
             yield chunk({"content": "\n\n" + answer.text})
+        if answer.hedged:
+            yield chunk({"content": "\n\n" + HEDGE[answer.language]})
         yield chunk({"rag": {**citations(answer), "text": answer.text}}, "stop")
         yield "data: [DONE]\n\n"
     except GeneratorStopped as e:  # the model's worker died or hung: its cause is in the log already

@@ -25,7 +25,7 @@ def test_questions_and_small_batches_never_load_torch(e5):
     e5.warm_up()
     e5.embed_query("where did the cat sit?")
     e5.embed_passages(TEXTS[: e5.TORCH_FROM - 1])
-    assert not e5.passages.loaded
+    assert not e5.passages_loaded
 
 
 @pytest.mark.parametrize("engine, name", [("onnx", "e5-onnx:"), ("torch-bf16", "e5-torch:")])

@@ -251,7 +251,7 @@ def test_an_api_key_typed_in_one_session_is_never_used_for_another(library, pdfs
             self.settings, self.model = settings, model or settings.openai_model
             self.name = f"openai:{self.model}@{settings.openai_base_url}"
 
-        def stream(self, prompt, *, max_tokens=256, temperature=0.0):
+        def stream(self, prompt, *, max_tokens=256, temperature=0.0, signals=None):
             seen.append(self.settings.openai_api_key.get_secret_value())
             yield "The Northwind meal allowance is 60 dollars per day [1]."
 

@@ -182,7 +182,7 @@ def test_a_callers_api_key_is_never_kept_in_the_shared_knowledge_base(tmp_path, 
         def __init__(self, settings, model=None):
             self.settings, self.name = settings, f"openai:{settings.openai_model}"
 
-        def stream(self, prompt, *, max_tokens=256, temperature=0.0):
+        def stream(self, prompt, *, max_tokens=256, temperature=0.0, signals=None):
             yield self.settings.openai_api_key.get_secret_value()
 
     monkeypatch.setattr(openai_compat, "OpenAICompatGenerator", RecordingOpenAI)

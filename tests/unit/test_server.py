@@ -97,7 +97,9 @@ def test_follow_up_is_condensed_with_the_history(server, monkeypatch):
     assert server.state.kb("other").embedder is server.state.kb("main").embedder
     calls: list[dict] = []
     real_stream = generator.stream
-    monkeypatch.setattr(generator, "stream", lambda prompt, **kw: (calls.append(kw), real_stream(prompt, **kw))[1])
+    # what the request asked of the model (the chain also hands it a `signals` dict to fill)
+    monkeypatch.setattr(generator, "stream", lambda prompt, **kw: (calls.append({k: kw[k] for k in ("max_tokens", "temperature")}),
+                                                                   real_stream(prompt, **kw))[1])
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
     messages = [{"role": "system", "content": "ignored: the knowledge base writes its own instructions"},
                 {"role": "user", "content": "What is BM25?"},
