@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: llama gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+.PHONY: llama train-probe gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
 
 # Built llama-cpp-python wheels, one folder per CPU variant and flag set (rag/models/llama_build.py)
 LLAMA_WHEELS ?= $(HOME)/.cache/rag-kb/llama-wheels
@@ -114,6 +114,12 @@ sample-docs: $(STAMP)
 # Re-measure the default chunk size (about 20 minutes on 2 cores; writes docs/chunking.md).
 chunk-sweep: $(STAMP)
 	$(PY) scripts/chunk_sweep.py --sizes 128,256,384 --cmrc 256 --scifact-queries 100 --scifact-docs 400
+
+# The answerability probe (issue 31): training items (none that make eval reports), the default model's hidden
+# states (cached in .eval-cache/probe/; about an hour on 2 cores the first time), the fit, the thresholds and the
+# rules kept beside it, chosen on a development split (writes rag/data/answerability_probe.json, docs/probe.md).
+train-probe: eval-deps
+	$(PY) scripts/train_probe.py
 
 # Calibrate the refusal checks with the default models (about 20 minutes; writes docs/refusal.md).
 calibrate: $(STAMP)

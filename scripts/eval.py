@@ -143,14 +143,16 @@ def eval_retrieval(rset: datasets.RetrievalSet, embedder: CachingEmbedder, setti
 
 
 # ------------------------------------------------------------------ answers
-ANSWER_SETS = ("sample", "squad2", "rgb", "cmrc")
+ANSWER_SETS = ("sample", "squad2", "rgb", "cmrc", "cmrc-hant")
 
 
 def answer_items(sets: list[str], n: int) -> dict[str, list[dict]]:
-    """The answer sets' items: `n` per set (SQuAD2: n answerable + n unanswerable; RGB: n questions at
-    noise 1.0 and the same n at 0.4), drawn with a fixed seed."""
-    loaders = {"sample": lambda: datasets.sample_items(ROOT), "squad2": lambda: datasets.squad_items(n),
-               "rgb": lambda: datasets.rgb_items(n), "cmrc": lambda: datasets.cmrc_items(n)}
+    """The answer sets' items: `n` per set (SQuAD2: n answerable + n unanswerable, from the `test` articles of
+    split.json only, since the answerability probe learned from the `train` ones; RGB: n questions at noise 1.0
+    and the same n at 0.4), drawn with a fixed seed. cmrc-hant: the CMRC2018 items in Traditional Chinese (OpenCC)."""
+    loaders = {"sample": lambda: datasets.sample_items(ROOT), "squad2": lambda: datasets.squad_items(n, articles="test"),
+               "rgb": lambda: datasets.rgb_items(n), "cmrc": lambda: datasets.cmrc_items(n),
+               "cmrc-hant": lambda: datasets.traditional(datasets.cmrc_items(n))}
     out: dict[str, list[dict]] = {}
     for name in sets:
         for item in loaders[name]():
@@ -199,16 +201,21 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
         else:
             cache = CACHE / f"answers2-naive-{spec.replace(':', '_').replace('/', '_')}.jsonl"
             rows = answers.run_naive(items, embedder, generator, cache, max_tokens=settings.max_new_tokens)
-        out[name] = {s: {**answers.metrics(members, rows), "refusals by rule": answers.refusal_reasons(members, rows)}
+        out[name] = {s: {**answers.metrics(members, rows), "refusals by rule": answers.refusal_reasons(members, rows),
+                         "score auroc": answers.score_auroc(members, rows)}
                      for s, members in sets.items()}
+        rgb = [i for s, members in sets.items() if s.startswith("rgb-") for i in members]
+        if rgb:  # answerable (noise 0.4) and unanswerable (noise 1.0) items of RGB together
+            out[name]["rgb (0.4 and 1.0)"] = {"score auroc": answers.score_auroc(rgb, rows)}
     return out
 
 
 SET_TITLES = {"sample": "Sample questions on the sample knowledge base (data/sample_questions.json)",
-              "squad2": "SQuAD2 dev (CS224N), knowledge base = the question's whole article",
+              "squad2": "SQuAD2 dev (CS224N), the `test` articles of split.json, knowledge base = the question's whole article",
               "rgb-1.0": "RGB zh_refine, noise 1.0 (every passage negative: must refuse)",
               "rgb-0.4": "RGB zh_refine, noise 0.4 (3 of 5 passages hold the answer)",
-              "cmrc": "CMRC2018 dev, one knowledge base holding all the questions' articles"}
+              "cmrc": "CMRC2018 dev, one knowledge base holding all the questions' articles",
+              "cmrc-hant": "CMRC2018 dev in Traditional Chinese (OpenCC s2twp: questions, articles and answers)"}
 
 
 def answers_report(by_system: dict) -> list[str]:
@@ -236,21 +243,37 @@ def answers_report(by_system: dict) -> list[str]:
              "says), normal 95% interval; *false refusals*: "
              "answerable questions refused; *true refusals*: unanswerable questions refused; *cited*: answers (not refused) "
              "with at least one citation; *gold cited*: correct answers citing the passage or page that holds the gold "
-             "answer; *evidence quoted*: answers where the model's draft gave way to the best passage sentence. "
+             "answer; *evidence quoted*: answers where the model's draft gave way to the best passage sentence; "
+             "*hedged*: answers given with the line \"the documents may not state this directly\" (the answerability "
+             "score's middle band, rag/answer/refuse.py); *score AUROC*: how well the answerability score (P(answerable) "
+             "from the model's hidden state) separates the set's answerable questions from its unanswerable ones, with "
+             "a 95% bootstrap interval, over the items that reached the model. "
              "Rates with 95% Wilson intervals and counts. Seconds are medians on 2 CPU cores (first token: where a "
              "model was called).", ""]
+
+    def auroc(m: dict | None) -> str:
+        a = (m or {}).get("score auroc") or {}
+        return "–" if a.get("auroc") is None else f"{a['auroc']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}] (n={a['n']})"
+
     for s in dict.fromkeys(s for per_set in by_system.values() for s in per_set):
         rows = []
         for system, per_set in by_system.items():
-            if (m := per_set.get(s)) is None:
+            if (m := per_set.get(s)) is None or "items" not in m:
                 continue
             rows.append([system, m["items"], rate(m["correct"]), mean(m.get("f1")), rate(m["false refusals"]), rate(m["true refusals"]),
                          rate(m["answers cited"]), rate(m["correct citing gold"]), rate(m["evidence quoted"]),
+                         rate(m["hedged"]) if "hedged" in m else "–", auroc(m),
                          secs(m["median first token s"]), secs(m["median answer s"]),
                          ", ".join(f"{k} {v}" for k, v in m.get("refusals by rule", {}).items()) or "–"])
+        if not rows:
+            continue
         lines += [f"**{SET_TITLES.get(s, s)}**", "",
                   table(["system", "items", "correct", "F1", "false refusals", "true refusals", "cited", "gold cited",
-                         "evidence quoted", "first token s", "answer s", "refusals by rule"], rows), ""]
+                         "evidence quoted", "hedged", "score AUROC", "first token s", "answer s", "refusals by rule"], rows), ""]
+    rgb = [(system, per_set["rgb (0.4 and 1.0)"]) for system, per_set in by_system.items() if "rgb (0.4 and 1.0)" in per_set]
+    if any(auroc(m) != "–" for _, m in rgb):
+        lines += ["**RGB, noise 0.4 (answerable) and noise 1.0 (unanswerable) together: the score's AUROC**", "",
+                  table(["system", "score AUROC"], [[system, auroc(m)] for system, m in rgb]), ""]
     return lines
 
 
@@ -407,7 +430,7 @@ def main() -> None:
             results["retrieval"] = [r for r in old.get("retrieval", []) if r["set"] not in rerun]
             # answer rows of systems not re-run are kept (rows of the earlier per-set format are dropped)
             results["answers"] = {system: per_set for system, per_set in old.get("answers", {}).items()
-                                  if all(isinstance(m, dict) and "correct" in m for m in per_set.values())}
+                                  if all(isinstance(m, dict) and "correct" in m for k, m in per_set.items() if k != "rgb (0.4 and 1.0)")}
     results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                        cwd=ROOT).stdout.strip()
     n_fusion = 0 if args.no_fusion else FUSION_QUERIES[profile]

@@ -101,7 +101,8 @@ def run_chain(items: list[dict], embedder: Embedder, settings: Settings, generat
                 row = {"id": item["id"], "text": answer.text, "refused": answer.refused, "reason": answer.refusal_reason,
                        "fallback": answer.fallback, "cited": [[c.name if "files" in item else c.source, c.page] for c in answer.citations],
                        "first_token": answer.timings.get("first_token"), "seconds": time.perf_counter() - t,
-                       "generator": generator.name}
+                       "generator": generator.name, "outcome": answer.outcome, "answerability": answer.answerability,
+                       "decided_by": answer.decided_by}
                 done[item["id"]] = row
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
@@ -187,6 +188,7 @@ def metrics(items: Iterable[dict], rows: dict[str, dict]) -> dict:
         "answers cited": Rate(sum(bool(rows[i["id"]]["cited"]) for i in answered), len(answered)).as_dict(),
         "correct citing gold": Rate(sum(_cites_gold(i, rows[i["id"]]) for i in correct), len(correct)).as_dict(),
         "evidence quoted": Rate(sum(bool(rows[i["id"]].get("fallback")) for i in answered), len(answered)).as_dict(),
+        "hedged": Rate(sum(rows[i["id"]].get("outcome") == "hedged" for i in answered), len(answered)).as_dict(),
         "median first token s": statistics.median(firsts) if firsts else None,
         "median answer s": statistics.median(rows[i["id"]]["seconds"] for i in items) if items else None,
     }
@@ -202,3 +204,29 @@ def refusal_reasons(items: Iterable[dict], rows: dict[str, dict]) -> dict[str, i
             counts[row["reason"] or "refused"] = counts.get(row["reason"] or "refused", 0) + 1
     return counts
 
+
+
+def score_auroc(items: Iterable[dict], rows: dict[str, dict], rounds: int = 1000, seed: int = 0) -> dict:
+    """How well the answerability score tells answerable items from unanswerable ones: AUROC (ties count half)
+    with a 95% bootstrap interval, over the items that got a score (a refusal before any model call has none)."""
+    import numpy as np
+
+    scored = [(float(r["answerability"]), bool(i["answerable"])) for i in items
+              if (r := rows.get(i["id"])) is not None and r.get("answerability") is not None]
+    pos = sum(y for _, y in scored)
+    if not scored or pos in (0, len(scored)):
+        return {"n": len(scored), "auroc": None, "ci95": [None, None]}
+    s = np.array([x for x, _ in scored])
+    y = np.array([y for _, y in scored])
+
+    def auc(s, y) -> float:
+        diff = s[y][:, None] - s[~y][None, :]
+        return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(rounds):
+        k = rng.integers(0, len(s), len(s))
+        if 0 < y[k].sum() < len(k):
+            boot.append(auc(s[k], y[k]))
+    return {"n": len(scored), "auroc": auc(s, y), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}

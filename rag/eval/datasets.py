@@ -197,3 +197,20 @@ def sample_items(root: Path) -> list[dict]:
              "answerable": r["answer"] is not None, "files": files, "group": "sample",
              "gold_page": (r["file"], r["page"]) if r["file"] else None}
             for i, r in enumerate(rows)]
+
+
+def traditional(items: list[dict]) -> list[dict]:
+    """The same items in Traditional Chinese (OpenCC s2twp: Taiwan usage and phrases), set name + "-hant"."""
+    import opencc
+
+    convert = opencc.OpenCC("s2twp").convert
+    cache: dict[str, str] = {}
+
+    def tw(text: str) -> str:
+        if text not in cache:
+            cache[text] = convert(text)
+        return cache[text]
+
+    return [{**i, "set": i["set"] + "-hant", "id": i["id"] + "-hant", "group": i["group"] + "-hant",
+             "question": tw(i["question"]), "answers": [tw(a) for a in i["answers"]],
+             **({"passages": [tw(p) for p in i["passages"]]} if "passages" in i else {})} for i in items]
