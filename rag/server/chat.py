@@ -123,8 +123,8 @@ def chat_completions(body: ChatRequest, request: Request):
         message = {"role": "assistant", "content": content(answer), "refusal": None, "rag": citations(answer)}
         return {**meta, "object": "chat.completion", "system_fingerprint": None,
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                "usage": None}
-    events = sse(pieces, slot, meta)
+                "usage": usage(answer)}
+    events = sse(pieces, slot, meta, include_usage=bool(body.stream_options and body.stream_options.include_usage))
     first = next(events)  # from here on the generator's `finally` releases the slot, whenever it ends
     return StreamingResponse(itertools.chain([first], events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -134,7 +134,13 @@ def _event(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def sse(pieces: Iterator, slot: Slot, meta: dict) -> Iterator[str]:
+def usage(answer: Answer) -> dict:
+    """The answer's tokens as the generator counted them (0 when no model was asked: a refusal before the model)."""
+    prompt, completion = answer.usage.get("prompt_tokens", 0), answer.usage.get("completion_tokens", 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def sse(pieces: Iterator, slot: Slot, meta: dict, include_usage: bool = False) -> Iterator[str]:
     """Server-sent events as OpenAI sends them: a role delta, content deltas, a last chunk with
     finish_reason "stop" (and the `rag` field), then [DONE]. The final Answer is authoritative: when
     it withdrew the streamed draft (a refusal, or the evidence quoted instead) its text follows as one
@@ -158,6 +164,9 @@ def sse(pieces: Iterator, slot: Slot, meta: dict) -> Iterator[str]:
         if answer.hedged:
             yield chunk({"content": "\n\n" + HEDGE[answer.language]})
         yield chunk({"rag": {**citations(answer), "text": answer.text}}, "stop")
+        if include_usage:  # OpenAI's stream_options.include_usage: one more chunk, no choices
+            yield _event({**meta, "object": "chat.completion.chunk", "system_fingerprint": None, "choices": [],
+                          "usage": usage(answer)})
         yield "data: [DONE]\n\n"
     except GeneratorStopped as e:  # the model's worker died or hung: its cause is in the log already
         yield _event(error_body(str(e), "server_error", "model_stopped"))

@@ -1,5 +1,5 @@
 """Request bodies of the HTTP API (OpenAI's shapes where OpenAI has one). Fields OpenAI clients send
-that do not apply here (n=1, top_p, user, stream_options, ...) are accepted and ignored."""
+that do not apply here (n=1, top_p, user, ...) are accepted and ignored."""
 from __future__ import annotations
 
 from typing import Literal
@@ -25,6 +25,11 @@ class Message(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = Field(False, description="a last chunk (no choices) with the usage, before [DONE]")
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=64, description="the knowledge base's name (GET /v1/models)")
@@ -33,6 +38,7 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    stream_options: StreamOptions | None = None
 
 
 class EmbeddingRequest(BaseModel):

@@ -88,6 +88,14 @@ def test_openai_client_chat_json_and_stream(server):
     assert last.delta.model_extra["rag"]["citations"] == rag["citations"]
     assert last.delta.model_extra["rag"]["text"] == answer.content  # the checked text, markers placed
 
+    # usage as the generator counted it (the fake: one token per 7-character piece), plain and streamed on request
+    assert done.usage.completion_tokens > 0
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens and done.usage.prompt_tokens > 0
+    with_usage = list(client.chat.completions.create(model="main", messages=messages, stream=True,
+                                                     stream_options={"include_usage": True}))
+    assert with_usage[-1].choices == [] and with_usage[-1].usage.model_dump() == done.usage.model_dump()
+    assert all(c.usage is None for c in with_usage[:-1])
+
 
 def test_follow_up_is_condensed_with_the_history(server, monkeypatch):
     import openai
