@@ -190,8 +190,7 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print) -> dict[str, 
                 row = {"id": item["id"], "label": label, "draft": draft, "question": item["question"], "language": language,
                        "cosine": max((h.similarity for h in chosen), default=0.0), "hits": [asdict(h) for h in chosen],
                        "prompt_tokens": signals["usage"]["prompt_tokens"],
-                       "features": {f"{pos}/{name}": b16(v) for pos, states in signals["hidden"].items()
-                                    for name, v in states.items()}}
+                       "features": {name: b16(v) for name, v in signals["hidden"].items()}}
                 done[item["id"]] = row
                 out.write(json.dumps(row) + "\n")
                 out.flush()
@@ -222,7 +221,7 @@ def auroc_ci(y: np.ndarray, score: np.ndarray, rounds: int = 1000, seed: int = 0
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, groups: list[str], cs=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)):
+def fit_logistic(X: np.ndarray, y: np.ndarray, groups: list[str], cs=(0.001, 0.003, 0.01, 0.03, 0.1)):
     """Standardised features, L2 logistic regression; C by 5-fold CV grouped by article (mean AUROC)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -276,15 +275,20 @@ def fit_and_write(items: list[dict], rows: dict[str, dict]) -> None:
     y_dev = np.array([rows[i]["label"] for i in dev], dtype=int)
     groups = [json.dumps(by_id[i]["provenance"].get("article") or by_id[i]["provenance"].get("row")) for i in train]
     features = sorted(rows[train[0]]["features"])
-    free = ["prompt_last/final", "first_generated/final", "prompt_last/final+first_generated/final"]
+    layers = sorted({f.split("/")[1] for f in features})
+    pairs = [f"prompt_last/{layer}+first_generated/{layer}" for layer in layers]  # both positions of one layer
     results = {}
-    for feature in features + free[2:]:
+    for feature in features + pairs:
         w, b, c, cv = fit_logistic(matrix(rows, train, feature), y_train, groups)
         score = matrix(rows, dev, feature) @ w + b
         results[feature] = {"C": c, "cv_auroc": cv, "dev_auroc": auroc(y_dev, score), "dev_ci95": auroc_ci(y_dev, score)}
         print(feature, json.dumps(results[feature]), flush=True)
-    # the product takes the free states (no eval callback): the best of them by cross-validation on train
+    # chosen by cross-validation on train alone; the final layer (free: no eval callback) wins a near tie
+    best = max(r["cv_auroc"] for r in results.values())
+    free = [f for f in results if all(part.endswith("/final") for part in f.split("+"))]
     chosen = max(free, key=lambda f: results[f]["cv_auroc"])
+    if results[chosen]["cv_auroc"] < best - 0.01:
+        chosen = max(results, key=lambda f: results[f]["cv_auroc"])
     w, b, c, _ = fit_logistic(matrix(rows, train, chosen), y_train, groups)
     p_dev = 1 / (1 + np.exp(-(matrix(rows, dev, chosen) @ w + b)))
     cut = thresholds(y_dev, p_dev)
@@ -298,7 +302,7 @@ def fit_and_write(items: list[dict], rows: dict[str, dict]) -> None:
         "about": "Answerability probe: P(answerable | question, passages) = sigmoid(w . h + b), h = the generator's "
                  "final-layer state named by `feature`. Trained by scripts/train_probe.py (make train-probe); "
                  "do not edit by hand.",
-        "model": "llamacpp:qwen2.5-coder-1.5b-instruct-q4_k_m", "feature": chosen.replace("/final", ""), "dim": int(w.shape[0]),
+        "model": "llamacpp:qwen2.5-coder-1.5b-instruct-q4_k_m", "feature": chosen, "dim": int(w.shape[0]),
         "weights_f16_b64": b16(w), "bias": b, "C": c, **cut,
         "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "items": {"train": len(train), "dev": len(dev)}, "dev_auroc": results[chosen]["dev_auroc"],

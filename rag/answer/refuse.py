@@ -17,8 +17,8 @@ The small local models neither refuse nor cite reliably by themselves, so the de
 Thresholds are Settings fields, calibrated by `make calibrate` (docs/refusal.md).
 
 The answerability score (issue 31) comes first where the generator exposes its hidden state: a linear
-probe on the model's own final-layer state (rag/data/answerability_probe.json, trained by `make
-train-probe`, docs/probe.md) gives P(answerable | question, passages) from the prefill that generation
+probe on the model's own hidden state (rag/models/probe.py reads rag/data/answerability_probe.json, trained
+by `make train-probe`, docs/probe.md) gives P(answerable | question, passages) from the prefill that generation
 runs anyway. Below the probe's `refuse_below` the answer is refused, below `hedge_below` it is given with a
 visible hedge, above it stated. The rules above that still add something on top of the score (measured in
 docs/probe.md) stay; the others apply only where no score exists (OpenAI-compatible servers, the extractive
@@ -26,15 +26,11 @@ generator, another model than the probe's): the fallback. Every Answer records w
 """
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
-import numpy as np
+from rag.models.probe import ALL_RULES, EVIDENCE, GATE, MODEL, NUMBERS, OVERLAP, Probe, load_probe  # noqa: F401
 
 from rag.answer import prompts
 from rag.settings import Settings
@@ -53,55 +49,11 @@ BY_SCORE = "answerability score"
 BY_RULES = "rules (no answerability score for this generator)"
 BY_GATE = "retrieval gate"
 
-BUNDLED_PROBE = Path(__file__).resolve().parents[1] / "data" / "answerability_probe.json"
-
-
-@dataclass(frozen=True)
-class Probe:
-    """P(answerable | question, passages) = sigmoid(w . h + b), h = the hidden state `feature` of `model`."""
-
-    model: str  # the generator name it was trained for: another model's states mean nothing to it
-    feature: str  # "prompt_last/final", "first_generated/final", or both joined by "+"
-    weights: np.ndarray
-    bias: float
-    refuse_below: float
-    hedge_below: float
-    rules: frozenset[str]  # the rules kept on top of the score (measured: docs/probe.md)
-
-    def score(self, hidden: dict) -> float | None:
-        """The probability, or None when the generator did not give the states the probe reads."""
-        parts = [hidden.get(name) for name in self.feature.split("+")]
-        if any(p is None for p in parts):
-            return None
-        h = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
-        if h.shape != self.weights.shape:
-            return None
-        return float(1.0 / (1.0 + np.exp(-(float(h @ self.weights) + self.bias))))
-
-
-@lru_cache(maxsize=8)
-def load_probe(path: str = "") -> Probe | None:
-    """The probe in `path` ('' = the bundled one); None when there is none."""
-    file = Path(path) if path else BUNDLED_PROBE
-    if not file.exists():
-        return None
-    data = json.loads(file.read_text(encoding="utf-8"))
-    weights = np.frombuffer(base64.b64decode(data["weights_f16_b64"]), dtype="<f2").astype(np.float32)
-    return Probe(model=data["model"], feature=data["feature"], weights=weights, bias=float(data["bias"]),
-                 refuse_below=float(data["refuse_below"]), hedge_below=float(data["hedge_below"]),
-                 rules=frozenset(data.get("rules", ALL_RULES)))
-
-
 def probe_for(generator_name: str, settings: Settings) -> Probe | None:
     """The probe that reads this generator's states (None: the rules decide alone)."""
     probe = load_probe(settings.answerability_probe)
     return probe if probe is not None and probe.model == generator_name else None
 
-
-#: the rules that judge a draft (their names in a probe's `rules`); the support check, the prompt-leak guard and
-#: content safety always apply: an answer must quote what it says, and the first two are not about answerability
-GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE = "gate", "model said so", "question overlap", "numbers", "evidence"
-ALL_RULES = frozenset({GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE})
 
 
 @dataclass(frozen=True)

@@ -104,8 +104,8 @@ class Generator(ABC):
     def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
                signals: dict | None = None) -> Iterator[str]:
         """Yield the answer in pieces as they are produced. A generator that can tells more about the answer
-        it wrote in `signals` once the pieces are exhausted: "hidden" (the model's final-layer states, e.g.
-        {"prompt_last": vector}, for the answerability score of rag/answer/refuse.py) and "usage" (prompt and
+        it wrote in `signals` once the pieces are exhausted: "hidden" (the model's states, e.g.
+        {"prompt_last/final": vector}, for the answerability score: rag/models/probe.py) and "usage" (prompt and
         completion tokens as it counted them). Others leave it as it is."""
 
     def generate(self, prompt: Prompt, **kwargs) -> str:

@@ -77,7 +77,7 @@ class FakeGenerator(Generator):
     def __init__(self, responses: list[str] | None = None, piece: int = 7, crash_on: str = "", hang_on: str = "",
                  hidden: Callable[[Prompt], dict] | None = None) -> None:
         self.responses = list(responses or [])
-        self.hidden = hidden  # prompt -> {"prompt_last": vector}: a "hidden state" for the answerability probe's tests
+        self.hidden = hidden  # prompt -> {"prompt_last/final": vector}: a "hidden state" for the answerability probe's tests
         self.prompts: list = []
         self.piece = piece  # characters per streamed piece
         # faults for the tests of the worker process (rag/models/isolated.py): a question holding `crash_on`

@@ -15,6 +15,7 @@ from typing import Iterator
 
 from rag.models.default_gguf import BUNDLED, DEFAULT, bundled_gguf
 from rag.models.base import Generator, Prompt
+from rag.models.probe import layers_of, load_probe
 from rag.settings import Settings
 
 
@@ -52,6 +53,9 @@ class LlamaCppGenerator(Generator):
             n_gpu_layers=self.settings.llm_gpu_layers,
             verbose=False,
         )
+        probe = load_probe(self.settings.answerability_probe)
+        if probe is not None and probe.model == self.name and (layers := layers_of(probe)):
+            self._llm.watch_layers(layers)  # the answerability probe reads these layers' outputs
 
     def count_tokens(self, text: str) -> int:
         self.warm_up()
@@ -74,9 +78,10 @@ class LlamaCppGenerator(Generator):
                         yield piece
             finally:
                 captured, self._llm.captured = self._llm.captured, None
-            if signals is not None:
-                names = ("prompt_last", "first_generated")
-                signals["hidden"] = {name: vector for name, vector in zip(names, captured or [])}
+            if signals is not None:  # named as rag/models/probe.py reads them: "<position>/<layer>"
+                signals["hidden"] = {f"{position}/{layer}": vector
+                                     for position, states in zip(("prompt_last", "first_generated"), captured or [])
+                                     for layer, vector in (states.items() if isinstance(states, dict) else [("final", states)])}
                 signals["usage"] = {"prompt_tokens": self._llm.prompt_tokens, "completion_tokens": pieces,
                                     "evaluated_tokens": self._llm.n_tokens_evaluated - start}
 
@@ -112,8 +117,9 @@ def _probed(llama: type) -> type:
 
         def watch_layers(self, layers: tuple[int, ...]) -> None:
             """Also keep the output of these transformer layers ("l_out-N") for the captured tokens, through
-            llama.cpp's eval callback on a new context. For measurements (scripts/train_probe.py): the callback
-            is asked about every node of every graph, which slows decoding."""
+            llama.cpp's eval callback on a new context (the answerability probe reads a middle layer; the
+            training script watches several). The callback is asked about every node of every graph: its cost
+            on decoding is measured in docs/answer_speed.md."""
             from llama_cpp import _internals
 
             wanted = {f"l_out-{n}".encode() for n in layers}

@@ -18,6 +18,7 @@ from rag.answer import refuse
 from rag.kb import KnowledgeBase
 from rag.models.extractive import ExtractiveGenerator
 from rag.models.fakes import FakeEmbedder, FakeGenerator
+from rag.models.probe import BUNDLED_PROBE
 from rag.settings import Settings
 
 TEXTS = ["The meal allowance is 60 dollars per day. Receipts are needed above 25 dollars.",
@@ -28,12 +29,12 @@ LOGITS = {"meal": math.log(0.95 / 0.05), "receipts": 0.0, "parking": math.log(0.
 
 def hidden(prompt) -> dict:
     logit = next((v for k, v in LOGITS.items() if k in prompt.question.lower()), 0.0)
-    return {"prompt_last": np.array([logit, 0.3, -0.7], dtype=np.float32)}
+    return {"prompt_last/final": np.array([logit, 0.3, -0.7], dtype=np.float32)}
 
 
 def write_probe(path, model="fake", rules=("model said so",), refuse_below=0.3, hedge_below=0.7) -> str:
     weights = np.array([1.0, 0.0, 0.0], dtype="<f2")
-    path.write_text(json.dumps({"model": model, "feature": "prompt_last", "dim": 3,
+    path.write_text(json.dumps({"model": model, "feature": "prompt_last/final", "dim": 3,
                                 "weights_f16_b64": base64.b64encode(weights.tobytes()).decode(), "bias": 0.0,
                                 "refuse_below": refuse_below, "hedge_below": hedge_below, "rules": list(rules)}))
     refuse.load_probe.cache_clear()
@@ -104,8 +105,8 @@ def test_the_bundled_probe_is_for_the_default_model_and_small():
         pytest.skip("no bundled probe yet (make train-probe writes rag/data/answerability_probe.json)")
     assert probe.model == "llamacpp:qwen2.5-coder-1.5b-instruct-q4_k_m"
     assert 0.0 < probe.refuse_below <= probe.hedge_below < 1.0 and probe.rules <= refuse.ALL_RULES
-    assert refuse.BUNDLED_PROBE.stat().st_size < 16_000
-    assert probe.score({"prompt_last": np.zeros(1), "first_generated": np.zeros(1)}) is None  # wrong size: no score
+    assert BUNDLED_PROBE.stat().st_size < 16_000
+    assert probe.score({name: np.zeros(1) for name in probe.feature.split("+")}) is None  # wrong size: no score
 
 
 def test_http_rag_field_carries_the_outcome_and_a_hedge_line(tmp_path, monkeypatch):

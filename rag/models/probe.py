@@ -1,0 +1,68 @@
+"""The answerability probe: P(answerable | question, passages) from a generator's own hidden state (issue 31).
+
+A model artifact, like its weights: trained offline for one model by scripts/train_probe.py (`make
+train-probe`, docs/probe.md) and shipped as rag/data/answerability_probe.json (a few KB). The generator reads
+which states it must keep (`layers`); rag/answer/refuse.py decides with the score. States are named
+"<position>/<layer>": position `prompt_last` (the last prompt token) or `first_generated`, layer `final` (the
+final layer, free) or `l_out-N` (the output of layer N, kept through llama.cpp's eval callback).
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+BUNDLED_PROBE = Path(__file__).resolve().parents[1] / "data" / "answerability_probe.json"
+
+#: the rules that judge a draft (rag/answer/refuse.py; their names in a probe's `rules`); the support check, the
+#: prompt-leak guard and content safety always apply: an answer must quote what it says, and the last two are not
+#: about answerability
+GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE = "gate", "model said so", "question overlap", "numbers", "evidence"
+ALL_RULES = frozenset({GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE})
+
+
+@dataclass(frozen=True)
+class Probe:
+    """P(answerable | question, passages) = sigmoid(w . h + b), h = the hidden state `feature` of `model`."""
+
+    model: str  # the generator name it was trained for: another model's states mean nothing to it
+    feature: str  # the states it reads joined by "+", e.g. "prompt_last/l_out-16+first_generated/l_out-16"
+    weights: np.ndarray
+    bias: float
+    refuse_below: float
+    hedge_below: float
+    rules: frozenset[str]  # the rules kept on top of the score (measured: docs/probe.md)
+
+    def score(self, hidden: dict) -> float | None:
+        """The probability, or None when the generator did not give the states the probe reads."""
+        parts = [hidden.get(name) for name in self.feature.split("+")]
+        if any(p is None for p in parts):
+            return None
+        h = np.concatenate([np.asarray(p, dtype=np.float32) for p in parts])
+        if h.shape != self.weights.shape:
+            return None
+        return float(1.0 / (1.0 + np.exp(-(float(h @ self.weights) + self.bias))))
+
+
+@lru_cache(maxsize=8)
+def load_probe(path: str = "") -> Probe | None:
+    """The probe in `path` ('' = the bundled one); None when there is none."""
+    file = Path(path) if path else BUNDLED_PROBE
+    if not file.exists():
+        return None
+    data = json.loads(file.read_text(encoding="utf-8"))
+    weights = np.frombuffer(base64.b64decode(data["weights_f16_b64"]), dtype="<f2").astype(np.float32)
+    return Probe(model=data["model"], feature=data["feature"], weights=weights, bias=float(data["bias"]),
+                 refuse_below=float(data["refuse_below"]), hedge_below=float(data["hedge_below"]),
+                 rules=frozenset(data.get("rules", ALL_RULES)))
+
+
+def layers_of(probe: Probe | None) -> tuple[int, ...]:
+    """The transformer layers whose outputs the probe reads (none for the final layer)."""
+    if probe is None:
+        return ()
+    return tuple(sorted({int(name.split("l_out-")[1]) for name in probe.feature.split("+") if "/l_out-" in name}))
