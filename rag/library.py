@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PREFS_FILE = "preferences.json"
 FILES_DIR = "files"  # uploaded files are kept here so they can be shown and downloaded later
-_MARKERS = ("kb.sqlite", "manifest.json", "milvus.json")  # milvus.json: a knowledge base in Milvus (rag/index/milvus.py)
+_MARKERS = ("kb.sqlite", "manifest.json", "milvus.json")  # milvus.json: a knowledge base in Milvus (rag/index/milvus/store.py)
 _NAME = re.compile(rf"^[\w{HAN_RARE}{HAN_COMMON}][\w{HAN_RARE}{HAN_COMMON} .-]{{0,63}}$")
 
 

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     fusion_queries: int = Field(0, ge=0, le=8, description="RAG-Fusion: rewrites of the question the generator writes "
                                 "and that are searched too (0 = off; each costs a model call)")
 
-    # --- storage backend (issue 20: rag/index/milvus.py, docs/scale.md) ------------------------
+    # --- storage backend (issue 20: rag/index/milvus/, docs/scale.md) ------------------------
     backend: Literal["local", "milvus"] = Field(
         "local", description="'local' = the knowledge-base folder (SQLite + FAISS + BM25 files, one writer); "
         "'milvus' = one Milvus collection set that any number of app/API processes can serve")

@@ -209,13 +209,15 @@ def child_naive_latency(size: int) -> dict:
     from langchain_community.vectorstores import FAISS
 
     from rag.eval.bench import latency
-    from rag.index.docstore import DocStore
+    from rag.index import open_store
     from rag.models.e5_convert import converted_model
 
     folder = kb_folder(size, Settings())
-    store = DocStore(folder / "kb.sqlite")
+    store = open_store(folder, Settings(), dim=0)
     ids = store.chunk_ids()
-    texts = dict(store.read("SELECT id, text FROM chunks"))
+    texts = {}
+    for start in range(0, len(ids), 20000):
+        texts.update((i, row.text) for i, row in store.chunks(ids[start : start + 20000]).items())
     vectors = np.concatenate([v for _, v in store.iter_vectors()])
     store.close()
     embeddings = HuggingFaceEmbeddings(model_name=str(converted_model(Path(Settings().model_dir))),

@@ -77,9 +77,11 @@ def build(backend: str, folder: Path, size: int) -> dict:
 
     from rag.eval.bench import mixed, synthetic_kb
     from rag.eval.cache import CachingEmbedder
+    from rag.index.records import EmbeddedDoc
     from rag.kb import KnowledgeBase
     from rag.models.registry import make_embedder
     from rag.terms import terms
+    from rag.types import Chunk, Page
 
     settings = settings_for(backend, folder)
     texts = base_texts(20000)
@@ -100,8 +102,8 @@ def build(backend: str, folder: Path, size: int) -> dict:
         for d in range(0, size, PER_DOC):
             rows = np.arange(d, min(size, d + PER_DOC))
             chunk_texts = [texts[i % len(texts)] for i in rows]
-            kb.index.put(f"doc{d // PER_DOC}.txt", f"{d:064x}"[-64:], 0, 1, [], [(1, None, 0, len(x), x, "") for x in chunk_texts],
-                         mixed(vectors, rows, rng), None)
+            kb.index.commit_many([EmbeddedDoc(f"doc{d // PER_DOC}.txt", f"{d:064x}"[-64:], 0, [Page(1, "\n".join(chunk_texts[:3]))],
+                                              [Chunk(x, 1, 0, len(x)) for x in chunk_texts], mixed(vectors, rows, rng), None)])
         kb.index.flush()
     seconds = time.perf_counter() - t
     kind = kb.index.vector_kind
@@ -294,7 +296,7 @@ def write(results: dict) -> None:
         lines += ["## Ingest through `kb.add_texts`", "",
                   "Many small documents through the public path (split, vectors from the embedding cache, so embedding "
                   "costs nothing here; one record per document): the first SciFact abstracts into a fresh knowledge base. "
-                  f"Milvus writes the documents of up to {results.get('commit_rows', 0):,} chunks (rag.index.milvus.COMMIT_ROWS) "
+                  f"Milvus writes the documents of up to {results.get('commit_rows', 0):,} chunks (MilvusStore.commit_rows) "
                   "in one bulk write and commits them in one upsert.", "",
                   table(["backend", "documents", "chunks", "seconds", "documents/s", "chunks/s"],
                         [[t["backend"], f"{t['docs']:,}", f"{t['chunks']:,}", f"{t['seconds']:.1f}", f"{t['docs_per_s']:.0f}",
@@ -351,7 +353,7 @@ def main() -> None:
         return
     import milvus_lite
 
-    from rag.index.milvus import ANALYZER, COMMIT_ROWS
+    from rag.index.milvus.store import ANALYZER, MilvusStore
 
     path = ROOT / "docs" / "milvus.json"
     kept = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -364,7 +366,7 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",") if x]
     results = {"date": _now(), "machine": machine(settings.device), "load_before": list(os.getloadavg()),
                "embedder": settings.embedder, "milvus_lite": getattr(milvus_lite, "__version__", "?"),
-               "analyzer": ANALYZER, "commit_rows": COMMIT_ROWS, "rows": [r for r in kept.get("rows", []) if r["size"] not in sizes]}
+               "analyzer": ANALYZER, "commit_rows": MilvusStore.commit_rows, "rows": [r for r in kept.get("rows", []) if r["size"] not in sizes]}
     for key in ("texts", "quality"):  # kept from earlier runs unless re-measured below
         if kept.get(key):
             results[key] = kept[key]

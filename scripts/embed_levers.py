@@ -135,7 +135,8 @@ def chunks() -> dict[str, list[str]]:
         with tempfile.TemporaryDirectory() as tmp:
             kb = KnowledgeBase(Path(tmp) / "kb", Settings(ocr=False, embedder="fake"))
             kb.add([SHARED / "pdfs" / lang])
-            out[lang] = [t for (t,) in kb.store.read("SELECT text FROM chunks ORDER BY id")]
+            rows = kb.index.chunks(kb.index.chunk_ids().tolist())
+            out[lang] = [rows[i].text for i in sorted(rows)]
             kb.close()
     CACHE.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
@@ -237,7 +238,7 @@ def quality(args, results: dict) -> None:
                 kb = KnowledgeBase(Path(tmp) / "kb", settings, embedder=embedder)
                 before, t = embedder.embedded, time.perf_counter()
                 kb.add_texts(list(rset.docs.values()), sources=list(rset.docs))
-                built = {"chunks": kb.store.counts()[1], "embedded": embedder.embedded - before,
+                built = {"chunks": kb.index.counts()[1], "embedded": embedder.embedded - before,
                          "seconds": time.perf_counter() - t}
                 for mode in ("dense", "hybrid"):
                     ranking = {q: ev.ranked_docs(kb.search(text, k=ev.DEPTH[rset.name], mode=mode))

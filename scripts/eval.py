@@ -100,7 +100,7 @@ def eval_retrieval(rset: datasets.RetrievalSet, embedder: CachingEmbedder, setti
         t = time.perf_counter()
         before = embedder.embedded
         kb.add_texts([text for _, text in docs], sources=[i for i, _ in docs])
-        out["chunks"], out["index_s"], out["embedded_now"] = kb.store.counts()[1], time.perf_counter() - t, embedder.embedded - before
+        out["chunks"], out["index_s"], out["embedded_now"] = kb.index.counts()[1], time.perf_counter() - t, embedder.embedded - before
         for mode in ("dense", "hybrid"):
             if mode in args.systems:
                 run(mode, lambda q, mode=mode: ranked_docs(kb.search(q, k=depth, mode=mode)), rset.queries)

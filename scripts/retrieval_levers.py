@@ -42,7 +42,7 @@ from rag.eval import datasets  # noqa: E402
 from rag.eval.cache import CachingEmbedder  # noqa: E402
 from rag.eval.metrics import ndcg_at_k, paired_bootstrap  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
-from rag.index.keywords import Bm25Index  # noqa: E402
+from rag.index.local.keywords import Bm25Index  # noqa: E402
 from rag.models.registry import make_embedder  # noqa: E402
 from rag.terms import terms  # noqa: E402
 
@@ -66,7 +66,7 @@ def build_kb(docs: dict[str, str], embedder) -> KnowledgeBase:
     path = CACHE / "levers-scifact-kb"
     # chunks indexed by their text alone (the defaults before issue 16): the title lever is computed here itself
     kb = KnowledgeBase(path, Settings(index_title=False), embedder=embedder)
-    if kb.store.counts()[0] < len(docs):
+    if kb.index.counts()[0] < len(docs):
         t = time.perf_counter()
         items = list(docs.items())
         for s in range(0, len(items), 500):  # in slices: an interrupted build keeps its work

@@ -1,8 +1,9 @@
 """A knowledge base as a LangChain `VectorStore` (the same folder, the same vectors).
 
 A document added through LangChain is a knowledge-base document whose source (path) is its id: it is
-split, embedded and indexed like any other, and also kept whole with its metadata (as JSON) in the
-table `langchain_documents` of kb.sqlite, so search and get_by_ids give it back as it was added. A
+split, embedded and indexed like any other, and also kept whole with its metadata (as JSON) by the
+knowledge base's store (Store.keep_originals: the table `langchain_documents` of kb.sqlite, or a Milvus
+collection), so search and get_by_ids give it back as it was added. A
 search ranks by the dense cosine of the best passage (no keyword fusion: a vector store is
 similarity search); a document added through LangChain appears once, whole; a file ingested from disk
 appears as its passages, with metadata source, page, page_label, chunk_id, start, end (as the retriever
@@ -22,8 +23,6 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from rag.adapters.langchain_embeddings import as_langchain_embeddings
 from rag.errors import RagError
 
-TABLE = "CREATE TABLE IF NOT EXISTS langchain_documents(id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT NOT NULL)"
-
 #: (Document, cosine of its best passage, that passage's chunk id)
 _Found = tuple[Document, float, int]
 
@@ -35,8 +34,6 @@ class KnowledgeBaseVectorStore(VectorStore):
 
     def __init__(self, kb: Any) -> None:
         self.kb = kb
-        with kb.store.transaction() as c:
-            c.execute(TABLE)
 
     @property
     def embeddings(self) -> Any:
@@ -57,14 +54,12 @@ class KnowledgeBaseVectorStore(VectorStore):
             try:
                 latest[id_] = (text, json.dumps(metadata or {}, ensure_ascii=False))
             except (TypeError, ValueError) as e:
-                raise ValueError(f"metadata of document {id_!r} is not JSON ({e}); it is stored in "
-                                 f"{self.kb.path / 'kb.sqlite'} as JSON") from None
+                raise ValueError(f"metadata of document {id_!r} is not JSON ({e}); it is stored with the "
+                                 f"knowledge base ({self.kb.index.where}) as JSON") from None
         if not latest:
             return ids
         # the whole text first: a crash before the document is indexed leaves a row no search reaches
-        with self.kb.store.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO langchain_documents(id, text, metadata) VALUES(?, ?, ?)",
-                          [(i, t, m) for i, (t, m) in latest.items()])
+        self.kb.index.keep_originals(latest)
         report = self.kb.add_texts([t for t, _ in latest.values()], sources=list(latest))
         if report.failed:
             raise RagError("; ".join(f"{source}: {reason}" for source, reason in report.failed))
@@ -81,23 +76,14 @@ class KnowledgeBaseVectorStore(VectorStore):
                 if doc is not None and doc.path == id_:
                     index.delete(doc)
             index.flush()
-        with self.kb.store.transaction() as c:
-            c.executemany("DELETE FROM langchain_documents WHERE id=?", [(i,) for i in ids])
+        index.drop_originals(list(ids))
         return True
 
     # ------------------------------------------------------------------ read
     def _stored(self, ids: Sequence[str]) -> dict[str, Document]:
         """The documents added through LangChain among `ids` (that are still in the knowledge base)."""
-        if not ids:
-            return {}
-        found: dict[str, Document] = {}
-        for start in range(0, len(ids), 500):  # below SQLite's limit of bound parameters
-            part = list(ids[start:start + 500])
-            rows = self.kb.store.read("SELECT l.id, l.text, l.metadata FROM langchain_documents l JOIN documents d "
-                                      f"ON d.path = l.id WHERE l.id IN ({','.join('?' * len(part))})", part)
-            for id_, text, metadata in rows:
-                found[id_] = Document(id=id_, page_content=text, metadata=json.loads(metadata))
-        return found
+        return {id_: Document(id=id_, page_content=text, metadata=json.loads(metadata))
+                for id_, (text, metadata) in self.kb.index.originals(list(ids)).items()}
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The documents added through LangChain with these ids, in that order (missing ids are left out)."""
