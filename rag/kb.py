@@ -124,7 +124,7 @@ class KnowledgeBase:
 
     def as_retriever(self, k: int | None = None):
         """A LangChain BaseRetriever returning Documents with metadata source, page, score, chunk_id."""
-        from rag.adapters.langchain import KnowledgeBaseRetriever
+        from rag.adapters.langchain.retriever import KnowledgeBaseRetriever
 
         return KnowledgeBaseRetriever(kb=self, k=k or self.settings.top_k)
 
@@ -166,7 +166,7 @@ class KnowledgeBase:
     def as_runnable(self, options: "AnswerOptions | Mapping[str, Any] | None" = None):
         """A LangChain Runnable: invoke("question") or invoke({"question": ..., "history": [...]}) -> Answer,
         answered with `options` (as for ask)."""
-        from rag.adapters.langchain import AnswerRunnable
+        from rag.adapters.langchain.retriever import AnswerRunnable
 
         return AnswerRunnable(kb=self, options=options)
 

@@ -13,7 +13,7 @@ from rag.errors import EmbedderMismatch
 from rag.kb import KnowledgeBase
 from rag.langchain import E5Embeddings, EmbedderEmbeddings, KnowledgeBaseVectorStore, embedder_from
 from rag.models.fakes import FakeEmbedder
-from rag.models.langchain_embedder import LangChainEmbedder
+from rag.langchain import LangChainEmbedder
 from rag.settings import Settings
 
 TEXTS = ["The Eiffel Tower is in Paris.", "The Colosseum is in Rome.", "Big Ben is in London.",

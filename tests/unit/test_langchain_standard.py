@@ -17,7 +17,7 @@ from langchain_tests.integration_tests import (EmbeddingsIntegrationTests, Retri
 from rag.kb import KnowledgeBase
 from rag.langchain import E5Embeddings, KnowledgeBaseRetriever, KnowledgeBaseVectorStore
 from rag.models.fakes import FakeEmbedder
-from rag.models.langchain_embedder import LangChainEmbedder
+from rag.langchain import LangChainEmbedder
 from rag.settings import Settings
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[2] / "data" / "docs"

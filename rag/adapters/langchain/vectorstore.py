@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -20,17 +21,19 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from rag.adapters.langchain_embeddings import as_langchain_embeddings
+from rag.adapters.langchain.embeddings import E5Embeddings, as_langchain_embeddings, embedder_from
 from rag.errors import RagError
+from rag.settings import Settings
 
 #: (Document, cosine of its best passage, that passage's chunk id)
 _Found = tuple[Document, float, int]
 
 
 class KnowledgeBaseVectorStore(VectorStore):
-    """`KnowledgeBaseVectorStore(kb)`: add_texts / add_documents (with ids), get_by_ids, delete,
-    similarity_search (with scores, by vector), max_marginal_relevance_search, as_retriever.
-    Async methods are LangChain's defaults (the sync ones in a thread)."""
+    """`KnowledgeBaseVectorStore(kb)` or `KnowledgeBaseVectorStore.from_texts(texts, embedding, path=folder)`:
+    add_texts / add_documents (with ids), get_by_ids, delete, similarity_search (with scores, by vector),
+    max_marginal_relevance_search, as_retriever. Async methods are LangChain's defaults (the sync ones in
+    a thread)."""
 
     def __init__(self, kb: Any) -> None:
         self.kb = kb
@@ -172,6 +175,17 @@ class KnowledgeBaseVectorStore(VectorStore):
 
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Any, metadatas: list[dict] | None = None, *,
-                   ids: list[str] | None = None, **kwargs: Any) -> "KnowledgeBaseVectorStore":
-        raise NotImplementedError("use rag.langchain.KnowledgeBaseVectorStore.from_texts(..., path=folder), "
-                                  "which opens the knowledge base")
+                   ids: list[str] | None = None, path: str | Path | None = None, settings: Settings | None = None,
+                   **kwargs: Any) -> "KnowledgeBaseVectorStore":
+        """Open (or create) the knowledge base in `path` embedding with `embedding` (any LangChain Embeddings,
+        recorded in the manifest), and add the texts. A folder built with another embedder is refused
+        (EmbedderMismatch), as KnowledgeBase does."""
+        from rag.kb import KnowledgeBase  # the one import of the layer above: this constructor opens a knowledge base
+
+        if path is None:
+            raise ValueError("from_texts needs path=: the knowledge-base folder to keep the texts in")
+        if isinstance(embedding, E5Embeddings):  # recorded as the engine it is (embedder_spec), whatever Settings say
+            settings = (settings or embedding.settings or Settings()).with_(embedder=embedding.engine)
+        store = cls(KnowledgeBase(path, settings, embedder=embedder_from(embedding)))
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
