@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ingest.normalize import normalize_text
-from ingest.parsers import SUPPORTED
+from ingest.formats import SUPPORTED
 from ingest.titles import first_line_title, with_leads
 from rag.errors import ParseError
 from rag.fs import file_sha256
@@ -79,7 +79,7 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
             folders.append(p.resolve())
             found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SUPPORTED and not q.name.startswith("."))
             files += [q.resolve() for q in found]
-        elif p.is_file():  # named explicitly: its bytes say whether it can be read (ingest.sniff), not its name
+        elif p.is_file():  # named explicitly: its bytes say whether it can be read (ingest.formats.sniff), not its name
             files.append(p.resolve())
         else:
             report.failed.append((str(p), "not found"))
@@ -149,7 +149,7 @@ def _ingest_run(ingestor: "Ingestor", total: int, progress: Callable[[Progress],
 def ingest_paths(ingestor: "Ingestor", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
                  progress: Callable[[Progress], None] | None) -> IngestReport:
     from ingest.isolate import IsolatedParser
-    from ingest.parse import ParseOptions
+    from ingest.formats.base import ParseOptions
 
     collected = IngestReport()
     files, folders = collect_files(paths, collected)

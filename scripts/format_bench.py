@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ingest.isolate import IsolatedParser  # noqa: E402
-from ingest.parse import ParseOptions  # noqa: E402
+from ingest.formats.base import ParseOptions  # noqa: E402
 from rag import KnowledgeBase, Settings  # noqa: E402
 from rag.eval import tableqa  # noqa: E402
 from rag.eval.report import machine, table  # noqa: E402
