@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from rag.eval.report import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"embedder": "fake", "chunk_size": 60, "chunk_overlap": 10, "embed_batch_size": 4}
 
@@ -48,7 +50,6 @@ def plan(n_docs: int) -> list[tuple[str, int]]:
 
 # ---------------------------------------------------------------------------------------- child
 def child(kb_path: str, n_docs: int, group: int, pause: float) -> None:
-    sys.path.insert(0, str(ROOT))
     from rag.kb import KnowledgeBase
     from rag.settings import Settings
 
@@ -104,7 +105,6 @@ class Log:
 # --------------------------------------------------------------------------------- invariants
 def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[str], dict]:
     """The violations of the crash-safety invariants (empty when all hold), and some counts."""
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
     from rag.index.local.check import check_kb
@@ -194,7 +194,7 @@ def main() -> int:
             results.append(r)
             print(json.dumps(r))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        write_json(args.json, results)
     return 0 if all(not r["violations"] for r in results) else 1
 
 
