@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.check:
-        from ingest.check import check_kb
+        from rag.index.local.check import check_kb
         from rag.errors import RagError
         from rag.settings import Settings
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _migrate(args) -> int:
-    from ingest.migrate import migrate_to_milvus
+    from rag.index.milvus.migrate import migrate_to_milvus
     from rag.errors import RagError
     from rag.settings import Settings
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from ingest.parse import SETTINGS_DEFAULTS, ParseOptions
+from ingest.formats.base import SETTINGS_DEFAULTS, ParseOptions
 from rag.errors import ParseError
 from rag.fs import PipeLines
 from rag.types import Page

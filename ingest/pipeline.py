@@ -3,7 +3,8 @@
 Unchanged files (same path, same sha256 of bytes) are skipped without being parsed. Embedding runs
 in batches that span small documents. The local backend commits each document in its own transaction
 as soon as its vectors exist; a backend whose every write is a network round trip (Milvus) takes
-the embedded documents of up to `index.commit_rows` chunks in one bulk write. An interruption loses
+the embedded documents of up to `store.commit_rows` chunks in one bulk write (the Store's declared
+capability, rag/index/base.py). An interruption loses
 at most the documents embedded but not yet committed.
 """
 from __future__ import annotations
@@ -20,17 +21,17 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from ingest.normalize import normalize_text
-from ingest.parsers import SUPPORTED
+from ingest.formats import SUPPORTED
 from ingest.titles import first_line_title, with_leads
 from rag.errors import ParseError
 from rag.fs import file_sha256
-from rag.index.docstore import EmbeddedDoc, StoredDoc
+from rag.index.records import EmbeddedDoc, StoredDoc
 from rag.text import has_text, with_lead
 from rag.types import Chunk, IngestReport, Page
 
 if TYPE_CHECKING:
     from ingest.split import RecursiveSplitter
-    from rag.index.index import Index
+    from rag.index.base import Store
     from rag.models.base import Embedder
     from rag.settings import Settings
 
@@ -78,7 +79,7 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
             folders.append(p.resolve())
             found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in SUPPORTED and not q.name.startswith("."))
             files += [q.resolve() for q in found]
-        elif p.is_file():  # named explicitly: its bytes say whether it can be read (ingest.sniff), not its name
+        elif p.is_file():  # named explicitly: its bytes say whether it can be read (ingest.formats.sniff), not its name
             files.append(p.resolve())
         else:
             report.failed.append((str(p), "not found"))
@@ -88,14 +89,14 @@ def collect_files(paths: Iterable[str | Path], report: IngestReport) -> tuple[li
 
 
 class Ingestor:
-    """Files (or texts) into an Index: handed the parts it writes with (index, embedder, splitter,
-    settings), never the knowledge base. Call inside `index.writing()`. `titles`: the dense and keyword
+    """Files (or texts) into a Store: handed the parts it writes with (store, embedder, splitter,
+    settings), never the knowledge base. Call inside `store.writing()`. `titles`: the dense and keyword
     views keep each document's title and heading path with every chunk (ingest/titles.py; what the
-    knowledge base was built with, Index.claim_views)."""
+    knowledge base was built with, Store.claim_views)."""
 
-    def __init__(self, index: "Index", embedder: "Embedder", splitter: "RecursiveSplitter", settings: "Settings",
+    def __init__(self, store: "Store", embedder: "Embedder", splitter: "RecursiveSplitter", settings: "Settings",
                  *, titles: bool = False) -> None:
-        self.index, self.embedder, self.splitter, self.settings = index, embedder, splitter, settings
+        self.store, self.embedder, self.splitter, self.settings = store, embedder, splitter, settings
         self.titles = titles
 
     def chunks(self, pages: Sequence[Page]) -> list[Chunk]:
@@ -114,25 +115,25 @@ class Ingestor:
         return ingest_texts(self, list(texts), list(sources) if sources is not None else None, progress=progress)
 
     def remove(self, key: str) -> list[str]:
-        """Remove the documents `key` names (Index.resolve); returns their paths."""
+        """Remove the documents `key` names (Store.resolve); returns their paths."""
         removed = []
-        for doc in self.index.resolve(key):
-            self.index.delete(doc)
+        for doc in self.store.resolve(key):
+            self.store.delete(doc)
             removed.append(doc.path)
         if removed:
-            self.index.flush()
+            self.store.flush()
         return removed
 
 
 @contextmanager
-def _ingest_run(kb: "Ingestor", total: int, progress: Callable[[Progress], None] | None) -> Iterator[tuple[IngestReport, Callable[[Progress], None], "_Batcher"]]:
+def _ingest_run(ingestor: "Ingestor", total: int, progress: Callable[[Progress], None] | None) -> Iterator[tuple[IngestReport, Callable[[Progress], None], "_Batcher"]]:
     """The frame of one ingestion call: report, progress, batching; on Ctrl-C the documents
     committed so far stay and IngestInterrupted carries the report; the index is saved in any case."""
     report = IngestReport()
     started = time.perf_counter()
     notify = progress or (lambda event: None)
     notify(Progress("start", files_total=total))
-    batcher = _Batcher(kb, report, notify, total)
+    batcher = _Batcher(ingestor, report, notify, total)
     try:
         yield report, notify, batcher
         batcher.flush()
@@ -141,22 +142,22 @@ def _ingest_run(kb: "Ingestor", total: int, progress: Callable[[Progress], None]
         raise IngestInterrupted(report) from None
     finally:
         report.seconds = time.perf_counter() - started
-        kb.index.flush()
+        ingestor.store.flush()
         notify(Progress("done", total, total, chunks_done=batcher.embedded))
 
 
-def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
+def ingest_paths(ingestor: "Ingestor", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
                  progress: Callable[[Progress], None] | None) -> IngestReport:
     from ingest.isolate import IsolatedParser
-    from ingest.parse import ParseOptions
+    from ingest.formats.base import ParseOptions
 
     collected = IngestReport()
     files, folders = collect_files(paths, collected)
-    with _ingest_run(kb, len(files), progress) as (report, notify, batcher):
+    with _ingest_run(ingestor, len(files), progress) as (report, notify, batcher):
         report.failed += collected.failed
-        s = kb.settings
+        s = ingestor.settings
         options = ParseOptions.from_settings(s)
-        with _Prefetcher(kb, files, passwords,
+        with _Prefetcher(ingestor, files, passwords,
                          IsolatedParser(s.parse_timeout_s, s.parse_memory_mb, options, s.ocr_page_timeout_s)) as ahead:
             for n, file in enumerate(files, 1):
                 key = str(file)
@@ -166,8 +167,8 @@ def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwo
                     if existing is not None and existing.sha256 == sha:
                         report.skipped.append(key)
                         outcome = "skipped"
-                    elif (twin := kb.index.find_by_sha(sha)) is not None:
-                        kb.index.copy(twin, key, existing)  # same bytes already parsed and embedded
+                    elif (twin := ingestor.store.find_by_sha(sha)) is not None:
+                        ingestor.store.copy(twin, key, existing)  # same bytes already parsed and embedded
                         outcome = "replaced" if existing else "added"
                         (report.replaced if existing else report.added).append(key)
                     else:
@@ -176,7 +177,7 @@ def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwo
                             report.warnings.append((key, warning))
                         _report_pages(report, key, pages, s)
                         report.pages += len(pages)
-                        batcher.push(_Prepared(key, sha, size, pages, kb.chunks(pages), existing))
+                        batcher.push(_Prepared(key, sha, size, pages, ingestor.chunks(pages), existing))
                         outcome = "queued"
                 except ParseError as e:
                     report.failed.append((key, str(e)))
@@ -186,20 +187,20 @@ def ingest_paths(kb: "Ingestor", paths: list[str | Path], *, prune: bool, passwo
                     notify(Progress("file", n, len(files), key, batcher.embedded, outcome))
         batcher.flush()
         if prune:
-            _prune(kb, folders, set(map(str, files)), report)
+            _prune(ingestor, folders, set(map(str, files)), report)
     return report
 
 
-def ingest_texts(kb: "Ingestor", texts: list[str], sources: list[str] | None,
+def ingest_texts(ingestor: "Ingestor", texts: list[str], sources: list[str] | None,
                  progress: Callable[[Progress], None] | None) -> IngestReport:
-    with _ingest_run(kb, len(texts), progress) as (report, notify, batcher):
+    with _ingest_run(ingestor, len(texts), progress) as (report, notify, batcher):
         for n, text in enumerate(texts, 1):
             data = text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
             key = sources[n - 1] if sources is not None else f"text:{sha[:16]}"
             if batcher.waiting(key):  # the same source twice in one call: the later text replaces the earlier
                 batcher.flush()
-            existing = kb.index.find(key)
+            existing = ingestor.store.find(key)
             if existing is not None and existing.sha256 == sha:
                 report.skipped.append(key)
                 notify(Progress("file", n, len(texts), key, batcher.embedded, "skipped"))
@@ -207,7 +208,7 @@ def ingest_texts(kb: "Ingestor", texts: list[str], sources: list[str] | None,
             pages = [Page(number=1, text=normalize_text(text))]
             pages = with_leads(pages, first_line_title(pages), headings=False)
             report.pages += 1
-            batcher.push(_Prepared(key, sha, len(data), pages, kb.chunks(pages), existing))
+            batcher.push(_Prepared(key, sha, len(data), pages, ingestor.chunks(pages), existing))
     return report
 
 
@@ -221,8 +222,8 @@ class _Prefetcher:
     Written by hand: the parser needs its own process for time and memory limits (ingest.isolate),
     and a one-file look-ahead over it is a few lines."""
 
-    def __init__(self, kb: "Ingestor", files: list[Path], passwords: dict[str, str], parser) -> None:
-        self.kb, self.files, self.passwords, self.parser = kb, files, passwords, parser
+    def __init__(self, ingestor: "Ingestor", files: list[Path], passwords: dict[str, str], parser) -> None:
+        self.ingestor, self.files, self.passwords, self.parser = ingestor, files, passwords, parser
         self.plans: dict[int, tuple | Exception] = {}
         self.pool = None
 
@@ -252,13 +253,13 @@ class _Prefetcher:
             return
         file = self.files[i]
         try:
-            size, limit = file.stat().st_size, self.kb.settings.max_file_mb
+            size, limit = file.stat().st_size, self.ingestor.settings.max_file_mb
             if size > limit * 1024 * 1024:
                 raise ParseError(f"too large: {size / 2**20:.0f} MB (limit {limit:g} MB)")
             sha = file_sha256(file)
-            existing = self.kb.index.find(str(file))
+            existing = self.ingestor.store.find(str(file))
             unchanged = existing is not None and existing.sha256 == sha
-            parsing = None if unchanged or self.kb.index.find_by_sha(sha) is not None else self.parse(i)
+            parsing = None if unchanged or self.ingestor.store.find_by_sha(sha) is not None else self.parse(i)
             self.plans[i] = (sha, size, existing, parsing)
         except (ParseError, OSError) as e:
             self.plans[i] = e
@@ -276,10 +277,10 @@ class _Prefetcher:
 
 class _Batcher:
     """Collects documents until a batch of chunks is ready and embeds it; commits the embedded documents
-    once `index.commit_rows` chunks are ready (0: at once), and everything on flush()."""
+    once `store.commit_rows` chunks are ready (0: at once), and everything on flush()."""
 
-    def __init__(self, kb: "Ingestor", report: IngestReport, notify: Callable[[Progress], None], total: int) -> None:
-        self.kb, self.report, self.notify, self.total = kb, report, notify, total
+    def __init__(self, ingestor: "Ingestor", report: IngestReport, notify: Callable[[Progress], None], total: int) -> None:
+        self.ingestor, self.report, self.notify, self.total = ingestor, report, notify, total
         self.queue: list[_Prepared] = []
         self.queued_chunks = 0
         self.ready: list[_Prepared] = []
@@ -287,8 +288,8 @@ class _Batcher:
         self.paths: set[str] = set()  # of the documents queued or ready
         self.embedded = 0
         self.done = len(report.skipped) + len(report.failed)
-        self.batch = kb.settings.embed_batch_size or kb.embedder.call_size
-        self.group = getattr(kb.index, "commit_rows", 0)
+        self.batch = ingestor.settings.embed_batch_size or ingestor.embedder.call_size
+        self.group = ingestor.store.commit_rows
 
     def waiting(self, path: str) -> bool:
         """Whether a document with this path is queued or embedded but not committed yet."""
@@ -313,7 +314,7 @@ class _Batcher:
         for start in range(0, len(texts), self.batch):
             part = texts[start : start + self.batch]
             t0 = time.perf_counter()
-            vectors = self.kb.embedder.embed_passages([t for _, t in part])
+            vectors = self.ingestor.embedder.embed_passages([t for _, t in part])
             self.report.embed_seconds += time.perf_counter() - t0
             for (doc, _), vec in zip(part, vectors):
                 doc.vectors.append(vec)
@@ -326,7 +327,7 @@ class _Batcher:
     def _commit_ready(self) -> None:
         if not self.ready:
             return
-        self.kb.index.commit_many([
+        self.ingestor.store.commit_many([
             EmbeddedDoc(d.path, d.sha256, d.size, d.pages, d.chunks,
                         np.stack(d.vectors) if d.vectors else np.zeros((0, 0), dtype=np.float32), d.replace)
             for d in self.ready])
@@ -390,14 +391,14 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts[:12]) + (" ..." if len(parts) > 12 else "")
 
 
-def _prune(kb: "Ingestor", folders: list[Path], present: set[str], report: IngestReport) -> None:
+def _prune(ingestor: "Ingestor", folders: list[Path], present: set[str], report: IngestReport) -> None:
     """Remove stored documents under the given folders whose file is gone."""
     roots = [str(f) + os.sep for f in folders]
-    for info in kb.index.documents():
+    for info in ingestor.store.documents():
         if any(info.path.startswith(r) for r in roots) and info.path not in present and not os.path.exists(info.path):
-            doc = kb.index.find(info.path)
+            doc = ingestor.store.find(info.path)
             if doc is not None:
-                kb.index.delete(doc)
+                ingestor.store.delete(doc)
                 report.removed.append(info.path)
 
 

@@ -5,7 +5,7 @@ space), line ends, clause marks (，、：, ,), spaces, and only as a last resor
 never cross a page, so every chunk cites one page. Sizes are in "approximate tokens" (one per CJK
 character, one per four other characters), so one setting fits Chinese and English alike.
 
-Markdown pipe tables (what every parser stores a table as: ingest.tables) are chunks of their own,
+Markdown pipe tables (what every parser stores a table as: ingest.formats.tables) are chunks of their own,
 cut only between rows: each chunk of a table starts with the table's caption (the line above it:
 a caption or heading) and its header row, so a chunk read alone still says what its cells mean.
 Such a chunk is not a substring of its page: start/end are the span of its rows on the page.
@@ -16,7 +16,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import Sequence
 
-from ingest.tables import pack
+from ingest.formats.tables import pack
 from ingest.titles import chunk_lead
 from rag.text import approx_tokens
 from rag.types import Chunk, Page

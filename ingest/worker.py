@@ -26,8 +26,8 @@ def main() -> None:
     memory_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 2048
     _limit_memory(memory_mb)
     logging.disable(logging.WARNING)  # pypdf's warnings about damaged files: the result says enough
-    from ingest.parse import ParseOptions
-    from ingest.parsers import parse_file
+    from ingest.formats.base import ParseOptions
+    from ingest.formats import parse_file
     from rag.errors import ParseError
 
     out = sys.stdout

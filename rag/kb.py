@@ -1,7 +1,7 @@
 """KnowledgeBase: the one service object behind the CLI, the Streamlit app and the Python API.
 
-A facade: it builds the parts and hands each the ones it needs — the Index (rag/index/: the folder's
-stores, manifest and write lock), the Ingestor (ingest.pipeline), the Retriever (rag/retrieve.py)
+A facade: it builds the parts and hands each the ones it needs — the Store (rag/index/: the local
+folder or Milvus, behind one contract, with its manifest and write lock), the Ingestor (ingest.pipeline), the Retriever (rag/retrieve.py)
 and, per answer, the AnswerChain (rag/answer/) with the generator the answer's options name.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from ingest.pipeline import Ingestor
 from ingest.split import RecursiveSplitter
 from rag.answer.chain import AnswerChain
-from rag.index.backend import open_index
+from rag.index import open_store
 from rag.models.base import Embedder, Generator, Reranker
 from rag.models.pool import GeneratorPool
 from rag.models.registry import make_embedder, make_reranker
@@ -36,7 +36,7 @@ class KnowledgeBase:
         self._settings = settings or Settings()
         self.embedder = embedder or make_embedder(self._settings)
         # the local folder or Milvus (Settings.backend, issue 20): the same methods either way
-        self.index = open_index(self.path, self._settings, dim=self.embedder.dim, normalized=self.embedder.normalized)
+        self.index = open_store(self.path, self._settings, dim=self.embedder.dim, normalized=self.embedder.normalized)
         # an embedder without a config string (a LangChain Embeddings: rag.langchain) records its own spec
         spec = getattr(self.embedder, "spec", None) or self._settings.embedder
         self.index.claim_embedder(self.embedder.name, spec, self.embedder.opens)
@@ -59,11 +59,6 @@ class KnowledgeBase:
         self.index.settings = settings
         if self._retriever is not None:
             self._retriever.settings = settings
-
-    @property
-    def store(self):
-        """The DocStore (kb.sqlite) of this knowledge base."""
-        return self.index.store
 
     # ------------------------------------------------------------------ public API: documents
     def add(self, paths: str | Path | Iterable[str | Path], *, prune: bool = False,
@@ -129,7 +124,7 @@ class KnowledgeBase:
 
     def as_retriever(self, k: int | None = None):
         """A LangChain BaseRetriever returning Documents with metadata source, page, score, chunk_id."""
-        from rag.adapters.langchain import KnowledgeBaseRetriever
+        from rag.adapters.langchain.retriever import KnowledgeBaseRetriever
 
         return KnowledgeBaseRetriever(kb=self, k=k or self.settings.top_k)
 
@@ -171,7 +166,7 @@ class KnowledgeBase:
     def as_runnable(self, options: "AnswerOptions | Mapping[str, Any] | None" = None):
         """A LangChain Runnable: invoke("question") or invoke({"question": ..., "history": [...]}) -> Answer,
         answered with `options` (as for ask)."""
-        from rag.adapters.langchain import AnswerRunnable
+        from rag.adapters.langchain.retriever import AnswerRunnable
 
         return AnswerRunnable(kb=self, options=options)
 

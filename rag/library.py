@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ingest.parsers import SUPPORTED
+from ingest.formats import SUPPORTED
 from rag.errors import RagError
 from rag.text import HAN_COMMON, HAN_RARE
 from rag.fs import atomic_write_bytes, atomic_write_json
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PREFS_FILE = "preferences.json"
 FILES_DIR = "files"  # uploaded files are kept here so they can be shown and downloaded later
-_MARKERS = ("kb.sqlite", "manifest.json", "milvus.json")  # milvus.json: a knowledge base in Milvus (rag/index/milvus.py)
+_MARKERS = ("kb.sqlite", "manifest.json", "milvus.json")  # milvus.json: a knowledge base in Milvus (rag/index/milvus/store.py)
 _NAME = re.compile(rf"^[\w{HAN_RARE}{HAN_COMMON}][\w{HAN_RARE}{HAN_COMMON} .-]{{0,63}}$")
 
 
@@ -150,11 +150,11 @@ UPLOAD_TYPES = sorted(s.lstrip(".") for s in SUPPORTED)
 
 
 def upload_suffix(filename: str, data: bytes) -> str:
-    """The name ending an upload is stored under, from its bytes (ingest.sniff: a zip bomb, a
+    """The name ending an upload is stored under, from its bytes (ingest.formats.sniff: a zip bomb, a
     macro-enabled or encrypted Office file is refused here with the reason). A name that claims
     one type for bytes of another ("notes.pdf" holding text) is refused: the person meant a file
     they did not send. Text kinds (text, Markdown, CSV, HTML) keep their own ending."""
-    from ingest import sniff
+    from ingest.formats import sniff
 
     kind = sniff.sniff_bytes(data)  # ParseError (a RagError) with the reason
     ending = Path(unicodedata.normalize("NFC", filename).replace("\\", "/").rsplit("/", 1)[-1]).suffix.lower()

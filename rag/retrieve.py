@@ -20,7 +20,7 @@ from rag.settings import Settings
 from rag.types import Hit
 
 if TYPE_CHECKING:
-    from rag.index.index import Index
+    from rag.index.base import Store
 
 MODES = ("hybrid", "dense", "keyword")
 
@@ -40,11 +40,11 @@ def rrf(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = Non
 
 
 class Retriever:
-    """Dense + BM25 → RRF → rerank over an Index. Handed the parts (index, embedder, reranker,
+    """Dense + BM25 → RRF → rerank over a Store. Handed the parts (index, embedder, reranker,
     settings), never the knowledge base. Keeps the vectors of the last 256 distinct queries (a chat
     repeats and rephrases)."""
 
-    def __init__(self, index: "Index", embedder: Embedder, reranker: Reranker | None, settings: Settings) -> None:
+    def __init__(self, index: "Store", embedder: Embedder, reranker: Reranker | None, settings: Settings) -> None:
         self.index, self.embedder, self.reranker, self.settings = index, embedder, reranker, settings
         self._query_vectors: "OrderedDict[str, np.ndarray]" = OrderedDict()
         self._lock = threading.Lock()
@@ -103,7 +103,7 @@ class Retriever:
         n = max(s.candidates, depth)
 
         fused_by_store = (mode == "hybrid" and len(queries) == 1 and s.dense_weight == s.keyword_weight
-                          and hasattr(self.index, "hybrid"))  # the store fuses itself (Milvus hybrid_search + RRF ranker)
+                          and self.index.native_hybrid)  # the store fuses itself (Milvus hybrid_search + RRF ranker)
         keyword_job = self._keyword_in_background(queries, n) if mode in ("hybrid", "keyword") and not fused_by_store else None
         try:
             qvecs = np.stack([self.embed_query(q) for q in queries])

@@ -1,6 +1,14 @@
 """One typed Settings for the whole system: defaults < rag.toml < environment (RAG_*).
 
 This is the only module that reads the environment. Everything else receives a Settings.
+
+Settings is made of sub-models, one per part of the system: EmbeddingSettings, IngestSettings,
+IndexSettings, MilvusSettings, RetrievalSettings, AnswerSettings, ServeSettings. Their fields are
+Settings' own fields (Settings inherits them), so every name stays flat where it is given or read: a
+keyword `Settings(min_score=0.8)`, an attribute `settings.min_score`, a key of rag.toml, the environment
+variable RAG_MIN_SCORE, `settings.with_(min_score=0.8)`, an AnswerOptions field. A group is read whole as
+a sub-model: `settings.answer` (an AnswerSettings), `settings.milvus`, `settings.serve`...
+(`settings.search` for the retrieval group: `settings.retrieval` is the retrieval mode).
 """
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import ConfigDict, Field, SecretStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -17,15 +25,11 @@ def _toml_file() -> Path:
     return Path(os.environ.get("RAG_CONFIG", "rag.toml"))
 
 
-class Settings(BaseSettings):
-    """Every knob a user may turn. Model names are strings so a user with a model hub or a local
-    folder can swap in a bigger model without code changes."""
+class EmbeddingSettings(BaseModel):
+    """Which embedder makes the vectors, and on what hardware. Read as `settings.embedding`."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
-    kb: str = Field("data/index/default", description="knowledge-base folder used by the app and the CLI")
-
-    # --- embedding -------------------------------------------------------------------------
     embedder: str = Field(
         "e5",
         description="Embedding backend and model: 'e5' (default: the bundled multilingual-e5-small, questions by "
@@ -45,21 +49,23 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA when available), 'cpu' or 'cuda[:n]'")
     threads: int = Field(0, ge=0, description="CPU threads for the embedder; 0 = all cores")
 
-    # --- splitting -------------------------------------------------------------------------
+
+class IngestSettings(BaseModel):
+    """How files become chunks: parsing limits, OCR, formats, splitting and the title view (ingest/). Read as
+    `settings.ingest`."""
+
+    model_config = ConfigDict(frozen=True)
+
     # Default chosen by scripts/chunk_sweep.py (results in docs/chunking.md).
     chunk_size: int = Field(256, ge=50, description="approximate tokens per chunk (1 per CJK character, 1 per 4 others)")
     chunk_overlap: int = Field(38, ge=0, description="approximate tokens shared by neighbouring chunks")
-
-    # --- ingestion -------------------------------------------------------------------------
     parse_timeout_s: float = Field(120.0, gt=0, description="per-file limit for parsing")
     parse_memory_mb: int = Field(2048, ge=256, description="address-space limit of the parser process")
     max_file_mb: float = Field(200.0, gt=0, description="larger files are refused")
     min_page_chars: int = Field(10, ge=0, description="pages with fewer characters count as 'no text layer'")
-    # --- OCR (pages with no text layer, or garbage text: ingest/ocr.py, ingest/garbage.py) -----
     ocr: bool = Field(True, description="OCR pages without a usable text layer (rapidocr, bundled zh/en models)")
     ocr_max_pages: int = Field(50, ge=0, description="most pages OCR'd per file (OCR takes ~3-20 s a page on 2 cores)")
     ocr_page_timeout_s: float = Field(120.0, gt=0, description="time limit per OCR'd page, on top of parse_timeout_s")
-    # --- Office, HTML, CSV, images (ingest/sniff.py picks the parser by the file's bytes) -----------
     # on: table QA (docs/tables.md) 1.00 correct with a PDF's tables as Markdown vs 0.57 from its text layer, 40
     # one-cell questions; the table finder costs ~30-60 ms a page against ~5 ms without it (docs/formats.md)
     pdf_tables: bool = Field(True, description="find tables in PDF pages (pdfplumber) and store them as Markdown "
@@ -67,16 +73,22 @@ class Settings(BaseSettings):
     max_sheet_rows: int = Field(100_000, ge=1, description="a spreadsheet or CSV sheet with more rows is refused, naming the sheet")
     max_unzipped_mb: float = Field(500.0, gt=0, description="an Office/EPUB file (a zip) that declares more is refused as a zip bomb")
     max_zip_ratio: float = Field(100.0, gt=1, description="a zip member compressed more than this (uncompressed:compressed) is refused as a zip bomb")
-
-    # --- what the retrieval views index (ingest/titles.py) --------------------------------------
     # on: SciFact full corpus, chosen on the 809 train queries, test nDCG@10 0.720 vs 0.707 with rrf_k 20
     # (docs/retrieval_levers.md); recorded in manifest.json, a knowledge base keeps what it was built with
     index_title: bool = Field(True, description="index every chunk with its document's title (and heading path "
                               "in Word, HTML, Markdown, EPUB) in front, for the dense and keyword views only: the "
                               "stored text, citations and prompts are unchanged. Fixed when a knowledge base is built")
 
-    # --- retrieval -------------------------------------------------------------------------
-    top_k: int = Field(5, ge=1, description="passages returned by search")
+
+class IndexSettings(BaseModel):
+    """Where chunks are stored (the storage backend) and how the local vector index is built (rag/index/). Read as
+    `settings.index`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: Literal["local", "milvus"] = Field(
+        "local", description="'local' = the knowledge-base folder (SQLite + FAISS + BM25 files, one writer); "
+        "'milvus' = one Milvus collection set that any number of app/API processes can serve")
     vector_index: Literal["auto", "flat", "ivf"] = Field(
         "auto", description="'flat' = exact search; 'ivf' = FAISS IVF (approximate, for large knowledge bases); "
         "'auto' = flat below ann_threshold chunks, IVF from there on (the switch is recorded in manifest.json)")
@@ -85,6 +97,28 @@ class Settings(BaseSettings):
         "of one question costs ~1 ms per 10k chunks on one core (docs/bench.md), IVF a few ms at 100k-1M")
     ivf_nprobe: int = Field(0, ge=0, description="IVF cells scanned per query (more = slower and closer to exact); "
                             "0 = a tenth of the cells, at least 32 (recall@10 ≥ 0.95 in docs/bench.md)")
+
+
+class MilvusSettings(BaseModel):
+    """The Milvus backend (Settings.backend = "milvus": rag/index/milvus/, docs/scale.md). Read as `settings.milvus`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    milvus_uri: str = Field("", description="a file path = milvus-lite in this process; http://host:19530 = a Milvus "
+                            "server or cluster; '' = <kb folder>/milvus.db")
+    milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token ('user:password' or an API key); '' = none")
+    milvus_collection: str = Field("", description="name prefix of the collections: <name>_chunks, <name>_docs, <name>_meta; "
+                                   "'' = made from the knowledge-base folder name, so each knowledge base of a library has its own")
+    milvus_index: str = Field("AUTOINDEX", description="Milvus vector index type (AUTOINDEX, FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, DISKANN)")
+    milvus_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the Milvus server before giving up")
+
+
+class RetrievalSettings(BaseModel):
+    """How passages are found: rankings, fusion, reranking (rag/retrieve.py). Read as `settings.search`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    top_k: int = Field(5, ge=1, description="passages returned by search")
     retrieval: Literal["hybrid", "dense", "keyword"] = Field(
         "hybrid", description="'hybrid' fuses dense (meaning) and BM25 (keyword) rankings; or one of them alone")
     candidates: int = Field(50, ge=1, description="passages each ranking contributes to the fusion")
@@ -103,26 +137,19 @@ class Settings(BaseSettings):
     fusion_queries: int = Field(0, ge=0, le=8, description="RAG-Fusion: rewrites of the question the generator writes "
                                 "and that are searched too (0 = off; each costs a model call)")
 
-    # --- storage backend (issue 20: rag/index/milvus.py, docs/scale.md) ------------------------
-    backend: Literal["local", "milvus"] = Field(
-        "local", description="'local' = the knowledge-base folder (SQLite + FAISS + BM25 files, one writer); "
-        "'milvus' = one Milvus collection set that any number of app/API processes can serve")
-    milvus_uri: str = Field("", description="a file path = milvus-lite in this process; http://host:19530 = a Milvus "
-                            "server or cluster; '' = <kb folder>/milvus.db")
-    milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token ('user:password' or an API key); '' = none")
-    milvus_collection: str = Field("", description="name prefix of the collections: <name>_chunks, <name>_docs, <name>_meta; "
-                                   "'' = made from the knowledge-base folder name, so each knowledge base of a library has its own")
-    milvus_index: str = Field("AUTOINDEX", description="Milvus vector index type (AUTOINDEX, FLAT, IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, DISKANN)")
-    milvus_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the Milvus server before giving up")
 
-    # --- answering ---------------------------------------------------------------------------
+class AnswerSettings(BaseModel):
+    """How answers are written and checked: the generator and where it runs, the prompt budget, the refusal
+    thresholds, safety (rag/answer/, rag/models/). Read as `settings.answer`."""
+
+    model_config = ConfigDict(frozen=True)
+
     generator: str = Field(
         "llamacpp",
         description="'llamacpp' (bundled Qwen2.5-Coder-1.5B GGUF), 'llamacpp:0.5b' (the bundled 0.5B) or 'llamacpp:<file.gguf>', "
         "'transformers:<folder or hub name>' (or '<folder>::<file.gguf>'), 'openai' (any OpenAI-compatible "
         "server: vLLM, Ollama, llama.cpp server, DeepSeek, DashScope), 'extractive' (no LLM) or 'fake' (tests).",
     )
-    model_dir: str = Field("data/models", description="where the default GGUF is assembled and the e5 weights converted, once")
     n_ctx: int = Field(4096, ge=512, description="context window given to local models")
     llm_threads: int = Field(0, ge=0, description="CPU threads for the local model; 0 = all cores")
     llm_gpu_layers: int = Field(0, description="llama.cpp layers offloaded to a GPU (-1 = all) when built with CUDA")
@@ -151,7 +178,6 @@ class Settings(BaseSettings):
     min_question_overlap: float = Field(0.20, ge=0.0, le=1.0, description="an answer stands only when the passage sentence it cites holds at least this share of the question's words, and its passage every number the question names (rag/answer/refuse.py)")
     evidence_coverage: float = Field(0.75, ge=0.0, le=1.0, description="when the model refuses or writes nothing grounded, a passage sentence holding this share of the question's words is quoted instead (rag/answer/refuse.py)")
     answer_language: Literal["auto", "zh", "en"] = Field("auto", description="'auto' answers in the question's language")
-    # --- safety (rag/answer/safety.py, rag/answer/guard.py) -----------------------------------------------
     safety: Literal["wordlist", "off"] = Field("wordlist", description="content-safety filter on questions and answers")
     safety_words: str = Field("", description="word-list file ([category] headers, one phrase a line); '' = the bundled zh/en list")
     openai_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server")
@@ -159,7 +185,12 @@ class Settings(BaseSettings):
     openai_model: str = Field("", description="model name on that server")
     openai_timeout_s: float = Field(120.0, gt=0)
 
-    # --- HTTP API (rag/server: python -m rag serve / make serve) ---------------------------------
+
+class ServeSettings(BaseModel):
+    """The HTTP API (rag/server: python -m rag serve / make serve). Read as `settings.serve`."""
+
+    model_config = ConfigDict(frozen=True)
+
     serve_host: str = Field("127.0.0.1", description="address the HTTP API listens on; another than loopback needs tokens")
     serve_port: int = Field(8765, ge=1, le=65535, description="its port (8000 is left to an OpenAI-compatible generator)")
     serve_tokens: str = Field("data/server/tokens.json", description="the API's tokens (sha256 hashes only): python -m rag token ...")
@@ -171,6 +202,31 @@ class Settings(BaseSettings):
     serve_max_message_chars: int = Field(8000, ge=1, description="longest message a chat request may hold")
     serve_max_body_mb: float = Field(1.0, gt=0, description="largest JSON request body")
     serve_max_upload_mb: float = Field(400.0, gt=0, description="largest upload request (all its files); each file also obeys max_file_mb")
+
+
+def _group(cls: type[BaseModel]) -> property:
+    """`settings.<group>`: the sub-model `cls` holding this Settings' values of its fields."""
+    return property(lambda self: cls.model_construct(**{name: getattr(self, name) for name in cls.model_fields}),
+                    doc=cls.__doc__)
+
+
+class Settings(EmbeddingSettings, IngestSettings, IndexSettings, MilvusSettings, RetrievalSettings, AnswerSettings,
+               ServeSettings, BaseSettings):
+    """Every knob a user may turn, grouped in the sub-models above. Model names are strings so a user with
+    a model hub or a local folder can swap in a bigger model without code changes."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
+
+    kb: str = Field("data/index/default", description="knowledge-base folder used by the app and the CLI")
+    model_dir: str = Field("data/models", description="where the default GGUF is assembled and the e5 weights converted, once")
+
+    embedding = _group(EmbeddingSettings)
+    ingest = _group(IngestSettings)
+    index = _group(IndexSettings)
+    milvus = _group(MilvusSettings)
+    search = _group(RetrievalSettings)
+    answer = _group(AnswerSettings)
+    serve = _group(ServeSettings)
 
     @classmethod
     def settings_customise_sources(

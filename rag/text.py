@@ -162,7 +162,7 @@ _TABLE_RULE = re.compile(r"^\s*\|?(\s*:?-{3,}:?\s*\|)+\s*(:?-{3,}:?\s*)?$")
 
 
 def table_rows(text: str) -> tuple[dict[str, str], set[str]]:
-    """The Markdown tables in a text (ingest.tables writes every table so): ({row line: its header
+    """The Markdown tables in a text (ingest.formats.tables writes every table so): ({row line: its header
     line}, {header lines}), lines stripped."""
     lines = [line.strip() for line in text.split("\n")]
     rows: dict[str, str] = {}

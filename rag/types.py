@@ -14,7 +14,7 @@ class Page:
     label: str | None = None  # the PDF's own page label ("iv", "A-3") when it has one
     ocr: bool = False  # the text was recognised from the rendered page (no usable text layer)
     ocr_seconds: float = 0.0
-    garbage: str = ""  # why the text layer was judged unusable (ingest.garbage), "" when it was fine
+    garbage: str = ""  # why the text layer was judged unusable (ingest.formats.garbage), "" when it was fine
     # where a person finds this part again in a file without pages: "slide 3", "Sheet1 rows 2-40",
     # "3 Travel › 3.2 Hotels"; "" for PDF pages (their number and label say it)
     place: str = ""

@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from rag.eval.report import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"embedder": "fake", "chunk_size": 60, "chunk_overlap": 10, "embed_batch_size": 4}
 
@@ -48,7 +50,6 @@ def plan(n_docs: int) -> list[tuple[str, int]]:
 
 # ---------------------------------------------------------------------------------------- child
 def child(kb_path: str, n_docs: int, group: int, pause: float) -> None:
-    sys.path.insert(0, str(ROOT))
     from rag.kb import KnowledgeBase
     from rag.settings import Settings
 
@@ -104,10 +105,9 @@ class Log:
 # --------------------------------------------------------------------------------- invariants
 def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[str], dict]:
     """The violations of the crash-safety invariants (empty when all hold), and some counts."""
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from ingest.check import check_kb
+    from rag.index.local.check import check_kb
     from rag.kb import KnowledgeBase
     from rag.settings import Settings
 
@@ -119,8 +119,8 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
     settings = Settings(**SETTINGS)
     with KnowledgeBase(kb_path, settings) as kb:
         ids = np.sort(kb.index.vector_ids())
-        if not np.array_equal(ids, kb.store.chunk_ids()):
-            violations.append(f"FAISS ids != chunk ids after reopening ({len(ids)} vs {len(kb.store.chunk_ids())})")
+        if not np.array_equal(ids, kb.index.chunk_ids()):
+            violations.append(f"FAISS ids != chunk ids after reopening ({len(ids)} vs {len(kb.index.chunk_ids())})")
         splitter = kb.splitter()
         from rag.types import Page
 
@@ -130,8 +130,8 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
             if name not in stored:
                 violations.append(f"{name} reported committed (v{version}) but not stored")
         for name, info in stored.items():
-            doc = kb.store.find(name)
-            rows = kb.store.chunks(kb.store.chunk_ids_of(doc.id))
+            doc = kb.index.find(name)
+            rows = kb.index.chunks(kb.index.chunk_ids_of(doc.id))
             texts = [rows[i].text for i in sorted(rows)]
             matches = [v for v in range(1, versions.get(name, 1) + 1)
                        if texts == [c.text for c in splitter.split([Page(1, document(name, v))])]]
@@ -145,7 +145,7 @@ def verify(kb_path: Path, committed: dict[str, int], n_docs: int) -> tuple[list[
                 if not any(h.chunk_id == cid for h in hits):
                     violations.append(f"{name}: chunk {cid} not found by searching its own text")
                     break
-        counts = {"stored": len(stored), "chunks": int(kb.store.counts()[1])}
+        counts = {"stored": len(stored), "chunks": int(kb.index.counts()[1])}
     after_repair = check_kb(kb_path, repair=True)
     again = check_kb(kb_path, repair=False)
     if again.problems:
@@ -194,7 +194,7 @@ def main() -> int:
             results.append(r)
             print(json.dumps(r))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        write_json(args.json, results)
     return 0 if all(not r["violations"] for r in results) else 1
 
 

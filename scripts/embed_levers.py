@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -45,11 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".eval-cache"
 SHARED = ROOT.parent / "shared" / "data"
 OUT = ROOT / "docs" / "embed_levers.md"
-sys.path.insert(0, str(ROOT))
 
-from rag.eval.report import machine, table  # noqa: E402
-from rag.models.base import Embedder  # noqa: E402
-from rag.settings import Settings  # noqa: E402
+from rag.eval.report import load_average, machine, now, table, write_json, write_markdown
+from rag.models.base import Embedder
+from rag.settings import Settings
 
 #: name → (engine, quantize); the arithmetic a variant runs (quality depends on it alone)
 ENGINES = {"torch-fp32": ("torch", "none"), "torch-int8": ("torch", "int8"), "torch-bf16": ("torch", "bf16"),
@@ -135,7 +133,8 @@ def chunks() -> dict[str, list[str]]:
         with tempfile.TemporaryDirectory() as tmp:
             kb = KnowledgeBase(Path(tmp) / "kb", Settings(ocr=False, embedder="fake"))
             kb.add([SHARED / "pdfs" / lang])
-            out[lang] = [t for (t,) in kb.store.read("SELECT text FROM chunks ORDER BY id")]
+            rows = kb.index.chunks(kb.index.chunk_ids().tolist())
+            out[lang] = [rows[i].text for i in sorted(rows)]
             kb.close()
     CACHE.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
@@ -171,12 +170,12 @@ def child_speed(spec: dict) -> dict:
     np.save(spec["vectors"], vectors, allow_pickle=False)
     return {"seconds": seconds, "rate": len(texts) / seconds, "load_s": load, "tokens": tokens,
             "torch_threads": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads(),
-            "loadavg": os.getloadavg()[0]}
+            "loadavg": load_average()[0]}
 
 
 def speed(args) -> dict:
     rows = []
-    loads = [os.getloadavg()[0]]
+    loads = [load_average()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for label, variant, call, bs, mbt, threads, interop in SPEED:
             spec = {"variant": variant, "call": call, "batch_size": bs, "max_batch_tokens": mbt, "threads": threads,
@@ -194,7 +193,7 @@ def speed(args) -> dict:
     for row in rows:
         cos = (row.pop("vectors") * today).sum(1)
         row["cos_min"], row["cos_mean"] = float(cos.min()), float(cos.mean())
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": rows,
+    return {"date": now(), "rows": rows,
             "loadavg": [min(loads), statistics.median(loads), max(loads)], "sample": args.sample,
             "command": "python scripts/embed_levers.py --part speed"}
 
@@ -237,7 +236,7 @@ def quality(args, results: dict) -> None:
                 kb = KnowledgeBase(Path(tmp) / "kb", settings, embedder=embedder)
                 before, t = embedder.embedded, time.perf_counter()
                 kb.add_texts(list(rset.docs.values()), sources=list(rset.docs))
-                built = {"chunks": kb.store.counts()[1], "embedded": embedder.embedded - before,
+                built = {"chunks": kb.index.counts()[1], "embedded": embedder.embedded - before,
                          "seconds": time.perf_counter() - t}
                 for mode in ("dense", "hybrid"):
                     ranking = {q: ev.ranked_docs(kb.search(text, k=ev.DEPTH[rset.name], mode=mode))
@@ -247,7 +246,7 @@ def quality(args, results: dict) -> None:
                 scores[variant][f"{rset.name}/built"] = built
                 kb.close()
         embedder.close()
-        results["quality"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "notes": notes,
+        results["quality"] = {"date": now(), "notes": notes,
                               "scores": dict(sorted(scores.items(), key=lambda kv: list(ENGINES).index(kv[0]))),
                               "command": "python scripts/embed_levers.py --part quality"}
         write(results)
@@ -327,8 +326,8 @@ def write(results: dict) -> None:
         if fast:
             best = max(fast, key=lambda r: r["rate"])
             lines += [f"Fastest at equal quality: **{best['label']}**, {best['rate'] / base:.2f}× today's passages/s.", ""]
-    OUT.write_text("\n".join(lines), encoding="utf-8")
-    OUT.with_suffix(".json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_markdown(OUT, lines)
+    write_json(OUT.with_suffix(".json"), results)
     print(OUT.read_text(encoding="utf-8"))
 
 

@@ -26,23 +26,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".eval-cache"
-sys.path.insert(0, str(ROOT))
 
-from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.settings import ANSWER_FIELDS  # noqa: E402
-from rag.answer.chain import AnswerChain  # noqa: E402
-from rag.eval import datasets  # noqa: E402
-from rag.eval.cache import CachingEmbedder  # noqa: E402
-from rag.eval.metrics import dedupe, retrieval_metrics  # noqa: E402
-from rag.eval.naive import NaivePipeline  # noqa: E402
-from rag.eval.report import machine, table  # noqa: E402
-from rag.models.registry import make_embedder  # noqa: E402
-from rag.text import language_of  # noqa: E402
+from rag import KnowledgeBase, Settings
+from rag.settings import ANSWER_FIELDS
+from rag.answer.chain import AnswerChain
+from rag.eval import datasets
+from rag.eval.cache import CachingEmbedder
+from rag.eval.metrics import dedupe, retrieval_metrics
+from rag.eval.naive import NaivePipeline
+from rag.eval.report import machine, now, table, write_json, write_markdown
+from rag.models.registry import make_embedder
+from rag.text import language_of
 
 # (quick, full) sizes
 SIZES = {
@@ -100,7 +98,7 @@ def eval_retrieval(rset: datasets.RetrievalSet, embedder: CachingEmbedder, setti
         t = time.perf_counter()
         before = embedder.embedded
         kb.add_texts([text for _, text in docs], sources=[i for i, _ in docs])
-        out["chunks"], out["index_s"], out["embedded_now"] = kb.store.counts()[1], time.perf_counter() - t, embedder.embedded - before
+        out["chunks"], out["index_s"], out["embedded_now"] = kb.index.counts()[1], time.perf_counter() - t, embedder.embedded - before
         for mode in ("dense", "hybrid"):
             if mode in args.systems:
                 run(mode, lambda q, mode=mode: ranked_docs(kb.search(q, k=depth, mode=mode)), rset.queries)
@@ -287,7 +285,7 @@ def write(results: dict, args) -> None:
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     stem = stem_of(results["profile"])
-    (docs / f"{stem}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_json(docs / f"{stem}.json", results, indent=2)
     lines = [
         "# Retrieval and answer quality",
         "",
@@ -332,7 +330,7 @@ def write(results: dict, args) -> None:
     lines += ["## Timings", "", table(["set", "documents", "chunks (ours)", "indexing s (ours)", "texts embedded in this run"],
                                       [[r["set"], r["documents"], r.get("chunks", ""), f"{r.get('index_s', 0):.0f}", r.get("embedded_now", "")]
                                        for r in results["retrieval"]]), ""]
-    (docs / f"{stem}.md").write_text("\n".join(lines), encoding="utf-8")
+    write_markdown(docs / f"{stem}.md", lines)
 
 
 def plot(results: dict) -> str | None:
@@ -415,7 +413,7 @@ def main() -> None:
     if args.device:
         settings = settings.with_(device=args.device)
     embedder = CachingEmbedder(make_embedder(settings), CACHE)
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(settings.device),
+    results = {"date": now(), "machine": machine(settings.device),
                "embedder": embedder.name, "generator": settings.generator, "profile": "quick" if args.quick else "full",
                "command": "make eval" + (" QUICK=1" if args.quick else "")
                + (f' EVAL_ARGS="{" ".join(extra)}"' if (extra := [a for a in sys.argv[1:] if a != "--quick"]) else ""),

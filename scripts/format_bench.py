@@ -9,24 +9,19 @@ pdf_tables) on the sample PDFs in data/docs. Writes docs/formats.md and docs/for
 from __future__ import annotations
 
 import argparse
-import os
-import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from ingest.isolate import IsolatedParser  # noqa: E402
-from ingest.parse import ParseOptions  # noqa: E402
-from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.eval import tableqa  # noqa: E402
-from rag.eval.report import machine, table  # noqa: E402
+from ingest.isolate import IsolatedParser
+from ingest.formats.base import ParseOptions
+from rag import KnowledgeBase, Settings
+from rag.eval import tableqa
+from rag.eval.report import load_average, machine, now, table, write_json, write_markdown
 
 
 def parse_seconds(parser: IsolatedParser, path: Path, repeat: int) -> tuple[float, int]:
@@ -45,7 +40,7 @@ def main() -> None:
     parser.add_argument("--embedder", default=None, help="embedder spec (default: Settings)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]  # stated in the page: timings from a busy machine mean little
+    load_before = load_average()[0]  # stated in the page: timings from a busy machine mean little
     settings = Settings() if not args.embedder else Settings(embedder=args.embedder)
     options = ParseOptions.from_settings(settings)
     rows, results = [], {"formats": [], "pdf_tables": []}
@@ -77,7 +72,7 @@ def main() -> None:
     text = "\n".join([
         "# Ingest speed per format",
         "",
-        f"Written by `python scripts/format_bench.py` (part of `make bench`) on {datetime.now(timezone.utc):%Y-%m-%d}, "
+        f"Written by `python scripts/format_bench.py` (part of `make bench`) on {now()[:10]}, "
         f"{machine()}, load average {load_before:.2f} before the run; embedder `{settings.embedder}`, chunk size {settings.chunk_size}.",
         "",
         "The same two tables (36 + 8 rows, rag/eval/tableqa.py) in each format. Parse: the parser process "
@@ -94,9 +89,8 @@ def main() -> None:
     ])
     print(text)
     if not args.no_write:
-        (ROOT / "docs" / "formats.json").write_text(json.dumps({"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                                                "machine": machine(), **results}, indent=1), encoding="utf-8")
-        (ROOT / "docs" / "formats.md").write_text(text, encoding="utf-8")
+        write_json(ROOT / "docs" / "formats.json", {"when": now(), "machine": machine(), **results})
+        write_markdown(ROOT / "docs" / "formats.md", text)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,14 @@ import lzma
 import json
 import os
 import random
-import sqlite3
-import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from rag.eval.report import now, write_json, write_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 PACK = ROOT / ".gpu"
 SOURCE_KB = ROOT / ".eval-cache" / "bench-kb-100000-e5" / "kb.sqlite"
 #: 2,000 chunks keep the pack (their vocabulary rows) and the working tree within the 64 MiB that travels;
@@ -57,12 +55,17 @@ def prepare() -> None:
     from rag.settings import Settings
     from rag.text import with_lead
 
+    from rag.index import open_store
+
     if not SOURCE_KB.exists():
         raise SystemExit(f"{SOURCE_KB}: missing; run `make bench` first (it builds the 100k-chunk knowledge base)")
-    db = sqlite3.connect(SOURCE_KB)
-    cols = {r[1] for r in db.execute("PRAGMA table_info(chunks)")}
-    lead = "lead" if "lead" in cols else "''"
-    rows = db.execute(f"SELECT {lead}, text FROM chunks").fetchall()
+    store = open_store(SOURCE_KB.parent, Settings().with_(backend="local"), dim=0)
+    try:
+        ids = store.chunk_ids().tolist()
+        stored = store.chunks(ids)
+    finally:
+        store.close()
+    rows = [(stored[i].lead, stored[i].text) for i in ids]
     random.Random(0).shuffle(rows)
     texts = [with_lead(a or "", b) for a, b in rows[:N_CHUNKS]]
     folder = converted_model(Settings().model_dir)
@@ -127,7 +130,7 @@ def run(out: Path) -> None:
     rebuild(folder)
     with lzma.open(PACK / "chunks.json.xz", "rt", encoding="utf-8") as f:
         texts = json.load(f)["texts"]
-    result: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    result: dict = {"date": now(),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                     "torch": torch.__version__, "cpu_cores": os.cpu_count(), "chunks": len(texts)}
     e5 = E5Embedder(device="auto")
@@ -164,14 +167,14 @@ def run(out: Path) -> None:
         print(f"{label}: {rows[-1]['rate']:.0f} chunks/s", flush=True)
     result["rows"] = rows
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    write_json(out / "gpu.json", result)
 
 
 def report(path: Path) -> None:
     from rag.eval.report import table
 
     r = json.loads(path.read_text(encoding="utf-8"))
-    (ROOT / "docs" / "gpu.json").write_text(json.dumps(r, indent=1), encoding="utf-8")
+    write_json(ROOT / "docs" / "gpu.json", r)
     goal = 2000
     best = max(r["rows"], key=lambda x: x["rate"])
     ingest = r["rows"][0]
@@ -200,7 +203,7 @@ def report(path: Path) -> None:
              "takes about 10 minutes on this project's 2 cores; a CUDA build adds llama.cpp's CUDA kernels), against 15 "
              "minutes of GPU time per task. `llm_gpu_layers` is passed to llama.cpp as "
              "`n_gpu_layers`.", ""]
-    (ROOT / "docs" / "gpu.md").write_text("\n".join(lines), encoding="utf-8")
+    write_markdown(ROOT / "docs" / "gpu.md", lines)
     print("\n".join(lines))
 
 

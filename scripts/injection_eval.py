@@ -23,8 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from rag.eval.report import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 CASES = ROOT / "tests" / "data" / "injection_cases.jsonl"
 
 
@@ -146,7 +147,7 @@ def main() -> int:
         ],
         "answers": real["results"],
     }
-    args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_json(args.out, out)
     for r in out["runs"]:
         print(f"{r['name']}: {r['held']}/{r['cases']} held")
     return 0

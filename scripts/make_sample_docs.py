@@ -14,7 +14,6 @@ The output is deterministic (reportlab's invariant mode): re-running gives byte-
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from functools import partial
@@ -31,6 +30,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Table, TableStyle
+
+from rag.eval.report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = ROOT / "data" / "docs"
@@ -674,7 +675,7 @@ def check(texts: dict[str, list[str]]) -> list[str]:
 
 def write_questions(path: Path) -> None:
     public = [{k: v for k, v in q.items() if k != "absent"} for q in QUESTIONS]
-    path.write_text(json.dumps(public, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_json(path, public, indent=2)
 
 
 def main() -> None:

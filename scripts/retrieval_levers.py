@@ -21,30 +21,26 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import re
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".eval-cache"
-sys.path.insert(0, str(ROOT))
 
-from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.eval import datasets  # noqa: E402
-from rag.eval.cache import CachingEmbedder  # noqa: E402
-from rag.eval.metrics import ndcg_at_k, paired_bootstrap  # noqa: E402
-from rag.eval.report import machine, table  # noqa: E402
-from rag.index.keywords import Bm25Index  # noqa: E402
-from rag.models.registry import make_embedder  # noqa: E402
-from rag.terms import terms  # noqa: E402
+from rag import KnowledgeBase, Settings
+from rag.eval import datasets
+from rag.eval.cache import CachingEmbedder
+from rag.eval.metrics import ndcg_at_k, paired_bootstrap
+from rag.eval.report import machine, now, table, write_json, write_markdown
+from rag.index.local.keywords import Bm25Index
+from rag.models.registry import make_embedder
+from rag.terms import terms
 
 DEPTH = 200  # chunks per ranking
 _COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+", re.UNICODE)
@@ -66,7 +62,7 @@ def build_kb(docs: dict[str, str], embedder) -> KnowledgeBase:
     path = CACHE / "levers-scifact-kb"
     # chunks indexed by their text alone (the defaults before issue 16): the title lever is computed here itself
     kb = KnowledgeBase(path, Settings(index_title=False), embedder=embedder)
-    if kb.store.counts()[0] < len(docs):
+    if kb.index.counts()[0] < len(docs):
         t = time.perf_counter()
         items = list(docs.items())
         for s in range(0, len(items), 500):  # in slices: an interrupted build keeps its work
@@ -371,11 +367,11 @@ def main() -> None:
                     "delta_vs_today": d, "delta_ci95": [lo, hi]})
         print(f"   {name:<45} train {tr:.3f}  test {m:.3f} ± {h:.3f}  Δ {d:+.3f} [{lo:+.3f}, {hi:+.3f}]", flush=True)
 
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine("cpu"),
+    result = {"date": now(), "machine": machine("cpu"),
               "documents": len(test.docs), "chunks": len(parts.ids), "train_queries": len(train.queries),
               "test_queries": len(test.queries), "embedder": e5.name, "rows": out,
               "top_train_configs": [{"train_ndcg10": s, "config": candidates[i]} for s, i in train_scores[:10]]}
-    (ROOT / "docs" / "retrieval_levers.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_json(ROOT / "docs" / "retrieval_levers.json", result)
     md = ["# Retrieval levers on the full SciFact corpus", "",
           f"Written by `python scripts/retrieval_levers.py` on {result['date']} ({result['machine']}).",
           f"Corpus: all {len(test.docs):,} SciFact documents ({len(parts.ids):,} chunks, default splitter, embedder "
@@ -385,7 +381,7 @@ def main() -> None:
           table(["ranking", "train nDCG@10", "test nDCG@10", "Δ vs today (test)", "configuration"], rows), "",
           "Published on the same full corpus (MTEB / Anserini): BM25 0.665–0.679, multilingual-e5-small 0.676, "
           "bge-small-en-v1.5 0.713, bge-base-en-v1.5 0.741.", ""]
-    (ROOT / "docs" / "retrieval_levers.md").write_text("\n".join(md), encoding="utf-8")
+    write_markdown(ROOT / "docs" / "retrieval_levers.md", md)
     print("\n".join(md))
     kb.close()
 

@@ -25,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.eval.report import load_average, write_json, write_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 PDFS = ROOT.parent / "shared" / "data" / "pdfs"
 DOCS = ROOT / "docs"
 
@@ -36,7 +37,7 @@ def ingest_all() -> dict:
     from rag.settings import Settings
 
     files = sorted(PDFS.rglob("*.pdf"))
-    load_before = os.getloadavg()
+    load_before = load_average()
     settings = Settings(embedder="fake")
     with tempfile.TemporaryDirectory() as tmp:
         kb = KnowledgeBase(Path(tmp) / "kb", settings)
@@ -72,7 +73,7 @@ def ingest_all() -> dict:
                      "parse_timeout_s": settings.parse_timeout_s, "ocr_page_timeout_s": settings.ocr_page_timeout_s,
                      "parse_memory_mb": settings.parse_memory_mb},
         "machine": f"{platform.machine()}, {_cores()} cores",
-        "load_average": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
+        "load_average": [round(load_before[0], 1), round(load_average()[0], 1)],
     }
 
 
@@ -93,7 +94,7 @@ def crash_runs(n: int) -> list[dict]:
         return [crash.run_once(Path(tmp), seed) for seed in range(1000, 1000 + n)]
 
 
-def write_markdown() -> str:
+def markdown_page() -> str:
     ingest = _load("robustness_ingest.json")
     crash = _load("robustness_crash.json")
     injection = _load("injection.json")
@@ -173,15 +174,15 @@ def main() -> int:
     args = p.parse_args()
     if args.ingest:
         result = ingest_all()
-        (DOCS / "robustness_ingest.json").write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_json(DOCS / "robustness_ingest.json", result)
         print(f"ingest: {result['files']} files, {result['added']} added, {len(result['failed'])} failed, "
               f"{result['ocr_pages']} pages OCR'd in {result['ocr_seconds']} s, {result['seconds']} s")
     if args.crash:
         runs = crash_runs(args.crash)
-        (DOCS / "robustness_crash.json").write_text(json.dumps(runs, indent=1), encoding="utf-8")
+        write_json(DOCS / "robustness_crash.json", runs)
         print(f"crash: {sum(not r['violations'] for r in runs)} of {len(runs)} runs held")
     if args.write:
-        (DOCS / "robustness.md").write_text(write_markdown(), encoding="utf-8")
+        write_markdown(DOCS / "robustness.md", markdown_page())
         print(f"wrote {DOCS / 'robustness.md'}")
     return 0
 

@@ -17,6 +17,8 @@ import json
 import math
 from pathlib import Path
 
+from rag.eval.report import write_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 1024 ** 3
 
@@ -218,7 +220,7 @@ def main() -> None:
     parser.add_argument("--qps", type=float, default=50)
     args = parser.parse_args()
     text = "\n".join(plan(args.chunks, args.qps))
-    (ROOT / "docs" / "scale.md").write_text(text, encoding="utf-8")
+    write_markdown(ROOT / "docs" / "scale.md", text)
     print(text)
 
 

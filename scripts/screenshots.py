@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_driver import ROOT, AppDriver, browser_missing, running_app  # noqa: E402
+from app_driver import ROOT, AppDriver, browser_missing, running_app
+from rag.eval.report import load_average, write_markdown
 
 OUT = ROOT / "docs" / "screenshots"
 DOCS = sorted((ROOT / "data" / "docs").glob("*.pdf"))
@@ -45,7 +45,7 @@ def main() -> int:
     settings = Settings() if not args.generator else Settings(generator=args.generator)
     model_dir = str((ROOT / settings.model_dir).resolve()) if not Path(settings.model_dir).is_absolute() else settings.model_dir
     rows = []
-    load_before = os.getloadavg()[0]
+    load_before = load_average()[0]
     with tempfile.TemporaryDirectory(prefix="rag-screens-") as tmp:
         env = {"RAG_KB": str(Path(tmp) / "library" / "sample"), "RAG_GENERATOR": settings.generator, "RAG_MODEL_DIR": model_dir}
         from rag.library import create_kb
@@ -88,7 +88,7 @@ def main() -> int:
         f"generator `{settings.generator}`, a fresh knowledge base with the sample PDFs of data/docs. "
         "Times are the app's own (question in, final answer out; the first answer includes loading the model) on the "
         f"machine that took them: {os.cpu_count()} cores, load average {load_before:.1f} before and "
-        f"{os.getloadavg()[0]:.1f} after (other work was running beside it, so these are not speed measurements; "
+        f"{load_average()[0]:.1f} after (other work was running beside it, so these are not speed measurements; "
         "see answer_speed.md for those).",
         "",
         "| screenshot | question / step | answer (first line) | seconds |",
@@ -96,7 +96,7 @@ def main() -> int:
     ]
     for file, step, answer, seconds in rows:
         lines.append(f"| [{file}](screenshots/{file}) | {step} | {answer.replace('|', '/')} | {'' if seconds is None else f'{seconds:.1f}'} |")
-    (ROOT / "docs" / "screenshots.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_markdown(ROOT / "docs" / "screenshots.md", lines)
     print("\n".join(lines))
     return 0
 

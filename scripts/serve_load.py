@@ -18,18 +18,16 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import openai  # noqa: E402
+import httpx
+import openai
 
-from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.eval.report import cpu_name  # noqa: E402
-from rag.server.background import BackgroundServer  # noqa: E402
+from rag import KnowledgeBase, Settings
+from rag.eval.report import cpu_name, load_average, now, write_json, write_markdown
+from rag.server.background import BackgroundServer
 
 TOPICS = ["retrieval", "ranking", "embedding", "chunking", "citation", "refusal", "ingestion", "reranking"]
 
@@ -155,7 +153,7 @@ def write(rows: list[dict], args, out: Path) -> None:
 
     command = "python scripts/serve_load.py " + " ".join(sys.argv[1:])
     lines = ["# HTTP API under load", "",
-             f"Written by `{command.strip()}` (`make serve-load`) on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+             f"Written by `{command.strip()}` (`make serve-load`) on {now()[:16].replace('T', ' ')} UTC, "
              f"{cpu_name()}, {os.cpu_count()} logical CPUs"
              + (f", load average {load_before:.2f} before the run" if load_before is not None else "")
              + ". Client and server on the same machine over loopback "
@@ -170,8 +168,8 @@ def write(rows: list[dict], args, out: Path) -> None:
     for r in rows:
         for e in r["error_examples"]:
             lines.append(f"- error in {r['name']}: `{e}`")
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_markdown(out, lines)
+    write_json(out.with_suffix(".json"), rows, indent=2)
 
 
 def main() -> int:
@@ -186,7 +184,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="a few requests of each kind (checks the script, not a measurement)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "serve.md")
     args = p.parse_args()
-    args.load_before = os.getloadavg()[0]  # stated in the page: timings from a busy machine mean little
+    args.load_before = load_average()[0]  # stated in the page: timings from a busy machine mean little
     if args.quick:
         args.search_requests, args.chat_requests, args.passages, args.default_questions = 2, 2, 200, 1
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:

@@ -15,20 +15,16 @@ value and none of the row's other numbers (tableqa.picks_the_cell), with its 95%
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from rag import KnowledgeBase, Settings  # noqa: E402
-from rag.eval import tableqa  # noqa: E402
-from rag.eval.answers import Rate  # noqa: E402
-from rag.eval.report import machine, table  # noqa: E402
+from rag import KnowledgeBase, Settings
+from rag.eval import tableqa
+from rag.eval.answers import Rate
+from rag.eval.report import machine, now, table, write_json, write_markdown
 
 FORMATS = ["pdf", "docx", "xlsx"]
 MODES = ["markdown", "text"]
@@ -66,10 +62,8 @@ def run(fmt: str, mode: str, path: Path, questions: list[tableqa.Question], sett
 
 def write(results: list[dict], args, settings: Settings) -> None:
     docs = ROOT / "docs"
-    (docs / "tables.json").write_text(json.dumps({"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                                  "machine": machine(), "generator": settings.generator,
-                                                  "embedder": settings.embedder, "results": results},
-                                                 ensure_ascii=False, indent=1), encoding="utf-8")
+    write_json(docs / "tables.json", {"when": now(), "machine": machine(), "generator": settings.generator,
+                                      "embedder": settings.embedder, "results": results})
 
     def rate(r: dict) -> str:
         lo, hi = r["ci95"]
@@ -81,7 +75,7 @@ def write(results: list[dict], args, settings: Settings) -> None:
         "# Table QA: tables as Markdown vs as plain text",
         "",
         f"Written by `python scripts/table_eval.py{' --quick' if args.quick else ''}` (part of `make eval`) on "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}, {machine()}; generator `{settings.generator}`, embedder "
+        f"{now()[:10]}, {machine()}; generator `{settings.generator}`, embedder "
         f"`{settings.embedder}`, chunk size {settings.chunk_size}.",
         "",
         "The same two tables (allowances for 36 cities, budgets of 8 departments by quarter) written as a PDF, "
@@ -95,7 +89,7 @@ def write(results: list[dict], args, settings: Settings) -> None:
         table(["format", "tables as", "questions", "chunks", "cell in top 3", "correct", "refused"], rows, "llrrrrr"),
         "",
     ])
-    (docs / "tables.md").write_text(text, encoding="utf-8")
+    write_markdown(docs / "tables.md", text)
     print(text)
 
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -147,3 +150,38 @@ def docs(tmp_path):
     write_pdf(folder / "bio.pdf", ZH_PAGES)
     write_pdf(folder / "places.pdf", EN_PAGES)
     return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """`python -m milvus_lite server` on a free 127.0.0.1 port for the session (the gRPC path a Milvus
+    server or cluster is reached by); its URI."""
+    pytest.importorskip("milvus_lite")
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    log = open(data / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "db"),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"milvus-lite server did not start: {(data / 'server.log').read_text(errors='replace')}")
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

@@ -1,1 +1,1 @@
-"""Adapters of KnowledgeBase to other frameworks (LangChain)."""
+"""Adapters of KnowledgeBase to other frameworks: langchain/ (LangChain)."""

@@ -1,8 +1,8 @@
 """Measurement code of `make bench` (scripts/bench.py), kept here so tests can check it.
 
-- `synthetic_kb`: a knowledge base of any size written straight into the store from real chunk
-  texts and real vectors repeated and mixed (see `mixed`), then indexed the way `KnowledgeBase.save` does it
-  (BM25, and the vector index kind chosen by size).
+- `synthetic_kb`: a knowledge base of any size committed straight into its store (Store.commit_many, with
+  the keyword terms made once) from real chunk texts and real vectors repeated and mixed (see `mixed`),
+  then indexed the way `KnowledgeBase.save` does it (BM25, and the vector index kind chosen by size).
 - `recall_vs_exact`: how many of the index's top-k an exact search also returns.
 - `latency`: p50 / p95 of a function over a list of inputs.
 """
@@ -43,13 +43,13 @@ def overlap_at_k(truth: np.ndarray, found: np.ndarray, k: int = 10) -> float:
 def recall_vs_exact(kb, query_vectors: np.ndarray, k: int = 10) -> dict:
     """Recall@k of the knowledge base's vector index against an exact flat search over the same
     stored vectors, and both search times in ms per query."""
-    from rag.index.vectors import make_vector_index
+    from rag.index.local.vectors import FLAT, make_vector_index
 
     t = time.perf_counter()
     _, found = kb.index.dense(query_vectors, k)
     index_ms = 1000 * (time.perf_counter() - t) / len(query_vectors)
-    exact = make_vector_index("faiss-flat-ip", query_vectors.shape[1])
-    for ids, vectors in kb.store.iter_vectors():
+    exact = make_vector_index(FLAT, query_vectors.shape[1])
+    for ids, vectors in kb.index.iter_vectors():
         exact.add(ids, vectors)
     t = time.perf_counter()
     _, truth = exact.search(query_vectors, k)
@@ -76,6 +76,7 @@ def synthetic_kb(path: Path, size: int, settings: Settings, texts: Sequence[str]
                  vectors: np.ndarray, per_doc: int = 1000, embedder=None) -> dict:
     """Write `size` chunks (texts[i % len(texts)] with their terms, vectors mixed from `vectors`)
     as documents of `per_doc` chunks, then index them. Returns seconds spent and the index kind."""
+    from rag.index.records import EmbeddedDoc
     from rag.kb import KnowledgeBase
     from rag.types import Chunk, Page
 
@@ -88,13 +89,11 @@ def synthetic_kb(path: Path, size: int, settings: Settings, texts: Sequence[str]
             chunk_texts = [texts[i % len(texts)] for i in rows]
             pages = [Page(1, "\n".join(chunk_texts[:3]))]
             chunks = [Chunk(x, 1, 0, len(x)) for x in chunk_texts]
-            kb.store.write_document(f"doc{d // per_doc}.txt", hashlib.sha256(str(d).encode()).hexdigest(), 0, pages,
-                                    [True], chunks, mixed(vectors, rows, rng), None,
-                                    terms=[term_lists[i % len(texts)] for i in rows])
-        kb.index.record_dim(vectors.shape[1])
+            kb.index.commit_many([EmbeddedDoc(f"doc{d // per_doc}.txt", hashlib.sha256(str(d).encode()).hexdigest(), 0,
+                                              pages, chunks, mixed(vectors, rows, rng), None,
+                                              terms=[term_lists[i % len(texts)] for i in rows])])
         write_s = time.perf_counter() - t
         t = time.perf_counter()
-        kb.index.sync()
         kb.index.flush()  # builds BM25 and switches the vector index kind by size
         index_s = time.perf_counter() - t
     kb.close()

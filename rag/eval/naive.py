@@ -5,25 +5,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rag.adapters.langchain.embeddings import EmbedderEmbeddings
 from rag.models.base import Embedder
-
-
-def langchain_embeddings(embedder: Embedder):
-    from langchain_core.embeddings import Embeddings
-
-    class _Adapter(Embeddings):
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed_passages(texts).tolist()
-
-        def embed_query(self, text: str) -> list[float]:
-            return embedder.embed_query(text).tolist()
-
-    return _Adapter()
 
 
 class NaivePipeline:
     def __init__(self, embedder: Embedder, chunk_size: int = 1000, chunk_overlap: int = 200) -> None:
-        self.embeddings = langchain_embeddings(embedder)
+        self.embeddings = EmbedderEmbeddings(embedder)  # the same vectors as ours, through LangChain's interface
         self.chunk_size, self.chunk_overlap = chunk_size, chunk_overlap
         self.store = None
 

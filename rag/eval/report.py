@@ -1,9 +1,29 @@
-"""Small helpers shared by the measurement scripts (scripts/*.py) that write docs/."""
+"""The harness every measurement script (scripts/*.py) shares: the run stamp, the machine (CPU name,
+cores, GPU), the load average, and writing results as JSON and Markdown pages (into docs/).
+
+    from rag.eval.report import load_average, machine, now, table, write_json, write_markdown
+    results = {"date": now(), "machine": machine(), "load_before": load_average(), ...}
+    write_json(DOCS / "x.json", results); write_markdown(DOCS / "x.md", lines)
+
+Scripts import it from the installed package (pip install -e ., done by make): none edits sys.path.
+"""
 from __future__ import annotations
 
+import json
 import os
 import platform
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Sequence
+
+def now() -> str:
+    """The run stamp: UTC time to the second, ISO 8601 ('2026-01-31T12:00:00+00:00'); [:10] is the day."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages: timings from a busy machine mean little, so pages state them."""
+    return list(os.getloadavg())
 
 
 def cpu_name() -> str:
@@ -29,6 +49,23 @@ def machine(device: str = "cpu") -> str:
     return text
 
 
+def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    """Write `data` as JSON (UTF-8, non-ASCII kept), creating the folder; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def write_markdown(path: str | Path, lines: Sequence[str] | str) -> Path:
+    """Write a results page from its lines (or its text), ending in one newline; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = lines if isinstance(lines, str) else "\n".join(lines)
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    return path
+
+
 def table(header: list[str], rows: list[list], align: str | None = None) -> str:
     """A markdown table; numbers right-aligned unless `align` says otherwise ('l'/'r' per column)."""
     align = align or "l" + "r" * (len(header) - 1)
@@ -39,8 +76,6 @@ def table(header: list[str], rows: list[list], align: str | None = None) -> str:
 
 def read_rows_by_id(path: Path) -> dict[str, dict]:
     """The rows of a JSON-lines cache of generations, by their "id" (empty when the file is absent)."""
-    import json
-
     if not path.exists():
         return {}
     rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())

@@ -10,61 +10,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import GeneratorStopped, KnowledgeBaseLocked, RagError
+from rag.server import chat, manage
+from rag.server.auth import ApiError, error_response
 from rag.server.state import Busy, NotFound, ServerState
 from rag.server.tokens import TokenFileError
 from rag.settings import Settings
 
 log = logging.getLogger("rag.server")
-
-
-class ApiError(Exception):
-    """An error answered as {"error": {...}} with an HTTP status."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.code = status, message, type_, code
-
-
-def error_body(message: str, type_: str, code: str | None) -> dict:
-    return {"error": {"message": message, "type": type_, "code": code, "param": None}}
-
-
-def error_response(status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                   headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(error_body(message, type_, code), status_code=status, headers=headers)
-
-
-def token_of(request: Request):
-    """The request's token (TokenInfo); None when no token is configured (the API is then open, and
-    listens on loopback only); 401 without a valid one."""
-    state: ServerState = request.app.state.rag
-    if not state.tokens.configured():
-        return None
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>' (python -m rag token create)",
-                       "authentication_error", "missing_api_key")
-    info = state.tokens.check(secret.strip())
-    if info is None:
-        raise ApiError(401, "invalid or revoked token", "authentication_error", "invalid_api_key")
-    return info
-
-
-def authorize(request: Request, kb: str | None, scope: str):
-    """Check the request's bearer token for `scope` on `kb` (None: creating or deleting knowledge
-    bases): 401 without a valid token, 403 when it is for another knowledge base or a narrower scope."""
-    info = token_of(request)
-    if info is not None and not info.allows(kb, scope):
-        what = "manage knowledge bases" if kb is None else f"{scope} knowledge base {kb!r}"
-        raise ApiError(403, f"this token may not {what} (it is a {info.scope} token for {info.kb!r})",
-                       "permission_error", "insufficient_scope")
-    return info
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -123,8 +80,6 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API over the library of knowledge bases beside `settings.kb` (as the app uses)."""
-    from rag.server import chat, manage
-
     settings = settings or Settings()
     state = ServerState(settings)
 

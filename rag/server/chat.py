@@ -19,7 +19,7 @@ from fastapi.responses import StreamingResponse
 from rag.answer.prompts import HEDGE
 from rag.errors import GeneratorStopped
 from rag.library import HISTORY_TURNS
-from rag.server.app import ApiError, authorize, error_body, token_of
+from rag.server.auth import ApiError, authorize, error_body, token_of
 from rag.server.schemas import ChatRequest, EmbeddingRequest
 from rag.server.state import ServerState, Slot
 from rag.text import approx_tokens

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, File, Request, UploadFile
 
 from rag import library
-from rag.server.app import ApiError, authorize, token_of
+from rag.server.auth import ApiError, authorize, token_of
 from rag.server.schemas import CreateKnowledgeBase, SearchRequest
 from rag.server.state import NotFound, ServerState
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from rag.index.docstore import DocStore
+from rag.index.local.docstore import DocStore
 from rag.types import Chunk, Page
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import uuid
 import numpy as np
 import pytest
 
-from conftest import EN_PAGES, ZH_PAGES, write_meals_xlsx
+from conftest import EN_PAGES, ZH_PAGES, free_port, write_meals_xlsx
 from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder
@@ -24,39 +23,6 @@ pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
 BACKENDS = ["local", "milvus-lite", "milvus-server"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory):
-    """`python -m milvus_lite server` on a free 127.0.0.1 port for the session; its URI."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("milvus-server")
-    log = open(data / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "db"),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"milvus-lite server did not start: {(data / 'server.log').read_text(errors='replace')}")
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -119,23 +85,23 @@ def test_unchanged_skipped_changed_replaced(open_kb):
     calls = open_kb.embedder.calls
     assert kb.add_texts(["苹果是一种水果。"], sources=["fruit"]).skipped == ["fruit"]
     assert open_kb.embedder.calls == calls  # content-hash skip: nothing embedded again
-    old_ids = kb.store.chunk_ids().tolist()
+    old_ids = kb.index.chunk_ids().tolist()
     assert kb.add_texts(["香蕉也是水果。"], sources=["fruit"]).replaced == ["fruit"]
     texts = every_text(kb)
     assert not any("苹果" in t for t in texts) and any("香蕉" in t for t in texts)
     assert len(kb.documents()) == 2 and kb.index.counts() == (2, 2)
-    assert set(kb.store.chunk_ids().tolist()) - set(old_ids)  # the replacement has new ids
+    assert set(kb.index.chunk_ids().tolist()) - set(old_ids)  # the replacement has new ids
 
 
 def test_a_deleted_document_is_never_retrieved_again(open_kb, docs):
     kb = open_kb()
     kb.add([docs])
-    gone = kb.store.chunk_ids_of(kb.index.find(str(docs / "places.pdf")).id)
+    gone = kb.index.chunk_ids_of(kb.index.find(str(docs / "places.pdf")).id)
     assert kb.remove("places.pdf") == [str(docs / "places.pdf")]
     assert kb.remove("places.pdf") == []
     assert not any("Colosseum" in t or "Eiffel" in t for t in every_text(kb))
     assert kb.index.chunks(gone) == {}
-    assert not set(gone) & set(kb.store.chunk_ids().tolist())
+    assert not set(gone) & set(kb.index.chunk_ids().tolist())
     _, ids = kb.index.dense(np.stack([open_kb.embedder.embed_query("Colosseum Rome")]), 100)
     assert not set(gone) & set(ids.ravel().tolist())
     assert not set(gone) & set(kb.index.keyword("Colosseum Rome Eiffel", 100)[1].tolist())

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from rag.fs import read_folder_pointer, write_folder_atomically
-from rag.index.keywords import keyword_index_class
+from rag.index.local.keywords import keyword_index_class
 from rag.terms import terms
 
 KINDS = ["bm25s"]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rag.index.vectors import load_vector_index, make_vector_index
+from rag.index.local.vectors import load_vector_index, make_vector_index
 
 KINDS = ["faiss-flat-ip", "faiss-ivf-flat"]
 DIM = 8
@@ -78,7 +78,7 @@ def test_wrong_dimension_is_refused(kind, tmp_path):
 
 def test_ivf_recall_against_exact_search():
     """IVF with the default nprobe finds >= 95% of the exact top 10 on clustered data."""
-    from rag.index.vectors import FaissIndex
+    from rag.index.local.vectors import FaissIndex
 
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(50, 32))
@@ -95,7 +95,7 @@ def test_ivf_recall_against_exact_search():
 
 
 def test_ivf_scans_a_tenth_of_its_cells_unless_told():
-    from rag.index.vectors import FaissIndex
+    from rag.index.local.vectors import FaissIndex
 
     rng = np.random.default_rng(2)
     vectors = unit(rng.normal(size=(60000, 8)))

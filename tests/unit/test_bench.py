@@ -66,5 +66,5 @@ def test_synthetic_kb_holds_every_chunk_and_picks_the_index_by_size(tmp_path, co
     assert measured["recall"] >= (1.0 if kind == "faiss-flat-ip" else 0.95)
     # the keyword index was built from the stored terms: a chunk's unique word finds it
     scores, ids = kb.index.keyword(terms("item7"), 5)
-    assert len(ids) and "item7" in kb.store.chunks([int(ids[0])])[int(ids[0])].text
+    assert len(ids) and "item7" in kb.index.chunks([int(ids[0])])[int(ids[0])].text
     kb.close()

@@ -32,11 +32,11 @@ def test_searches_in_threads_while_another_process_ingests(tmp_path):
     errors, checked, stale = [], [], []
 
     def stored_version(name: str) -> int | None:
-        doc = reader.store.find(name)
+        doc = reader.index.find(name)
         if doc is None:
             return None
-        ids = reader.store.chunk_ids_of(doc.id)
-        texts = [reader.store.chunks(ids)[i].text for i in ids]
+        ids = reader.index.chunk_ids_of(doc.id)
+        texts = [reader.index.chunks(ids)[i].text for i in ids]
         return next((v for v, chunks in enumerate(versions[name], 1) if chunks == texts), None)
 
     def search_loop(seed: int) -> None:
@@ -77,6 +77,6 @@ def test_searches_in_threads_while_another_process_ingests(tmp_path):
     assert not stale, stale[:5]
     assert len(checked) > 20
     # after the writer finished: everything it committed is searchable, the second writer is let in
-    assert reader.store.counts()[0] == 40
+    assert reader.index.counts()[0] == 40
     assert reader.add_texts(["now it may write"], sources=["later"]).added == ["later"]
     reader.close()

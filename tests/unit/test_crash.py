@@ -37,7 +37,7 @@ def test_check_finds_and_repairs_stale_derived_files(tmp_path, make_kb):
     assert clean.returncode == 0 and "OK: kb.sqlite is intact" in clean.stdout, clean.stdout + clean.stderr
 
     # a stale index (as after a crash between a commit and the save) and a damaged manifest
-    from rag.index.vectors import FaissIndex
+    from rag.index.local.vectors import FaissIndex
 
     index = FaissIndex.load(tmp_path / "kb" / "vectors.faiss", 64)
     index.remove(index.ids()[:1])

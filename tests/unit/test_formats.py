@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from ingest.parse import ParseOptions
-from ingest.parsers import parse_file
-from ingest.sniff import sniff
+from ingest.formats.base import ParseOptions
+from ingest.formats import parse_file
+from ingest.formats.sniff import sniff
 from ingest.split import RecursiveSplitter
 from rag.errors import ParseError
 

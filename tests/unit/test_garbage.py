@@ -1,8 +1,8 @@
-"""The garbage-text detector (ingest.garbage): a pure function, checked on made-up and real pages."""
+"""The garbage-text detector (ingest.formats.garbage): a pure function, checked on made-up and real pages."""
 import pytest
 
 from conftest import ROOT, TEST_PDFS
-from ingest.garbage import GARBAGE_THRESHOLD, text_quality
+from ingest.formats.garbage import GARBAGE_THRESHOLD, text_quality
 
 
 @pytest.mark.parametrize("text", [

@@ -36,7 +36,7 @@ def test_ctrl_c_keeps_what_was_committed(tmp_path, fake_settings):
     again = KnowledgeBase(tmp_path / "kb", settings, embedder=FakeEmbedder())
     assert sorted(d.path for d in again.documents()) == sorted(report.added)
     again.search("topic")
-    assert np.array_equal(np.sort(again.index.vector_ids()), again.store.chunk_ids())
+    assert np.array_equal(np.sort(again.index.vector_ids()), again.index.chunk_ids())
     # the rest is ingested on the next run, the committed ones are skipped
     rerun = again.add_texts(texts, sources=[f"doc{i}" for i in range(6)])
     assert sorted(rerun.skipped) == sorted(report.added) and len(rerun.added) == 6 - len(report.added)

@@ -70,7 +70,7 @@ def test_remove_deletes_rows_and_vectors(make_kb, docs):
     kb.close()
     kb = make_kb()
     kb.search("x")
-    assert sorted(kb.index.vector_ids().tolist()) == kb.store.chunk_ids().tolist()
+    assert sorted(kb.index.vector_ids().tolist()) == kb.index.chunk_ids().tolist()
     assert kb.remove("places.pdf") == []
 
 
@@ -208,7 +208,7 @@ def test_rebuild_recreates_the_index(make_kb, docs):
     kb = make_kb()
     kb.add([docs])
     (kb.path / "vectors.faiss").unlink()
-    assert kb.rebuild() == kb.store.counts()[1]
+    assert kb.rebuild() == kb.index.counts()[1]
     assert (kb.path / "vectors.faiss").exists()
 
 
@@ -271,7 +271,7 @@ def _add_awkward_folder(make_kb, fake_settings, folder, n_files):
     # (a SOURCE.md beside them is ingested too; paths compared resolved: the folder may be reached by a link)
     assert {str(Path(p).resolve()) for p in accounted} == {str(f.resolve()) for f in files}
     assert all(reason.strip() for _, reason in report.failed)
-    assert np.array_equal(np.sort(kb.index.vector_ids()), kb.store.chunk_ids())
+    assert np.array_equal(np.sort(kb.index.vector_ids()), kb.index.chunk_ids())
     return report, dict((p.rsplit("/", 1)[-1], r) for p, r in report.failed)
 
 

@@ -13,7 +13,7 @@ from rag.errors import EmbedderMismatch
 from rag.kb import KnowledgeBase
 from rag.langchain import E5Embeddings, EmbedderEmbeddings, KnowledgeBaseVectorStore, embedder_from
 from rag.models.fakes import FakeEmbedder
-from rag.models.langchain_embedder import LangChainEmbedder
+from rag.langchain import LangChainEmbedder
 from rag.settings import Settings
 
 TEXTS = ["The Eiffel Tower is in Paris.", "The Colosseum is in Rome.", "Big Ben is in London.",
@@ -169,7 +169,7 @@ def test_e5_embeddings_prefixes_and_languages():
 def test_check_repairs_a_knowledge_base_built_with_langchain_embeddings(tmp_path):
     """`python -m ingest --check --repair` rebuilds from the stored vectors: no config string names a
     LangChain Embeddings, and none is needed."""
-    from ingest.check import check_kb
+    from rag.index.local.check import check_kb
 
     s = KnowledgeBaseVectorStore.from_texts(["alpha", "beta"], DeterministicFakeEmbedding(size=8), ids=["1", "2"],
                                             path=tmp_path / "kb")

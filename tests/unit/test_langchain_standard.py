@@ -3,7 +3,8 @@
 - RetrieversIntegrationTests: KnowledgeBaseRetriever over the sample documents (data/docs), fake embedder.
 - EmbeddingsIntegrationTests: E5Embeddings, the bundled multilingual-e5-small (real model: slow).
 - VectorStoreIntegrationTests: KnowledgeBaseVectorStore over a fresh knowledge base per test, embedding
-  with the suite's own LangChain embeddings (DeterministicFakeEmbedding), sync and async.
+  with the suite's own LangChain embeddings (DeterministicFakeEmbedding), sync and async, on the local
+  backend and on Milvus (milvus-lite).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from langchain_tests.integration_tests import (EmbeddingsIntegrationTests, Retri
 from rag.kb import KnowledgeBase
 from rag.langchain import E5Embeddings, KnowledgeBaseRetriever, KnowledgeBaseVectorStore
 from rag.models.fakes import FakeEmbedder
-from rag.models.langchain_embedder import LangChainEmbedder
+from rag.langchain import LangChainEmbedder
 from rag.settings import Settings
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[2] / "data" / "docs"
@@ -62,9 +63,16 @@ class TestE5EmbeddingsStandard(EmbeddingsIntegrationTests):
 
 
 class TestKnowledgeBaseVectorStoreStandard(VectorStoreIntegrationTests):
-    @pytest.fixture()
-    def vectorstore(self, tmp_path) -> KnowledgeBaseVectorStore:  # type: ignore[override]
-        kb = KnowledgeBase(tmp_path / "kb", Settings(embedder="fake"), embedder=LangChainEmbedder(self.get_embeddings()))
+    """On both storage backends: the local folder and Milvus (milvus-lite), which keeps the whole documents
+    through the same Store methods (before issue 29 the view ran SQL on kb.sqlite and failed on Milvus)."""
+
+    @pytest.fixture(params=["local", "milvus"])
+    def vectorstore(self, request, tmp_path) -> KnowledgeBaseVectorStore:  # type: ignore[override]
+        settings = Settings(embedder="fake")
+        if request.param == "milvus":
+            pytest.importorskip("milvus_lite")
+            settings = settings.with_(backend="milvus", milvus_uri=str(tmp_path / "milvus.db"))
+        kb = KnowledgeBase(tmp_path / "kb", settings, embedder=LangChainEmbedder(self.get_embeddings()))
         try:
             yield KnowledgeBaseVectorStore(kb)
         finally:

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from ingest.__main__ import main
-from ingest.migrate import migrate_to_milvus
+from rag.index.milvus.migrate import migrate_to_milvus
 from rag.errors import RagError
 from rag.kb import KnowledgeBase
 from rag.models.fakes import FakeEmbedder

@@ -1,12 +1,12 @@
-"""OCR of pages without a usable text layer (ingest.ocr, ingest.pdf), in the parser process too."""
+"""OCR of pages without a usable text layer (ingest.formats.ocr, ingest.formats.pdf), in the parser process too."""
 from pathlib import Path
 
 import pytest
 
 from conftest import TEST_PDFS, write_pdf
 from ingest.isolate import IsolatedParser
-from ingest.parse import ParseOptions
-from ingest.parsers import parse_file
+from ingest.formats.base import ParseOptions
+from ingest.formats import parse_file
 from rag.errors import ParseError
 
 
@@ -49,7 +49,7 @@ def scanned_pdf(tmp_path: Path, lines: list[str], name: str = "scan.pdf") -> Pat
 
 def test_bundled_models_recognise_chinese_and_english_without_network(tmp_path):
     # conftest blocks every connection: a model download would fail this test
-    from ingest.ocr import make_ocr, render_pages
+    from ingest.formats.ocr import make_ocr, render_pages
 
     pdf = scanned_pdf(tmp_path, ["检索增强生成把检索到的段落交给语言模型。", "Retrieval augmented generation cites its sources."])
     document, render = render_pages(pdf)

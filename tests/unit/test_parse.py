@@ -5,7 +5,7 @@ import pytest
 
 from conftest import ROOT, TEST_PDFS, write_pdf
 from ingest.isolate import IsolatedParser
-from ingest.parsers import parse_file
+from ingest.formats import parse_file
 from rag.errors import ParseError
 
 

@@ -12,7 +12,7 @@ from rag.models.llm_reranker import LlmReranker
 from rag.models.registry import make_reranker
 from rag.retrieve import rrf
 from rag.settings import Settings
-from rag.index import keywords
+from rag.index.local import keywords
 
 TEXTS = [
     "Form TRV-7781 must be filed before any trip abroad.",
@@ -189,13 +189,13 @@ def test_damaged_keyword_folder_is_rebuilt_from_sqlite(kb):
 
 
 def test_old_knowledge_base_without_terms_is_tokenised_once(kb):
-    kb.store.set_terms([], replace_all=True)
-    with kb.store.transaction() as c:
+    kb.index.db.set_terms([], replace_all=True)
+    with kb.index.db.transaction() as c:
         c.execute("DELETE FROM meta WHERE key='terms_version'")
     (kb.path / "keywords.json").unlink()
     kb = reopen(kb)
     assert kb.search("排名融合", k=1, mode="keyword")[0].name == "rrf.txt"
-    assert kb.store.chunks_without_terms() == []
+    assert kb.index.db.chunks_without_terms() == []
     kb.close()
 
 

@@ -138,8 +138,8 @@ def test_few_false_positives_on_real_documents():
     import json
 
     from conftest import TEST_DATA, TEST_PDFS
-    from ingest.parse import ParseOptions
-    from ingest.parsers import parse_file
+    from ingest.formats.base import ParseOptions
+    from ingest.formats import parse_file
     from rag.text import sentence_spans
 
     readable = [p for p in sorted(TEST_PDFS.glob("*.pdf")) if not p.name.startswith(("broken_", "enc_aes256_r6_"))]

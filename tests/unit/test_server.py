@@ -1,6 +1,7 @@
 """The HTTP API (rag/server) on a real uvicorn server on 127.0.0.1 and a free port, with the fake
 embedder and generator: the official openai client (JSON and streamed), LangChain's ChatOpenAI,
-every auth case, bad inputs, upload -> ask -> delete, and chat while another client uploads."""
+every auth case, bad inputs, upload -> ask -> delete (on the local backend and on Milvus), and chat while
+another client uploads."""
 from __future__ import annotations
 
 import json
@@ -287,8 +288,22 @@ def test_upload_checks_each_file_and_the_batch_goes_on(server, tmp_path):
     assert not (tmp_path / "outside").exists()
 
 
-def test_upload_ask_delete_is_never_cited_again(server, tmp_path):
-    url = server.url
+@pytest.fixture(params=["local", "milvus"])
+def server_on_each_backend(request, tmp_path):
+    """The API over a library on the local backend, and on Milvus (milvus-lite: each knowledge base's
+    collections in its folder's milvus.db)."""
+    changes = {}
+    if request.param == "milvus":
+        pytest.importorskip("milvus_lite")
+        changes = {"backend": "milvus"}
+    settings = settings_for(tmp_path, **changes)
+    make_library(settings)
+    with BackgroundServer(settings) as srv:
+        yield srv
+
+
+def test_upload_ask_delete_is_never_cited_again(server_on_each_backend, tmp_path):
+    url = server_on_each_backend.url
     pdf = pdf_bytes(tmp_path, "reactor.pdf", ["The zorblax reactor runs at forty kelvin in the cold lab."])
     r = httpx.post(f"{url}/v1/knowledge_bases/main/documents", files={"files": ("reactor.pdf", pdf, "application/pdf")}, timeout=120)
     assert r.json()["added"] == 1

@@ -115,7 +115,8 @@ def test_manifest_records_the_switch_and_a_kb_keeps_it(tmp_path):
 
 def test_a_knowledge_base_from_before_the_record_indexes_text_alone(tmp_path):
     kb, _ = build(tmp_path / "old", index_title=False)
-    kb.store._conn.execute("DELETE FROM meta WHERE key='views'")  # as written before views were recorded
+    with kb.index.db.transaction() as c:  # as written before views were recorded
+        c.execute("DELETE FROM meta WHERE key='views'")
     kb.close()
     old = KnowledgeBase(tmp_path / "old", settings(), embedder=RecordingEmbedder())
     assert old.views == {"title": False}
@@ -124,12 +125,12 @@ def test_a_knowledge_base_from_before_the_record_indexes_text_alone(tmp_path):
 
 def test_a_rebuild_of_the_terms_keeps_the_title(tmp_path):
     kb, _ = build(tmp_path / "kb")
-    before = {i: t for ids, ts in kb.store.iter_terms() for i, t in zip(ids.tolist(), ts)}
-    kb.store.set_meta({"terms_version": "an older tokenizer"})  # makes _store_terms re-tokenise every chunk
+    before = {i: t for ids, ts in kb.index.db.iter_terms() for i, t in zip(ids.tolist(), ts)}
+    kb.index.db.set_meta({"terms_version": "an older tokenizer"})  # makes _store_terms re-tokenise every chunk
     kb.close()
     kb = KnowledgeBase(tmp_path / "kb", settings(), embedder=RecordingEmbedder())
     kb.rebuild()
-    after = {i: t for ids, ts in kb.store.iter_terms() for i, t in zip(ids.tolist(), ts)}
+    after = {i: t for ids, ts in kb.index.db.iter_terms() for i, t in zip(ids.tolist(), ts)}
     assert after == before
     rows = kb.index.chunks(list(after))
     titled = [i for i, r in rows.items() if r.lead == TITLE]

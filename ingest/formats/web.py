@@ -1,8 +1,8 @@
 """HTML with BeautifulSoup (lxml) and markdownify: scripts, styles and navigation dropped, the rest
-as Markdown cut at its headings (ingest.markdown), data tables as Markdown tables.
+as Markdown cut at its headings (ingest.formats.markdown), data tables as Markdown tables.
 
 A table holding another table is page layout, not data: it is unwrapped and its cells read as text.
-Every other table becomes a pipe table (ingest.tables) with its <caption> on the line above, built
+Every other table becomes a pipe table (ingest.formats.tables) with its <caption> on the line above, built
 here rather than by markdownify, which neither escapes '|' in cells nor takes a first row of <td>
 as the header.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.markdown import sections
-from ingest.parse import Parser
-from ingest.tables import cell_text, markdown_table
+from ingest.formats.markdown import sections
+from ingest.formats.base import Parser
+from ingest.formats.tables import cell_text, markdown_table
 from rag.errors import ParseError
 from rag.types import Page
 

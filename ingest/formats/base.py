@@ -1,4 +1,4 @@
-"""The Parser interface and its options (ingest/parsers.py picks the parser for a file).
+"""The Parser interface and its options (ingest/formats/__init__.py picks the parser for a file).
 
 A parser turns one file into normalised pages. It raises ParseError with a human reason. A "page" of a
 file without pages is one part a person finds again: a slide, a block of spreadsheet rows, a section
@@ -23,7 +23,7 @@ class ParseOptions:
     ocr: bool = SETTINGS_DEFAULTS["ocr"]  # OCR pages with no text, or garbage text
     ocr_max_pages: int = SETTINGS_DEFAULTS["ocr_max_pages"]  # per file; the pages beyond are reported, not OCR'd
     min_page_chars: int = SETTINGS_DEFAULTS["min_page_chars"]  # fewer characters than this: "no text layer"
-    pdf_tables: bool = SETTINGS_DEFAULTS["pdf_tables"]  # PDF tables as Markdown (ingest/pdftables.py)
+    pdf_tables: bool = SETTINGS_DEFAULTS["pdf_tables"]  # PDF tables as Markdown (ingest/formats/pdftables.py)
     table_tokens: int = SETTINGS_DEFAULTS["chunk_size"]  # spreadsheet rows are grouped into parts of about this size
     max_sheet_rows: int = SETTINGS_DEFAULTS["max_sheet_rows"]
     max_unzipped_mb: float = SETTINGS_DEFAULTS["max_unzipped_mb"]

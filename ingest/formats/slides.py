@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.normalize import normalize_text
-from ingest.parse import Parser
-from ingest.tables import cell_text, markdown_table
+from ingest.formats.base import Parser
+from ingest.formats.tables import cell_text, markdown_table
 from rag.errors import ParseError
 from rag.types import Page
 

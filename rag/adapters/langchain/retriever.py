@@ -1,5 +1,5 @@
-"""LangChain views of a KnowledgeBase: the retriever and the answer chain as a Runnable (langchain-core is
-imported only in rag/adapters/; the embeddings and the vector store are in the files beside this one)."""
+"""LangChain views of a KnowledgeBase, handed the knowledge base: the retriever (kb.as_retriever) and the
+answer chain as a Runnable (kb.as_runnable)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,4 @@
-"""PNG and JPEG: the text in the picture, by the same OCR as scanned PDF pages (ingest.ocr).
+"""PNG and JPEG: the text in the picture, by the same OCR as scanned PDF pages (ingest.formats.ocr).
 
 Pillow decodes the image; one larger than MAX_PIXELS is refused (a decompression bomb), and one
 larger than MAX_SIDE_PX on a side is scaled down first, as rendered PDF pages are. An image in
@@ -13,8 +13,8 @@ from typing import Callable
 import numpy as np
 
 from ingest.normalize import normalize_text
-from ingest.ocr import MAX_SIDE_PX
-from ingest.parse import ParseOptions, Parser
+from ingest.formats.ocr import MAX_SIDE_PX
+from ingest.formats.base import ParseOptions, Parser
 from rag.errors import ParseError
 from rag.types import Page
 
@@ -45,7 +45,7 @@ class ImageParser(Parser):
                 pixels = np.asarray(image)
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise ParseError(f"broken image: {type(e).__name__}: {str(e)[:200]}") from e
-        from ingest.ocr import shared_engine
+        from ingest.formats.ocr import shared_engine
 
         if self.on_progress is not None:
             self.on_progress({"ocr": 1, "of": 1})

@@ -1,6 +1,6 @@
 """Tables in PDF pages with pdfplumber's table finder (ruled lines and aligned text): a page that
 holds one is re-read by pdfplumber, its text outside the tables line by line and each table as a
-Markdown table (ingest.tables) where it stands on the page, so the caption above a table stays the
+Markdown table (ingest.formats.tables) where it stands on the page, so the caption above a table stays the
 line above it. Pages without a table keep pypdf's text.
 
 pdfplumber (pdfminer.six underneath) is several times slower than pypdf, so this runs only with the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.tables import cell_text, markdown_table
+from ingest.formats.tables import cell_text, markdown_table
 
 MIN_ROWS, MIN_COLS = 2, 2  # fewer is a box around a paragraph, not a table
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from ingest.normalize import normalize_text
-from ingest.parse import Parser
+from ingest.formats.base import Parser
 from rag.errors import ParseError
 from rag.types import Page
 

@@ -1,5 +1,5 @@
 """PDF pages with pypdf: page numbers, page labels, empty-password decryption, per-page errors;
-pages with no text or garbage text (ingest.garbage) are OCR'd (ingest.ocr) when options allow."""
+pages with no text or garbage text (ingest.formats.garbage) are OCR'd (ingest.formats.ocr) when options allow."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +8,9 @@ from pathlib import Path
 from dataclasses import replace
 from typing import Callable
 
-from ingest.garbage import text_quality
+from ingest.formats.garbage import text_quality
 from ingest.normalize import normalize_text
-from ingest.parse import ParseOptions, Parser
+from ingest.formats.base import ParseOptions, Parser
 from rag.errors import ParseError
 from rag.fs import looks_like_pdf
 from rag.text import has_text
@@ -76,7 +76,7 @@ class PdfParser(Parser):
         """With options.pdf_tables, the pages holding a table get pdfplumber's text with Markdown tables."""
         if not self.options.pdf_tables:
             return pages
-        from ingest.pdftables import pages_with_tables
+        from ingest.formats.pdftables import pages_with_tables
 
         try:
             found = pages_with_tables(path, password, [p.number - 1 for p in pages if p.text])
@@ -93,7 +93,7 @@ class PdfParser(Parser):
         wanted = wanted[: self.options.ocr_max_pages]
         if not self.options.ocr or not wanted:
             return pages
-        from ingest.ocr import ocr_pages, shared_engine
+        from ingest.formats.ocr import ocr_pages, shared_engine
 
         def progress(k: int, n: int) -> None:
             if self.on_progress is not None:

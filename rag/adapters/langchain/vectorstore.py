@@ -1,8 +1,9 @@
 """A knowledge base as a LangChain `VectorStore` (the same folder, the same vectors).
 
 A document added through LangChain is a knowledge-base document whose source (path) is its id: it is
-split, embedded and indexed like any other, and also kept whole with its metadata (as JSON) in the
-table `langchain_documents` of kb.sqlite, so search and get_by_ids give it back as it was added. A
+split, embedded and indexed like any other, and also kept whole with its metadata (as JSON) by the
+knowledge base's store (Store.keep_originals: the table `langchain_documents` of kb.sqlite, or a Milvus
+collection), so search and get_by_ids give it back as it was added. A
 search ranks by the dense cosine of the best passage (no keyword fusion: a vector store is
 similarity search); a document added through LangChain appears once, whole; a file ingested from disk
 appears as its passages, with metadata source, page, page_label, chunk_id, start, end (as the retriever
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -19,24 +21,22 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from rag.adapters.langchain_embeddings import as_langchain_embeddings
+from rag.adapters.langchain.embeddings import E5Embeddings, as_langchain_embeddings, embedder_from
 from rag.errors import RagError
-
-TABLE = "CREATE TABLE IF NOT EXISTS langchain_documents(id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT NOT NULL)"
+from rag.settings import Settings
 
 #: (Document, cosine of its best passage, that passage's chunk id)
 _Found = tuple[Document, float, int]
 
 
 class KnowledgeBaseVectorStore(VectorStore):
-    """`KnowledgeBaseVectorStore(kb)`: add_texts / add_documents (with ids), get_by_ids, delete,
-    similarity_search (with scores, by vector), max_marginal_relevance_search, as_retriever.
-    Async methods are LangChain's defaults (the sync ones in a thread)."""
+    """`KnowledgeBaseVectorStore(kb)` or `KnowledgeBaseVectorStore.from_texts(texts, embedding, path=folder)`:
+    add_texts / add_documents (with ids), get_by_ids, delete, similarity_search (with scores, by vector),
+    max_marginal_relevance_search, as_retriever. Async methods are LangChain's defaults (the sync ones in
+    a thread)."""
 
     def __init__(self, kb: Any) -> None:
         self.kb = kb
-        with kb.store.transaction() as c:
-            c.execute(TABLE)
 
     @property
     def embeddings(self) -> Any:
@@ -57,14 +57,12 @@ class KnowledgeBaseVectorStore(VectorStore):
             try:
                 latest[id_] = (text, json.dumps(metadata or {}, ensure_ascii=False))
             except (TypeError, ValueError) as e:
-                raise ValueError(f"metadata of document {id_!r} is not JSON ({e}); it is stored in "
-                                 f"{self.kb.path / 'kb.sqlite'} as JSON") from None
+                raise ValueError(f"metadata of document {id_!r} is not JSON ({e}); it is stored with the "
+                                 f"knowledge base ({self.kb.index.where}) as JSON") from None
         if not latest:
             return ids
         # the whole text first: a crash before the document is indexed leaves a row no search reaches
-        with self.kb.store.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO langchain_documents(id, text, metadata) VALUES(?, ?, ?)",
-                          [(i, t, m) for i, (t, m) in latest.items()])
+        self.kb.index.keep_originals(latest)
         report = self.kb.add_texts([t for t, _ in latest.values()], sources=list(latest))
         if report.failed:
             raise RagError("; ".join(f"{source}: {reason}" for source, reason in report.failed))
@@ -81,23 +79,14 @@ class KnowledgeBaseVectorStore(VectorStore):
                 if doc is not None and doc.path == id_:
                     index.delete(doc)
             index.flush()
-        with self.kb.store.transaction() as c:
-            c.executemany("DELETE FROM langchain_documents WHERE id=?", [(i,) for i in ids])
+        index.drop_originals(list(ids))
         return True
 
     # ------------------------------------------------------------------ read
     def _stored(self, ids: Sequence[str]) -> dict[str, Document]:
         """The documents added through LangChain among `ids` (that are still in the knowledge base)."""
-        if not ids:
-            return {}
-        found: dict[str, Document] = {}
-        for start in range(0, len(ids), 500):  # below SQLite's limit of bound parameters
-            part = list(ids[start:start + 500])
-            rows = self.kb.store.read("SELECT l.id, l.text, l.metadata FROM langchain_documents l JOIN documents d "
-                                      f"ON d.path = l.id WHERE l.id IN ({','.join('?' * len(part))})", part)
-            for id_, text, metadata in rows:
-                found[id_] = Document(id=id_, page_content=text, metadata=json.loads(metadata))
-        return found
+        return {id_: Document(id=id_, page_content=text, metadata=json.loads(metadata))
+                for id_, (text, metadata) in self.kb.index.originals(list(ids)).items()}
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The documents added through LangChain with these ids, in that order (missing ids are left out)."""
@@ -186,6 +175,17 @@ class KnowledgeBaseVectorStore(VectorStore):
 
     @classmethod
     def from_texts(cls, texts: list[str], embedding: Any, metadatas: list[dict] | None = None, *,
-                   ids: list[str] | None = None, **kwargs: Any) -> "KnowledgeBaseVectorStore":
-        raise NotImplementedError("use rag.langchain.KnowledgeBaseVectorStore.from_texts(..., path=folder), "
-                                  "which opens the knowledge base")
+                   ids: list[str] | None = None, path: str | Path | None = None, settings: Settings | None = None,
+                   **kwargs: Any) -> "KnowledgeBaseVectorStore":
+        """Open (or create) the knowledge base in `path` embedding with `embedding` (any LangChain Embeddings,
+        recorded in the manifest), and add the texts. A folder built with another embedder is refused
+        (EmbedderMismatch), as KnowledgeBase does."""
+        from rag.kb import KnowledgeBase  # the one import of the layer above: this constructor opens a knowledge base
+
+        if path is None:
+            raise ValueError("from_texts needs path=: the knowledge-base folder to keep the texts in")
+        if isinstance(embedding, E5Embeddings):  # recorded as the engine it is (embedder_spec), whatever Settings say
+            settings = (settings or embedding.settings or Settings()).with_(embedder=embedding.engine)
+        store = cls(KnowledgeBase(path, settings, embedder=embedder_from(embedding)))
+        store.add_texts(texts, metadatas, ids=ids)
+        return store

@@ -1,4 +1,4 @@
-"""python -m ingest --check [--kb DIR] [--no-repair]: verify a knowledge base, repair what can be derived.
+"""python -m ingest --check [--kb DIR] [--no-repair]: verify a local knowledge-base folder, repair what can be derived.
 
 kb.sqlite is the source of truth; vectors.faiss and manifest.json are derived from it. The check:
   1. SQLite's own integrity check (a damaged source of truth cannot be repaired here: say so);
@@ -7,7 +7,8 @@ kb.sqlite is the source of truth; vectors.faiss and manifest.json are derived fr
   3. the ids in vectors.faiss equal the chunk ids (a crash between a commit and the index save
      leaves them behind; opening the knowledge base syncs them too, this reports it);
   4. manifest.json exists, parses, and its counts equal SQLite's.
-With repair, the derived files are rebuilt from SQLite (KnowledgeBase.rebuild), under the write lock.
+With repair, the derived files are rebuilt from SQLite (LocalStore.rebuild), under the write lock.
+kb.sqlite is read through DocStore opened read-only: checking changes nothing.
 """
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from rag.fs import read_folder_pointer
+from rag.index.local.docstore import DocStore
+from rag.index.local.keywords import keyword_index_class
+from rag.index.local.store import LocalStore
+from rag.index.local.vectors import load_vector_index
+from rag.settings import Settings
 
 
 @dataclass
@@ -54,74 +62,64 @@ def check_kb(path: str | Path, repair: bool = False, settings=None) -> CheckRepo
         report.problems.append(f"{db} does not exist: not a knowledge base")
         report.fatal = True
         return report
-    # read-only connection: checking must not create or change anything
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-        return _check(path, conn, report, repair, settings)
+        store = DocStore(db, readonly=True)  # checking must not create or change anything
+        try:
+            source = _check_source(store, report)
+        finally:
+            store.close()
     except sqlite3.DatabaseError as e:  # not a database at all, or damaged beyond the integrity check
         report.problems.append(f"kb.sqlite cannot be read: {e}")
         report.fatal = True
         return report
-
-
-def _check(path: Path, conn: sqlite3.Connection, report: CheckReport, repair: bool, settings) -> CheckReport:
-    try:
-        result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-        if result != ["ok"]:
-            report.problems.append("kb.sqlite integrity check: " + "; ".join(result[:5]))
-            report.fatal = True
-            return report
-        report.documents, report.chunks = (conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
-                                           conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
-        for doc_id, doc_path, want, have in conn.execute(
-                "SELECT d.id, d.path, d.chunks, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d"):
-            if want != have:
-                report.problems.append(f"{doc_path}: {have} chunk rows, {want} recorded")
-                report.fatal = True
-        for doc_path, want, have in conn.execute(
-                "SELECT d.path, d.pages, (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id) FROM documents d"):
-            if want != have:
-                report.problems.append(f"{doc_path}: {have} page rows, {want} recorded")
-                report.fatal = True
-        orphans = conn.execute("SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()[0]
-        if orphans:
-            report.problems.append(f"{orphans} chunks belong to no document")
-            report.fatal = True
-        dim = conn.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
-        if dim is not None:
-            bad = conn.execute("SELECT COUNT(*) FROM chunks WHERE length(embedding) != ?", (int(dim[0]) * 4,)).fetchone()[0]
-            if bad:
-                report.problems.append(f"{bad} chunks have an embedding of the wrong size (dim {dim[0]})")
-                report.fatal = True
-        chunk_ids = np.fromiter((r[0] for r in conn.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64)
-    finally:
-        conn.close()
-
-    derived_ok = _check_vectors(path, chunk_ids, dim[0] if dim else None, report)
+    if source is None:
+        return report
+    dim, chunk_ids = source
+    derived_ok = _check_vectors(path, chunk_ids, dim, report)
     derived_ok = _check_keywords(path, chunk_ids, report) and derived_ok
     derived_ok = _check_manifest(path, report) and derived_ok
     if repair and not derived_ok and not report.fatal:
-        from rag.index.index import Index
-        from rag.models.registry import make_embedder
-        from rag.settings import Settings
-
-        settings = _settings_for(path, settings or Settings())
-        if settings.embedder.startswith("langchain:"):  # a LangChain Embeddings (rag.langchain): no config string
-            index = Index(path, settings, dim=int(dim[0]) if dim else 0)  # makes it; the stored vectors suffice
-        else:
-            embedder = make_embedder(settings)  # cheap: no model is loaded to rebuild from stored vectors
-            index = Index(path, settings, dim=embedder.dim, normalized=embedder.normalized)
-        try:
-            n = index.rebuild()
-        finally:
-            index.close()
+        n = _rebuild(path, int(dim) if dim else 0, settings)
         report.repaired.append(f"rebuilt vectors.faiss ({n} vectors), the keyword index and manifest.json from kb.sqlite")
     return report
 
 
-def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: CheckReport) -> bool:
-    from rag.index.vectors import load_vector_index
+def _check_source(store: DocStore, report: CheckReport) -> tuple[str | None, np.ndarray] | None:
+    """kb.sqlite itself: SQLite's integrity check (None when it fails: nothing else can be read), then rows
+    against their records. Returns (the stored dim, the chunk ids)."""
+    result = store.integrity()
+    if result != ["ok"]:
+        report.problems.append("kb.sqlite integrity check: " + "; ".join(result[:5]))
+        report.fatal = True
+        return None
+    report.documents, report.chunks = store.counts()
+    damage = store.damage()
+    if damage:
+        report.problems += damage
+        report.fatal = True
+    return store.get_meta("dim"), store.chunk_ids()
 
+
+def _rebuild(path: Path, dim: int, settings) -> int:
+    """Rebuild the derived files from kb.sqlite (under the write lock). The stored vectors suffice: no
+    embedder is made; whether they are normalised is taken from the manifest where it says."""
+    store = LocalStore(path, settings or Settings(), dim=dim, normalized=_recorded_normalized(path))
+    try:
+        return store.rebuild()
+    finally:
+        store.close()
+
+
+def _recorded_normalized(path: Path) -> bool:
+    """manifest.json's embedder.normalized; True (what every embedder gives) when the manifest cannot say."""
+    try:
+        recorded = json.loads((path / "manifest.json").read_text(encoding="utf-8"))["embedder"]["normalized"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return recorded if isinstance(recorded, bool) else True
+
+
+def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: CheckReport) -> bool:
     file = path / "vectors.faiss"
     if not file.exists():
         if len(chunk_ids):
@@ -147,9 +145,6 @@ def _check_vectors(path: Path, chunk_ids: np.ndarray, dim: str | None, report: C
 def _check_keywords(path: Path, chunk_ids: np.ndarray, report: CheckReport) -> bool:
     """The BM25 folder named by keywords.json must load and hold exactly the chunk ids (a missing one
     is only a problem when there are chunks: it is rebuilt on first search anyway)."""
-    from rag.fs import read_folder_pointer
-    from rag.index.keywords import keyword_index_class
-
     try:
         saved = read_folder_pointer(path / "keywords.json")
         if saved is None:
@@ -190,13 +185,3 @@ def _file_dim(file: Path) -> int:
     import faiss
 
     return faiss.read_index(str(file)).d
-
-
-def _settings_for(path: Path, settings):
-    """Open with the embedder the knowledge base was built with (the check needs no other)."""
-    conn = sqlite3.connect(f"file:{path / 'kb.sqlite'}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key='embedder_spec'").fetchone()
-    finally:
-        conn.close()
-    return settings.with_(embedder=row[0]) if row else settings

@@ -1,5 +1,5 @@
 """Word (.docx) with python-docx: paragraphs and tables in document order, as Markdown cut at the
-headings (ingest.markdown), so each part's place is its heading path and each table a Markdown table.
+headings (ingest.formats.markdown), so each part's place is its heading path and each table a Markdown table.
 
 Headings are the paragraphs styled "Title" / "Heading N" (what Word's navigation pane shows).
 Headers, footers, comments and text boxes are left out; a table nested in a cell gives its text to
@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ingest.markdown import sections
-from ingest.parse import Parser
-from ingest.tables import cell_text, markdown_table
+from ingest.formats.markdown import sections
+from ingest.formats.base import Parser
+from ingest.formats.tables import cell_text, markdown_table
 from rag.errors import ParseError
 from rag.types import Page
 

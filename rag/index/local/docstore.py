@@ -1,22 +1,21 @@
-"""SQLite document store: the source of truth of a knowledge base.
+"""SQLite document store: the source of truth of a knowledge base folder (rag/index/local/store.py).
 
 documents, pages and chunks (with their embeddings, so every derived index can be rebuilt without
 re-embedding). Every change is one transaction; WAL mode lets readers go on while one writer writes.
+The only module that speaks SQL to kb.sqlite; `readonly=True` opens it for checking without changing it.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.index.records import ChunkRow, StoredDoc
 from rag.types import Chunk, DocumentInfo, Page
 
 SCHEMA = """
@@ -60,45 +59,21 @@ CREATE TABLE IF NOT EXISTS terms(
 """
 
 
-@dataclass(frozen=True)
-class StoredDoc:
-    id: int
-    path: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class EmbeddedDoc:
-    """A parsed, split and embedded document ready to be committed (Index.commit_many)."""
-    path: str
-    sha256: str
-    size: int
-    pages: Sequence[Page]
-    chunks: Sequence[Chunk]
-    vectors: np.ndarray
-    replace: StoredDoc | None
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    id: int
-    path: str
-    page: int
-    page_label: str | None
-    start: int
-    end: int
-    text: str
-    place: str = ""
-    lead: str = ""  # indexed with the text, never shown (Chunk.lead)
+#: documents added through LangChain, kept whole with their metadata (Store.keep_originals); made on first use
+ORIGINALS = "CREATE TABLE IF NOT EXISTS langchain_documents(id TEXT PRIMARY KEY, text TEXT NOT NULL, metadata TEXT NOT NULL)"
 
 
 class DocStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
+        if readonly:  # checking must not create or change anything (sqlite3.DatabaseError when it is not a database)
+            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False,
+                                         isolation_level=None, timeout=30)
+            return
         # One connection shared by the threads of this process (Streamlit reruns in threads),
         # guarded by a lock; other processes use their own connections and SQLite's own locking.
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._lock = threading.RLock()
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -344,29 +319,64 @@ class DocStore:
                 out += self._conn.execute(sql.format(",".join("?" * len(part))), part).fetchall()
         return out
 
-    def read(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        """The rows of one read-only query, outside any write transaction (for a view that keeps a
-        table of its own in kb.sqlite: rag/adapters/langchain_store.py)."""
+    # --- whole documents (Store.keep_originals) -------------------------------------------------
+    def keep_originals(self, originals: Mapping[str, tuple[str, str]]) -> None:
+        with self.transaction() as c:
+            c.execute(ORIGINALS)
+            c.executemany("INSERT OR REPLACE INTO langchain_documents(id, text, metadata) VALUES(?, ?, ?)",
+                          [(path, text, metadata) for path, (text, metadata) in originals.items()])
+
+    def originals(self, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The documents kept whole among `paths` whose document is still stored."""
+        if not paths or not self._has_table("langchain_documents"):
+            return {}
+        rows: list[tuple] = []
+        paths = list(paths)
         with self._lock:
-            return self._conn.execute(sql, list(params)).fetchall()
+            for k in range(0, len(paths), 500):  # below SQLite's limit of bound parameters
+                part = paths[k : k + 500]
+                rows += self._conn.execute("SELECT l.id, l.text, l.metadata FROM langchain_documents l JOIN documents d "
+                                           f"ON d.path = l.id WHERE l.id IN ({','.join('?' * len(part))})", part).fetchall()
+        return {path: (text, metadata) for path, text, metadata in rows}
 
+    def drop_originals(self, paths: Sequence[str]) -> None:
+        if self._has_table("langchain_documents"):
+            with self.transaction() as c:
+                c.executemany("DELETE FROM langchain_documents WHERE id=?", [(p,) for p in paths])
 
-def resolve_key(key: str, find: Callable[[str], StoredDoc | None],
-                documents: Callable[[], list[DocumentInfo]]) -> list[StoredDoc]:
-    """The stored documents `key` names, by a store's `find` and `documents`: a path, a file name
-    (when unique) or a sha256 prefix of 8+ characters."""
-    for candidate in (key, os.path.abspath(key)):
-        doc = find(candidate)
-        if doc is not None:
-            return [doc]
-    docs = documents()
-    if len(key) >= 8 and all(c in "0123456789abcdef" for c in key.lower()):
-        match = [d for d in docs if d.sha256.startswith(key.lower())]
-    else:
-        match = [d for d in docs if Path(d.path).name == key]
-    if len(match) > 1 and not all(d.sha256 == match[0].sha256 for d in match):
-        raise RagError(f"{key!r} matches {len(match)} documents: give the full path")
-    return [find(d.path) for d in match]
+    def _has_table(self, name: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+    # --- checks (rag/index/local/check.py) -----------------------------------------------------
+    def integrity(self) -> list[str]:
+        """SQLite's integrity check: ["ok"] when the file is intact."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("PRAGMA integrity_check")]
+
+    def damage(self) -> list[str]:
+        """Rows that disagree with their document record, chunks of no document, embeddings of another
+        size than the stored dim: each means a damaged file (one transaction wrote them together)."""
+        found = []
+        with self._lock:
+            c = self._conn
+            for doc_path, want, have in c.execute(
+                    "SELECT d.path, d.chunks, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) FROM documents d"):
+                if want != have:
+                    found.append(f"{doc_path}: {have} chunk rows, {want} recorded")
+            for doc_path, want, have in c.execute(
+                    "SELECT d.path, d.pages, (SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id) FROM documents d"):
+                if want != have:
+                    found.append(f"{doc_path}: {have} page rows, {want} recorded")
+            orphans = c.execute("SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()[0]
+            if orphans:
+                found.append(f"{orphans} chunks belong to no document")
+            dim = c.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
+            if dim is not None:
+                bad = c.execute("SELECT COUNT(*) FROM chunks WHERE length(embedding) != ?", (int(dim[0]) * 4,)).fetchone()[0]
+                if bad:
+                    found.append(f"{bad} chunks have an embedding of the wrong size (dim {dim[0]})")
+        return found
 
 
 def _now() -> str:

@@ -1,4 +1,4 @@
-"""Index: one knowledge-base folder's stores behind one object (GUIDE.md section 5).
+"""LocalStore: one knowledge-base folder's files behind the Store contract (GUIDE.md section 5).
 
     manifest.json   what built it (embedder, splitter, index kind) and counts, for people and tools
     kb.sqlite       documents, pages, chunks and their embeddings: the source of truth (DocStore)
@@ -9,54 +9,47 @@
 
 Write: commit (one parsed and embedded document), copy (same bytes under another path), delete, flush
 (the derived files and the manifest, once per run), inside `writing()`. Read: find, documents, dense,
-keyword, chunks. Maintenance: rebuild (the derived files from kb.sqlite). Like haystack's document
-store, it owns write / delete / keyword and embedding retrieval; the retriever is handed it.
+keyword, chunks. Maintenance: rebuild (the derived files from kb.sqlite; rag/index/local/check.py
+verifies a folder). Like haystack's document store, it owns write / delete / keyword and embedding
+retrieval; the retriever is handed it.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
+from rag.errors import KnowledgeBaseLocked
 from rag.fs import Locked, atomic_write_json, exclusive_lock, read_folder_pointer, write_folder_atomically
-from rag.index.backend import claimed_views
-from rag.index.docstore import DocStore, EmbeddedDoc, StoredDoc, resolve_key
-from rag.index.keywords import KeywordIndex, keyword_index_class
-from rag.index.vectors import FLAT, IVF, FaissIndex, VectorIndex, load_vector_index, make_vector_index
+from rag.index.base import Store
+from rag.index.local.docstore import DocStore
+from rag.index.local.keywords import KeywordIndex, keyword_index_class
+from rag.index.local.vectors import FLAT, IVF, FaissIndex, VectorIndex, load_vector_index, make_vector_index
+from rag.index.records import ChunkRow, EmbeddedDoc, StoredDoc
 from rag.settings import Settings
 from rag.terms import VERSION as TERMS_VERSION, terms
 from rag.text import has_text, with_lead
-from rag.types import Chunk, DocumentInfo, Page
+from rag.types import DocumentInfo
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
 KEYWORD_KIND = "bm25s"
 
 
-class Index:
-    """The stores of the knowledge base in `path`. `dim` is the embedder's vector size (used until
-    vectors are stored), `normalized` whether its vectors are L2-normalised (recorded in the manifest)."""
+class LocalStore(Store):
+    """The stores of the knowledge base in the folder `path` (see the module docstring and Store)."""
 
     def __init__(self, path: str | Path, settings: Settings, *, dim: int, normalized: bool = True) -> None:
-        self.path = Path(path)
+        super().__init__(path, settings, dim=dim, normalized=normalized, where=str(path))
         self.path.mkdir(parents=True, exist_ok=True)
-        self.settings = settings
-        self.dim, self.normalized = dim, normalized
-        self.store = DocStore(self.path / "kb.sqlite")
-        stored = self.store.get_meta("splitter")
-        self.splitter_config: dict | None = json.loads(stored) if stored else None
-        views = self.store.get_meta("views")
-        self.views: dict | None = json.loads(views) if views else None  # claim_views
+        self.db = DocStore(self.path / "kb.sqlite")
+        self.read_claims()
         self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._dirty = False  # the in-memory vector index differs from vectors.faiss
@@ -64,111 +57,58 @@ class Index:
         self._keywords_generation = -1
         self._keywords_dirty = False  # the in-memory keyword index differs from keywords-*/
         self._lock = threading.RLock()
-        self._write_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ what built it
-    def claim_embedder(self, name: str, spec: str, opens: Callable[[str], bool]) -> None:
-        """Record the embedder of a new knowledge base; refuse one whose vectors differ from those stored."""
-        stored = self.store.get_meta("embedder")
-        if stored is None:
-            self.store.set_meta({"format": str(FORMAT), "embedder": name, "embedder_spec": spec})
-        elif not opens(stored):
-            spec_stored = self.store.get_meta("embedder_spec") or stored
-            how = ("the same LangChain Embeddings (rag.langchain)" if spec_stored.startswith("langchain:")
-                   else f"the same embedder (RAG_EMBEDDER={spec_stored})")
-            raise EmbedderMismatch(
-                f"{self.path} was built with the embedder {stored!r} but this session uses {name!r}. "
-                f"Open it with {how} or ingest into a new knowledge base folder."
-            )
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        return self.db.get_meta(key)
 
-    def claim_splitter(self, wanted: dict, config: dict) -> dict:
-        """A knowledge base keeps the splitter settings it was created with, so its chunks stay alike:
-        the stored config, or `config` (made from `wanted`) recorded for a new one."""
-        stored = self.store.get_meta("splitter")
-        if stored is None:
-            self.store.set_meta({"splitter": json.dumps(config)})
-            self.splitter_config = config
-            return config
-        config = json.loads(stored)
-        if {k: config.get(k) for k in wanted} != wanted:
-            log.info("%s keeps its splitter settings %s (Settings ask for %s; use a new knowledge base to change them)",
-                     self.path, config, wanted)
-        self.splitter_config = config
-        return config
+    def set_meta(self, values: dict[str, str]) -> None:
+        self.db.set_meta(values)
 
-    def claim_views(self, wanted: dict) -> dict:
-        """What the dense and keyword views index besides a chunk's text ({"title": bool}: its document's
-        title and heading path, ingest/titles.py), kept for the life of the knowledge base so its chunks
-        stay alike: the stored record; `wanted` (from Settings) recorded for a new knowledge base; every
-        view off for one built before the record existed (it was built without them)."""
-        self.views = claimed_views(self.store.get_meta("views"), wanted, self.store.counts()[1] == 0,
-                                  lambda config: self.store.set_meta({"views": json.dumps(config)}), self.path)
-        return self.views
+    def stored_dim(self) -> int | None:
+        return int(self.db.get_meta("dim") or 0) or None
 
-    def record_dim(self, dim: int) -> None:
-        stored = self.store.get_meta("dim")
-        if stored is None:
-            self.store.set_meta({"dim": str(dim)})
-        elif int(stored) != dim:
-            raise EmbedderMismatch(f"{self.path}: stored vectors have dim {stored}, the embedder gives {dim}")
+    def keep_dim(self, dim: int) -> None:
+        self.db.set_meta({"dim": str(dim)})
 
     # ------------------------------------------------------------------ write
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """One writer at a time: threads of this process by a lock, other processes by flock."""
-        if not self._write_lock.acquire(timeout=1):
-            raise KnowledgeBaseLocked(f"{self.path} is being written by another task in this program; try again when it finishes")
+    def process_lock(self) -> Iterator[None]:
+        """write.lock (flock) in the folder; the vector index is loaded before the first commit, so commits
+        apply incrementally."""
         try:
-            try:
-                lock = exclusive_lock(self.path / "write.lock")
-                lock.__enter__()
-            except Locked:
-                raise KnowledgeBaseLocked(f"{self.path} is being written by another process; try again when it finishes") from None
-            try:
-                with self._lock:
-                    self._fresh_vectors()  # loaded before the first commit, so commits apply incrementally
-                yield
-            finally:
-                lock.__exit__(None, None, None)
+            lock = exclusive_lock(self.path / "write.lock")
+            lock.__enter__()
+        except Locked:
+            raise KnowledgeBaseLocked(f"{self.where} is being written by another process; try again when it finishes") from None
+        try:
+            with self._lock:
+                self._fresh_vectors()
+            yield
         finally:
-            self._write_lock.release()
-
-    def commit(self, path: str, sha256: str, size: int, pages: Sequence[Page], chunks: Sequence[Chunk],
-               vectors: np.ndarray, replace: StoredDoc | None) -> None:
-        """Store one parsed and embedded document (one transaction) and update the vector index."""
-        if len(vectors):
-            self.record_dim(vectors.shape[1])
-        texts = [has_text(p.text, self.settings.min_page_chars) for p in pages]
-        new_ids, old_ids, generation = self.store.write_document(path, sha256, size, pages, texts, chunks, vectors, replace,
-                                                                 terms=[terms(with_lead(c.lead, c.text)) for c in chunks])
-        self._apply(np.array(new_ids, dtype=np.int64), vectors, old_ids, generation)
-
-    #: chunks the ingestor gathers before it commits: 0 = each document as soon as its vectors exist
-    #: (a SQLite transaction per document costs little here)
-    commit_rows = 0
+            lock.__exit__(None, None, None)
 
     def commit_many(self, docs: Sequence[EmbeddedDoc]) -> None:
-        """Store embedded documents, each in its own transaction (see commit)."""
+        """Store embedded documents, each in its own transaction (a SQLite transaction per document costs
+        little here), and update the vector index."""
         for d in docs:
-            self.commit(d.path, d.sha256, d.size, d.pages, d.chunks, d.vectors, d.replace)
+            if len(d.vectors):
+                self.record_dim(d.vectors.shape[1])
+            texts = [has_text(p.text, self.settings.min_page_chars) for p in d.pages]
+            chunk_terms = d.terms if d.terms is not None else [terms(with_lead(c.lead, c.text)) for c in d.chunks]
+            new_ids, old_ids, generation = self.db.write_document(d.path, d.sha256, d.size, d.pages, texts, d.chunks,
+                                                                  d.vectors, d.replace, terms=chunk_terms)
+            self._apply(np.array(new_ids, dtype=np.int64), d.vectors, old_ids, generation)
 
     def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
-        """Store a file whose bytes are already in the knowledge base under another path."""
-        new_ids, old_ids, generation = self.store.copy_document(source, path, replace)
+        new_ids, old_ids, generation = self.db.copy_document(source, path, replace)
         ids = np.array(new_ids, dtype=np.int64)
-        self._apply(ids, self.store.vectors(ids) if len(ids) else None, old_ids, generation)
+        self._apply(ids, self.db.vectors(ids) if len(ids) else None, old_ids, generation)
         return len(new_ids)
 
     def delete(self, doc: StoredDoc) -> None:
-        old_ids, generation = self.store.delete_document(doc)
+        old_ids, generation = self.db.delete_document(doc)
         self._apply(np.zeros(0, dtype=np.int64), None, old_ids, generation)
-
-    def sync(self) -> None:
-        """Bring the vector index up to what kb.sqlite holds (after rows were written to the DocStore
-        directly, as a bulk load does); flush() then writes it."""
-        with self._lock:
-            self._fresh_vectors()
-            self._dirty = True
 
     def flush(self) -> None:
         """Write the derived files and manifest.json (atomically), if anything changed."""
@@ -184,24 +124,24 @@ class Index:
             if self._keywords is not None and self._keywords_dirty:
                 write_folder_atomically(self.path / "keywords.json", self._keywords.save,
                                         {"kind": KEYWORD_KIND, "terms": TERMS_VERSION, "generation": self._keywords_generation})
-            docs, chunks = self.store.counts()
+            docs, chunks = self.db.counts()
             vectors = self._vectors
             manifest = {
-                "format": FORMAT,
+                "format": self.format,
                 "embedder": {
-                    "spec": self.store.get_meta("embedder_spec"),
-                    "name": self.store.get_meta("embedder"),
-                    "dim": int(self.store.get_meta("dim") or 0) or None,
+                    "spec": self.db.get_meta("embedder_spec"),
+                    "name": self.db.get_meta("embedder"),
+                    "dim": self.stored_dim(),
                     "normalized": self.normalized,
                 },
                 "splitter": self.splitter_config,
                 "views": self.views,
                 "index": {"kind": vectors.kind if vectors is not None else None, "file": "vectors.faiss",
                           "vectors": len(vectors) if vectors is not None else None},
-                "keywords": {"kind": KEYWORD_KIND, "pointer": "keywords.json", "terms": self.store.get_meta("terms_version"),
+                "keywords": {"kind": KEYWORD_KIND, "pointer": "keywords.json", "terms": self.db.get_meta("terms_version"),
                              "chunks": len(self._keywords) if self._keywords is not None else None},
                 "counts": {"documents": docs, "chunks": chunks},
-                "generation": self.store.generation(),
+                "generation": self.db.generation(),
                 "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             atomic_write_json(self.path / "manifest.json", manifest)
@@ -210,20 +150,16 @@ class Index:
 
     # ------------------------------------------------------------------ read
     def find(self, path_or_sha: str) -> StoredDoc | None:
-        return self.store.find(path_or_sha)
+        return self.db.find(path_or_sha)
 
     def find_by_sha(self, sha256: str) -> StoredDoc | None:
-        return self.store.find_by_sha(sha256)
+        return self.db.find_by_sha(sha256)
 
     def documents(self) -> list[DocumentInfo]:
-        return self.store.documents()
+        return self.db.documents()
 
     def counts(self) -> tuple[int, int]:
-        return self.store.counts()
-
-    def resolve(self, key: str) -> list[StoredDoc]:
-        """The stored documents `key` names: a path, a file name (when unique) or a sha256 prefix of 8+ characters."""
-        return resolve_key(key, self.store.find, self.store.documents)
+        return self.db.counts()
 
     def dense(self, qvecs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the n nearest chunks to each query vector (the vector index, kept fresh)."""
@@ -236,13 +172,20 @@ class Index:
         with self._lock:
             return self._fresh_keywords().search(query_terms, n)
 
-    def chunks(self, ids: Sequence[int]):
-        """The stored rows of these chunk ids, by id (ids removed meanwhile are absent)."""
-        return self.store.chunks(ids)
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        return self.db.chunks(ids)
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored embeddings of these chunk ids, in order."""
-        return self.store.vectors(ids)
+        return self.db.vectors(ids)
+
+    def iter_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.db.iter_vectors(batch)
+
+    def chunk_ids(self) -> np.ndarray:
+        return self.db.chunk_ids()
+
+    def chunk_ids_of(self, doc_id: int) -> list[int]:
+        return self.db.chunk_ids_of(doc_id)
 
     def vector_ids(self) -> np.ndarray:
         """The chunk ids the vector index holds (kept fresh)."""
@@ -254,6 +197,16 @@ class Index:
         """The vector index in use (loads it): flat while small, IVF beyond Settings.ann_threshold."""
         with self._lock:
             return self._fresh_vectors().kind
+
+    # ------------------------------------------------------------------ whole documents (table langchain_documents)
+    def keep_originals(self, originals: Mapping[str, tuple[str, str]]) -> None:
+        self.db.keep_originals(originals)
+
+    def originals(self, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        return self.db.originals(paths)
+
+    def drop_originals(self, paths: Sequence[str]) -> None:
+        self.db.drop_originals(paths)
 
     # ------------------------------------------------------------------ maintenance
     def rebuild(self) -> int:
@@ -271,11 +224,11 @@ class Index:
             return len(vectors)
 
     def close(self) -> None:
-        self.store.close()
+        self.db.close()
 
     # ------------------------------------------------------------------ internals
     def _stored_dim(self) -> int:
-        return int(self.store.get_meta("dim") or 0) or self.dim
+        return self.stored_dim() or self.dim
 
     def _apply(self, new_ids: np.ndarray, vectors: np.ndarray | None, old_ids: Sequence[int], generation: int) -> None:
         """Mirror one committed change (which made `generation`) in the vector index."""
@@ -293,7 +246,7 @@ class Index:
     def _fresh_vectors(self) -> VectorIndex:
         """The vector index, equal to what kb.sqlite holds now. Loads vectors.faiss on first use and
         brings it up to date from kb.sqlite whenever any process committed a change since."""
-        generation = self.store.generation()
+        generation = self.db.generation()
         if self._vectors is not None and generation == self._vectors_generation:
             return self._vectors
         dim = self._stored_dim()
@@ -327,10 +280,10 @@ class Index:
         t = time.perf_counter()
         dim = self._stored_dim()
         if want == IVF:
-            new = FaissIndex.build_ivf(dim, list(self.store.iter_vectors()), nprobe=self.settings.ivf_nprobe)
+            new = FaissIndex.build_ivf(dim, list(self.db.iter_vectors()), nprobe=self.settings.ivf_nprobe)
         else:
             new = make_vector_index(FLAT, dim)
-            for ids, vectors in self.store.iter_vectors():
+            for ids, vectors in self.db.iter_vectors():
                 new.add(ids, vectors)
         self._vectors = new
         self._dirty = True
@@ -341,7 +294,7 @@ class Index:
         """The keyword index, equal to what kb.sqlite holds now: loaded from keywords-*/ on first use;
         chunks removed since are masked; chunks added since make it rebuild from the stored terms
         (BM25 weights are collection-wide). Call with _lock held."""
-        generation = self.store.generation()
+        generation = self.db.generation()
         if self._keywords is not None and generation == self._keywords_generation:
             return self._keywords
         cls = keyword_index_class(KEYWORD_KIND)
@@ -355,10 +308,10 @@ class Index:
             except Exception as e:  # a damaged derived file is rebuilt from the source of truth
                 log.warning("%s: %s; rebuilding the keyword index from kb.sqlite", saved[0] if saved else self.path, e)
                 self._keywords = None
-        want = self.store.chunk_ids()
+        want = self.db.chunk_ids()
         have = self._keywords.ids() if self._keywords is not None else None
         if have is None or len(np.setdiff1d(want, have, assume_unique=True)):
-            self._keywords = cls.build_from_batches(self.store.iter_terms())
+            self._keywords = cls.build_from_batches(self.db.iter_terms())
             self._keywords_dirty = True
         else:
             extra = np.setdiff1d(have, want, assume_unique=True)
@@ -371,18 +324,18 @@ class Index:
     def _store_terms(self, version: str) -> None:
         """Make kb.sqlite hold the terms of every chunk under the current tokenizer: a knowledge base
         from before BM25, or from another tokenizer version, is tokenised once here."""
-        stored = self.store.get_meta("terms_version")
+        stored = self.db.get_meta("terms_version")
         if stored != version:
             if stored is not None:
                 log.info("%s: keyword terms were made by %s; re-tokenising for %s", self.path, stored, version)
-                self.store.set_terms([], replace_all=True)
-            self.store.set_meta({"terms_version": version})
-        while rows := self.store.chunks_without_terms():
-            self.store.set_terms([(i, terms(with_lead(lead, text))) for i, text, lead in rows])
+                self.db.set_terms([], replace_all=True)
+            self.db.set_meta({"terms_version": version})
+        while rows := self.db.chunks_without_terms():
+            self.db.set_terms([(i, terms(with_lead(lead, text))) for i, text, lead in rows])
 
     def _sync(self, index: VectorIndex) -> None:
         """Make the index hold exactly the chunk ids of kb.sqlite (after a crash, or another writer)."""
-        want = self.store.chunk_ids()
+        want = self.db.chunk_ids()
         have = index.ids()
         extra = np.setdiff1d(have, want, assume_unique=True)
         missing = np.setdiff1d(want, have, assume_unique=True)
@@ -390,7 +343,7 @@ class Index:
             index.remove(extra)
         for start in range(0, len(missing), 20000):
             part = missing[start : start + 20000]
-            index.add(part, self.store.vectors(part))
+            index.add(part, self.db.vectors(part))
         if len(extra) or len(missing):
             self._dirty = True
             log.info("%s: vector index synced from kb.sqlite (+%d, -%d)", self.path, len(missing), len(extra))

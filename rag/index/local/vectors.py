@@ -111,7 +111,7 @@ class FaissIndex:
     @property
     def nlist(self) -> int:
         """IVF cells (0 for a flat index, or an IVF index not trained yet)."""
-        return int(getattr(self._index, "nlist", 0)) if self._index is not None else 0
+        return int(self._index.nlist) if self.kind == IVF and self._index is not None else 0
 
     @property
     def native(self):

@@ -1,6 +1,8 @@
-"""From a file to the parser for its type (one parser per file in ingest/), and parsing a file.
+"""The file formats: one parser per format in this folder (pdf, word, slides, sheet, csvfile, web, epub,
+markdown, image; pdftables, tables, garbage and ocr are their helpers), the Parser interface (base.py),
+and here: from a file to the parser for its type, and parsing a file.
 
-The type is read from the file's bytes (ingest.sniff), never its name: a .pdf that is really a
+The type is read from the file's bytes (ingest.formats.sniff), never its name: a .pdf that is really a
 Word file is read as Word, and a zip bomb or a macro-enabled file is refused before any parser.
 The names below only decide which files of a folder are collected.
 """
@@ -9,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ingest import sniff as kinds
-from ingest.parse import ParseOptions, Parser
+from ingest.formats import sniff as kinds
+from ingest.formats.base import ParseOptions, Parser
 from rag.types import Page
 
 SUPPORTED = {".pdf", ".txt", ".md", ".markdown", ".docx", ".pptx", ".xlsx", ".csv", ".tsv", ".html", ".htm",
@@ -25,42 +27,42 @@ def parser_for(path: Path, options: ParseOptions | None = None,
     options = options or ParseOptions()
     kind = kinds.sniff(path, options.max_unzipped_mb, options.max_zip_ratio)
     if kind == kinds.PDF:
-        from ingest.pdf import PdfParser
+        from ingest.formats.pdf import PdfParser
 
         return PdfParser(options, on_progress)
     if kind == kinds.DOCX:
-        from ingest.word import WordParser
+        from ingest.formats.word import WordParser
 
         return WordParser()
     if kind == kinds.PPTX:
-        from ingest.slides import SlidesParser
+        from ingest.formats.slides import SlidesParser
 
         return SlidesParser()
     if kind == kinds.XLSX:
-        from ingest.sheet import SheetParser
+        from ingest.formats.sheet import SheetParser
 
         return SheetParser(options)
     if kind == kinds.CSV:
-        from ingest.csvfile import CsvParser
+        from ingest.formats.csvfile import CsvParser
 
         return CsvParser(options)
     if kind == kinds.HTML:
-        from ingest.web import HtmlParser
+        from ingest.formats.web import HtmlParser
 
         return HtmlParser()
     if kind == kinds.EPUB:
-        from ingest.epub import EpubParser
+        from ingest.formats.epub import EpubParser
 
         return EpubParser()
     if kind in (kinds.PNG, kinds.JPEG):
-        from ingest.image import ImageParser
+        from ingest.formats.image import ImageParser
 
         return ImageParser(options, on_progress)
     if kind == kinds.TEXT:
-        from ingest.markdown import MarkdownParser
+        from ingest.formats.markdown import MarkdownParser
 
         return MarkdownParser()
-    raise AssertionError(f"ingest.sniff returned an unknown kind {kind!r}")
+    raise AssertionError(f"ingest.formats.sniff returned an unknown kind {kind!r}")
 
 
 def parse_file(path: str | Path, password: str | None = None, options: ParseOptions | None = None,

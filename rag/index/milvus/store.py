@@ -1,5 +1,5 @@
-"""MilvusIndex: the knowledge base in Milvus collections, for a corpus that outgrows one machine
-(Settings.backend = "milvus"; docs/scale.md). The same interface as rag.index.index.Index.
+"""MilvusStore: the knowledge base in Milvus collections, for a corpus that outgrows one machine
+(Settings.backend = "milvus"; docs/scale.md), behind the Store contract (rag/index/base.py).
 
     <name>_chunks  one row per chunk: id (Milvus auto id), doc_id, path, page, page_label, start, end,
                    text, place (slide, sheet rows or heading path), lead (the title and heading path the
@@ -14,6 +14,8 @@
     <name>_docs    one row per document: id, path, sha256, bytes, pages, chunks, empty pages, added_at,
                    status: "pending" while its chunks are written, "committed", "deleting"
     <name>_meta    key / value: embedder, splitter, format, the writer's lease
+    <name>_originals  documents kept whole with their metadata (Store.keep_originals: the LangChain vector
+                   store), as JSON in parts of at most MAX_TEXT bytes; made on first use
 
 Everything a query needs is in Milvus, so any number of stateless processes can serve one corpus.
 Documents are written in bulk (put_many: the records of many small documents "pending", all their chunks
@@ -25,7 +27,8 @@ leaves no half document visible, and the next writer removes what it left. One w
 
 `uri`: a path ending in .db opens milvus-lite in this process; http://host:19530 a Milvus server or
 cluster (milvus-lite's `python -m milvus_lite server` speaks the same gRPC protocol).
-pymilvus is imported when a MilvusIndex is made, never at import of rag.
+pymilvus is imported when a MilvusStore is made, never at import of rag. Copying a local knowledge base
+here: rag/index/milvus/migrate.py.
 """
 from __future__ import annotations
 
@@ -41,18 +44,18 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, RagError
+from rag.errors import KnowledgeBaseLocked, RagError
 from rag.fs import atomic_write_json
-from rag.index.backend import claimed_views
-from rag.index.docstore import ChunkRow, EmbeddedDoc, StoredDoc, resolve_key
+from rag.index.base import Store
+from rag.index.records import ChunkRow, EmbeddedDoc, StoredDoc
 from rag.settings import Settings
 from rag.terms import terms
 from rag.text import has_text, with_lead
-from rag.types import Chunk, DocumentInfo, Page
+from rag.types import DocumentInfo
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,8 @@ ANALYZER = {"tokenizer": "jieba"}
 MAX_TEXT = 65535  # Milvus VARCHAR limit (bytes)
 MAX_LEAD = 4096  # a chunk's lead: a title and a heading path (ingest/titles.py caps each)
 BATCH = 1000  # rows per insert / query call
-COMMIT_ROWS = 2000  # chunks of many small documents gathered into one bulk write (MilvusIndex.put_many)
+COMMIT_ROWS = 2000  # chunks of many small documents gathered into one bulk write (MilvusStore.put_many)
+ORIGINAL_PART = 16000  # characters of a whole document's JSON per row of <name>_originals (at most 4 bytes each: < MAX_TEXT)
 MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
 LEASE_S = 600.0  # a writer's lease; renewed while it writes
 PENDING, COMMITTED, DELETING = "pending", "committed", "deleting"
@@ -89,31 +93,33 @@ def collection_name(path: Path) -> str:
     return f"kb_{re.sub(r'[^0-9A-Za-z_]', '_', name)[:40]}_{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
 
 
-class MilvusIndex:
+class MilvusStore(Store):
     """The stores of one knowledge base in Milvus (see the module docstring). `path` is the local
     knowledge-base folder (uploads; milvus-lite's file when `Settings.milvus_uri` is empty)."""
 
+    #: hybrid_search with Milvus's RRF ranker fuses the dense and BM25 rankings in one call
+    native_hybrid = True
+    #: chunks the ingestor gathers (over many small documents) before it commits them in one bulk write:
+    #: each Milvus call is a round trip, so one insert + one upsert per document made many small files slow
+    commit_rows = COMMIT_ROWS
+    fresh_start = "use another milvus_collection"
+
     def __init__(self, path: str | Path, settings: Settings, *, dim: int, normalized: bool = True) -> None:
-        self.path = Path(path)
-        self.settings = settings
-        self.dim, self.normalized = dim, normalized
-        self.uri = settings.milvus_uri or default_uri(self.path)
-        self.name = settings.milvus_collection or collection_name(self.path)
+        uri = settings.milvus_uri or default_uri(Path(path))
+        name = settings.milvus_collection or collection_name(Path(path))
+        super().__init__(path, settings, dim=dim, normalized=normalized, where=f"Milvus {uri} (collections {name}_*)")
+        self.uri, self.name = uri, name
         self.chunks_c, self.docs_c, self.meta_c = f"{self.name}_chunks", f"{self.name}_docs", f"{self.name}_meta"
-        self.where = f"Milvus {self.uri} (collections {self.name}_*)"
+        self.originals_c = f"{self.name}_originals"
         self.client = self._connect()
         self._lock = threading.RLock()
-        self._write_lock = threading.Lock()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lease_until = 0.0
         self._last_doc_id = 0
         self._dim_checked: int | None = None
         self._ensure_small_collections()
-        self._load(self.meta_c, self.docs_c, self.chunks_c)
-        stored = self.get_meta("splitter")
-        self.splitter_config: dict | None = json.loads(stored) if stored else None
-        views = self.get_meta("views")
-        self.views: dict | None = json.loads(views) if views else None  # claim_views
+        self._load(self.meta_c, self.docs_c, self.chunks_c, self.originals_c)
+        self.read_claims()
         self._leads: bool | None = None  # the chunks collection has the lead / keyed fields (_has_leads)
 
     # ------------------------------------------------------------------ connection and schema
@@ -233,71 +239,43 @@ class MilvusIndex:
     def set_meta(self, values: dict[str, str]) -> None:
         self.client.upsert(self.meta_c, [{"key": k, "value": v, "_v": [0.0, 0.0]} for k, v in values.items()])
 
+    def stored_dim(self) -> int | None:
+        return self._chunks_dim()
+
+    def keep_dim(self, dim: int) -> None:
+        """The chunks collection records the vector size: it is made with it on the first write."""
+        self._ensure_chunks(dim)
+
     # ------------------------------------------------------------------ what built it
     def claim_embedder(self, name: str, spec: str, opens: Callable[[str], bool]) -> None:
-        """Record the embedder of a new knowledge base; refuse one whose vectors differ from those stored."""
-        stored = self.get_meta("embedder")
-        if stored is None:
-            self.set_meta({"format": str(FORMAT), "embedder": name, "embedder_spec": spec})
-        elif not opens(stored):
-            spec_stored = self.get_meta("embedder_spec") or stored
-            raise EmbedderMismatch(
-                f"{self.where} was built with the embedder {stored!r} but this session uses {name!r}. "
-                f"Open it with the same embedder (RAG_EMBEDDER={spec_stored}) or use another milvus_collection."
-            )
-        self.record_dim(self.dim)
+        """As Store.claim_embedder; vectors of another size are refused at once (the collection's schema holds the size)."""
+        super().claim_embedder(name, spec, opens)
+        self.check_dim(self.dim)
 
-    def claim_splitter(self, wanted: dict, config: dict) -> dict:
-        """The splitter settings the knowledge base was created with (see Index.claim_splitter)."""
-        stored = self.get_meta("splitter")
-        if stored is None:
-            self.set_meta({"splitter": json.dumps(config)})
-            self.splitter_config = config
-            return config
-        config = json.loads(stored)
-        if {k: config.get(k) for k in wanted} != wanted:
-            log.info("%s keeps its splitter settings %s (Settings ask for %s)", self.where, config, wanted)
-        self.splitter_config = config
-        return config
-
-    def claim_views(self, wanted: dict) -> dict:
-        """What the views index besides a chunk's text (see Index.claim_views). A collection made before the
-        title view cannot let BM25 read titles, so there the title stays off."""
-        empty = self.counts()[1] == 0
-        self.views = claimed_views(self.get_meta("views"), wanted, empty,
-                                   lambda config: self.set_meta({"views": json.dumps(config)}), self.where)
-        if self.views.get("title") and not self._has_leads():
-            self.views = {**self.views, "title": False}
-        return self.views
-
-    def record_dim(self, dim: int) -> None:
-        stored = self._chunks_dim()
-        if stored is not None and stored != dim:
-            raise EmbedderMismatch(f"{self.where}: stored vectors have dim {stored}, the embedder gives {dim}")
+    def possible_views(self, views: dict) -> dict:
+        """A collection made before the title view cannot let BM25 read titles, so there the title stays off."""
+        if views.get("title") and not self._has_leads():
+            return {**views, "title": False}
+        return views
 
     # ------------------------------------------------------------------ write
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """One writer at a time: threads of this process by a lock, other processes (on any machine)
-        by a lease in <name>_meta. Entering removes what a writer that died midway left."""
-        if not self._write_lock.acquire(timeout=1):
-            raise KnowledgeBaseLocked(f"{self.where} is being written by another task in this program; try again when it finishes")
+    def process_lock(self) -> Iterator[None]:
+        """Other processes (on any machine) are kept out by a lease in <name>_meta. Taking it removes what a
+        writer that died midway left."""
+        self._take_lease()
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=self._keep_lease, args=(stop,), daemon=True, name="milvus-lease")
+        heartbeat.start()
         try:
-            self._take_lease()
-            stop = threading.Event()
-            heartbeat = threading.Thread(target=self._keep_lease, args=(stop,), daemon=True, name="milvus-lease")
-            heartbeat.start()
-            try:
-                self._clean_unfinished()
-                yield
-            finally:
-                stop.set()
-                heartbeat.join()
-                if json.loads(self.get_meta("writer") or "{}").get("owner") == self._owner:  # not one taken over
-                    self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
-                self._lease_until = 0.0
+            self._clean_unfinished()
+            yield
         finally:
-            self._write_lock.release()
+            stop.set()
+            heartbeat.join()
+            if json.loads(self.get_meta("writer") or "{}").get("owner") == self._owner:  # not one taken over
+                self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
+            self._lease_until = 0.0
 
     def _take_lease(self) -> None:
         held = self.get_meta("writer")
@@ -332,15 +310,6 @@ class MilvusIndex:
             log.warning("%s: removing %s, left %s by a writer that stopped", self.where, rec["path"], rec["status"])
         self._drop([int(rec["id"]) for rec in left])
 
-    #: chunks the ingestor gathers (over many small documents) before it commits them in one bulk write:
-    #: each Milvus call is a round trip, so one insert + one upsert per document made many small files slow
-    commit_rows = COMMIT_ROWS
-
-    def commit(self, path: str, sha256: str, size: int, pages: Sequence[Page], chunks: Sequence[Chunk],
-               vectors: np.ndarray, replace: StoredDoc | None) -> None:
-        """Store one parsed and embedded document: its chunks first, then its record turns committed."""
-        self.commit_many([EmbeddedDoc(path, sha256, size, pages, chunks, vectors, replace)])
-
     def commit_many(self, docs: Sequence[EmbeddedDoc]) -> None:
         """Store parsed and embedded documents in bulk (see put_many)."""
         items = []
@@ -348,8 +317,10 @@ class MilvusIndex:
             if len(d.chunks) != len(d.vectors):
                 raise ValueError(f"{d.path}: {len(d.chunks)} chunks but {len(d.vectors)} vectors")
             empty = [p.number for p in d.pages if not has_text(p.text, self.settings.min_page_chars)]
-            items.append((d.path, d.sha256, d.size, len(d.pages), empty,
-                          [(c.page, c.page_label, c.start, c.end, c.text, c.place, c.lead) for c in d.chunks], d.vectors, d.replace))
+            rows = [(c.page, c.page_label, c.start, c.end, c.text, c.place, c.lead) for c in d.chunks]
+            if d.terms is not None:  # the keyword terms made already (a bulk load)
+                rows = [(*row, chunk_terms) for row, chunk_terms in zip(rows, d.terms)]
+            items.append((d.path, d.sha256, d.size, len(d.pages), empty, rows, d.vectors, d.replace))
         self.put_many(items)
 
     def put(self, path: str, sha256: str, size: int, n_pages: int, empty_pages: Sequence[int],
@@ -360,7 +331,7 @@ class MilvusIndex:
 
     def put_many(self, docs: Sequence[tuple]) -> list[int]:
         """Write documents, each (path, sha256, size, n_pages, empty_pages, rows, vectors, replace[, added_at])
-        with chunk `rows` (page, page_label, start, end, text, place[, lead]): all their records (pending) in one
+        with chunk `rows` (page, page_label, start, end, text, place[, lead[, terms]]): all their records (pending) in one
         insert, all their chunks in inserts of BATCH rows, then all records committed (and the replaced
         ones deleting) in one upsert; then the replaced documents are removed. Readers leave out the
         chunks of pending documents, so a crash before the upsert shows none of them, and the next
@@ -394,7 +365,6 @@ class MilvusIndex:
         """Check the vector size against the chunks collection (made on the first write), once per process."""
         if self._dim_checked != dim:
             self.record_dim(dim)
-            self._ensure_chunks(dim)
             self._dim_checked = dim
 
     def _chunk_row(self, doc_id: int, path: str, row: tuple, vector) -> dict:
@@ -403,7 +373,8 @@ class MilvusIndex:
         out = {"doc_id": doc_id, "path": path, "page": int(p), "page_label": label or "", "start": int(s),
                "end": int(e), "text": _fit(t), "place": (place or "")[:1024], "vector": vector}
         if self._has_leads():
-            out.update(lead=_fit(lead or "", MAX_LEAD), keyed=_fit(" ".join(terms(with_lead(lead or "", t)))))
+            keyed = row[7] if len(row) > 7 else terms(with_lead(lead or "", t))
+            out.update(lead=_fit(lead or "", MAX_LEAD), keyed=_fit(" ".join(keyed)))
         return out
 
     def copy(self, source: StoredDoc, path: str, replace: StoredDoc | None) -> int:
@@ -441,9 +412,6 @@ class MilvusIndex:
         """Document ids from the clock (ns), increasing within a writer; there is one writer at a time."""
         self._last_doc_id = max(self._last_doc_id + 1, time.time_ns())
         return self._last_doc_id
-
-    def sync(self) -> None:
-        """Nothing to bring up to date: Milvus keeps its indexes itself."""
 
     def flush(self) -> None:
         """Seal what was written into segments (Milvus persists it either way), and write manifest.json in
@@ -516,10 +484,6 @@ class MilvusIndex:
     def counts(self) -> tuple[int, int]:
         records = self._records()
         return len(records), sum(r["chunks"] for r in records)
-
-    def resolve(self, key: str) -> list[StoredDoc]:
-        """The stored documents `key` names: a path, a file name (when unique) or a sha256 prefix of 8+ characters."""
-        return resolve_key(key, self.find, self.documents)
 
     def _hidden(self) -> str:
         """The filter that leaves out chunks of documents not committed ('' when there are none)."""
@@ -615,6 +579,13 @@ class MilvusIndex:
         ids = [r["id"] for batch in self._iter_chunks(self._hidden(), ["id"]) for r in batch]
         return np.sort(np.array(ids, dtype=np.int64))
 
+    def iter_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) of every retrievable chunk, in id order, in batches of `batch`."""
+        ids = self.chunk_ids()
+        for start in range(0, len(ids), batch):
+            part = ids[start : start + batch]
+            yield part, self.vectors(part)
+
     def chunk_ids_of(self, doc_id: int) -> list[int]:
         return sorted(int(r["id"]) for batch in self._iter_chunks(f"doc_id == {int(doc_id)}", ["id"]) for r in batch)
 
@@ -623,14 +594,66 @@ class MilvusIndex:
         return self.chunk_ids()
 
     @property
-    def store(self) -> "MilvusIndex":
-        """The source of truth is the collections themselves: find / counts / chunk_ids / chunks / vectors
-        are answered here (what Index.store's DocStore answers for the local backend)."""
-        return self
-
-    @property
     def vector_kind(self) -> str:
         return f"milvus-{self.settings.milvus_index.lower()}"
+
+    # ------------------------------------------------------------------ whole documents (<name>_originals)
+    def _ensure_originals(self) -> None:
+        from pymilvus import DataType
+
+        if self.client.has_collection(self.originals_c):
+            return
+        s = self.client.create_schema(auto_id=False)
+        s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=4200)  # path + "#" + part
+        s.add_field("path", DataType.VARCHAR, max_length=4096)
+        s.add_field("part", DataType.INT64)
+        s.add_field("data", DataType.VARCHAR, max_length=MAX_TEXT)
+        s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+        ip = self.client.prepare_index_params()
+        ip.add_index("_v", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(self.originals_c, schema=s, index_params=ip, consistency_level="Strong", num_shards=1)
+
+    def keep_originals(self, originals: Mapping[str, tuple[str, str]]) -> None:
+        """Each document as the JSON [text, metadata] in rows of ORIGINAL_PART characters, its old rows removed first."""
+        if not originals:
+            return
+        self._ensure_originals()
+        self.drop_originals(list(originals))
+        rows = []
+        for path, (text, metadata) in originals.items():
+            data = json.dumps([text, metadata], ensure_ascii=False)
+            for part, start in enumerate(range(0, max(len(data), 1), ORIGINAL_PART)):
+                rows.append({"key": f"{path}#{part}", "path": path, "part": part,
+                             "data": data[start : start + ORIGINAL_PART], "_v": [0.0, 0.0]})
+        for start in range(0, len(rows), BATCH):
+            self.client.insert(self.originals_c, rows[start : start + BATCH])
+
+    def originals(self, paths: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The documents kept whole among `paths` whose document is committed."""
+        paths = list(dict.fromkeys(paths))
+        if not paths or not self.client.has_collection(self.originals_c):
+            return {}
+        parts: dict[str, list[tuple[int, str]]] = {}
+        for start in range(0, len(paths), BATCH):
+            group = paths[start : start + BATCH]
+            expr = f"path in [{', '.join(quote(p) for p in group)}]"
+            stored = {d.path for d in self._committed(expr)}
+            for r in self.client.query(self.originals_c, filter=expr, output_fields=["path", "part", "data"]):
+                if r["path"] in stored:
+                    parts.setdefault(r["path"], []).append((int(r["part"]), r["data"]))
+        out = {}
+        for path, pieces in parts.items():
+            text, metadata = json.loads("".join(data for _, data in sorted(pieces)))
+            out[path] = (text, metadata)
+        return out
+
+    def drop_originals(self, paths: Sequence[str]) -> None:
+        paths = list(paths)
+        if not paths or not self.client.has_collection(self.originals_c):
+            return
+        for start in range(0, len(paths), BATCH):
+            group = paths[start : start + BATCH]
+            self.client.delete(self.originals_c, filter=f"path in [{', '.join(quote(p) for p in group)}]")
 
     # ------------------------------------------------------------------ maintenance
     def rebuild(self) -> int:
@@ -639,7 +662,7 @@ class MilvusIndex:
 
     def drop(self) -> None:
         """Remove the knowledge base's collections."""
-        for name in (self.chunks_c, self.docs_c, self.meta_c):
+        for name in (self.chunks_c, self.docs_c, self.meta_c, self.originals_c):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
         self._dim_checked = None
@@ -667,7 +690,7 @@ class MilvusIndex:
                 server_manager_instance.release_server(path)
 
 
-#: MilvusIndex objects of this process per milvus-lite file (its engine runs in this process, pymilvus shares it)
+#: MilvusStore objects of this process per milvus-lite file (its engine runs in this process, pymilvus shares it)
 _LITE_USERS: dict[str, int] = {}
 _LITE_LOCK = threading.Lock()
 

@@ -1,6 +1,6 @@
 """EPUB with the standard library's zipfile and lxml: the chapters (XHTML) in reading order (the
-package's spine) turned into Markdown like HTML pages (ingest.web) and cut at their headings, so a
-part's place is its heading path. The zip was checked for bombs by ingest.sniff; DRM-protected
+package's spine) turned into Markdown like HTML pages (ingest.formats.web) and cut at their headings, so a
+part's place is its heading path. The zip was checked for bombs by ingest.formats.sniff; DRM-protected
 books (META-INF/encryption.xml naming encrypted chapters) are refused.
 
 Written with the standard library: ebooklib would add a dependency to read two XML files of the
@@ -12,9 +12,9 @@ import posixpath
 import zipfile
 from pathlib import Path
 
-from ingest.markdown import sections
-from ingest.parse import Parser
-from ingest.web import html_to_markdown
+from ingest.formats.markdown import sections
+from ingest.formats.base import Parser
+from ingest.formats.web import html_to_markdown
 from rag.errors import ParseError
 from rag.types import Page
 

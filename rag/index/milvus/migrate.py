@@ -1,7 +1,7 @@
 """Copy a local knowledge base (the folder's kb.sqlite) into Milvus: `python -m ingest --migrate --to milvus`.
 
 Documents, pages and chunks are copied with their stored embeddings (nothing is parsed or embedded
-again), in bulk: the documents of up to MilvusIndex.commit_rows chunks through one MilvusIndex.put_many
+again), in bulk: the documents of up to MilvusStore.commit_rows chunks through one MilvusStore.put_many
 (their chunks, then their records committed in one write). A
 document already in Milvus with the same sha256 is skipped, so an interrupted migration is resumed by
 running it again. At the end the counts are verified: documents, chunks, and each document's chunks.
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from rag.errors import RagError
-from rag.index.docstore import DocStore
-from rag.index.milvus import MilvusIndex
+from rag.index.local.docstore import DocStore
+from rag.index.milvus.store import MilvusStore
 from rag.settings import Settings
 
 
@@ -58,7 +58,7 @@ def migrate_to_milvus(path: str | Path, settings: Settings, *, progress: Callabl
         dim = int(store.get_meta("dim") or 0)
         if not name or not dim:
             raise RagError(f"{path}: holds no embedded chunks yet; nothing to migrate")
-        target = MilvusIndex(path, settings.with_(backend="milvus"), dim=dim)
+        target = MilvusStore(path, settings.with_(backend="milvus"), dim=dim)
         target.claim_embedder(name, spec or name, lambda stored: stored == name)
         splitter = store.get_meta("splitter")
         if splitter:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.parse import ParseOptions, Parser
-from ingest.tables import cell_text, row_pages, trim
+from ingest.formats.base import ParseOptions, Parser
+from ingest.formats.tables import cell_text, row_pages, trim
 from rag.errors import ParseError
 from rag.types import Page
 
@@ -48,7 +48,7 @@ class SheetParser(Parser):
 
 
 def sheet_pages(title: str, rows: list[tuple[int, list[str]]], budget: int, first_page: int, place_prefix: str) -> list[Page]:
-    """(row number, cells) of one sheet, the first being the header, as parts (ingest.tables.row_pages)."""
+    """(row number, cells) of one sheet, the first being the header, as parts (ingest.formats.tables.row_pages)."""
     if not rows:
         return []
     table = trim([cells for _, cells in rows])

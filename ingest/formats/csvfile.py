@@ -6,10 +6,10 @@ import csv
 import io
 from pathlib import Path
 
-from ingest.markdown import decode_text
-from ingest.parse import ParseOptions, Parser
-from ingest.sheet import sheet_pages
-from ingest.tables import cell_text
+from ingest.formats.markdown import decode_text
+from ingest.formats.base import ParseOptions, Parser
+from ingest.formats.sheet import sheet_pages
+from ingest.formats.tables import cell_text
 from rag.errors import ParseError
 from rag.types import Page
 
