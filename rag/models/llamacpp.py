@@ -55,7 +55,14 @@ class LlamaCppGenerator(Generator):
         )
         probe = load_probe(self.settings.answerability_probe)
         if probe is not None and probe.model == self.name and (layers := layers_of(probe)):
-            self._llm.watch_layers(layers)  # the answerability probe reads these layers' outputs
+            self.watch_layers(layers)  # the answerability probe reads these layers' outputs
+
+    def watch_layers(self, layers: tuple[int, ...]) -> None:
+        """Report these transformer layers' outputs ("l_out-N") in `signals` too (make train-probe watches
+        several to choose one)."""
+        self.warm_up()
+        with self._lock:
+            self._llm.watch_layers(layers)
 
     def count_tokens(self, text: str) -> int:
         self.warm_up()

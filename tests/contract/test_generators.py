@@ -130,6 +130,16 @@ def test_llamacpp_backend_with_the_default_gguf(tmp_path):
         text = generator.generate(prompt, max_tokens=8)
         assert "5" in text
         assert generator.count_tokens("hello world") == 2
+        # the states the answerability probe reads come back across the worker, from the layer it watches
+        from rag.models.probe import layers_of, load_probe
+
+        signals: dict = {}
+        assert "5" in "".join(generator.stream(prompt, max_tokens=8, signals=signals))
+        probe = load_probe("")
+        if probe is not None and probe.model == generator.name:
+            assert all(f"l_out-{n}" in " ".join(signals["hidden"]) for n in layers_of(probe))
+        assert {v.shape for v in signals["hidden"].values()} == {(1536,)}  # Qwen2.5-1.5B's width
+        assert signals["usage"]["completion_tokens"] >= 1 and signals["usage"]["prompt_tokens"] > 10
     finally:
         generator.close()
 

@@ -11,8 +11,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rag", "ingest", "ui")
-#: what a script or a module reaches of the standard library's documented underscore names
-ALLOWED_PRIVATE = {"os._exit"}
+#: what a script or a module reaches of the standard library's documented underscore names, and the one
+#: third-party private module used on purpose: llama-cpp-python has no public way to give a Llama an eval
+#: callback, so rag/models/llamacpp.py makes a new llama_cpp._internals.LlamaContext (llama-cpp-python is
+#: pinned in pyproject.toml, and the answerability tests run that code against the real library)
+ALLOWED_PRIVATE = {"os._exit", "from llama_cpp import _internals"}
 
 
 def python_files(*tops: str) -> list[Path]:
@@ -95,8 +98,8 @@ def private_reaches(path: Path) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            found += [f"from {node.module} import {a.name}" for a in node.names
-                      if a.name.startswith("_") and not a.name.startswith("__")]
+            found += [text for a in node.names if a.name.startswith("_") and not a.name.startswith("__")
+                      and (text := f"from {node.module} import {a.name}") not in ALLOWED_PRIVATE]
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             target = node.value
             if isinstance(target, ast.Name) and target.id in ("self", "cls"):
