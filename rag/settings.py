@@ -170,9 +170,9 @@ class AnswerSettings(BaseModel):
     max_context_tokens: int = Field(640, ge=32, description="token budget of the passages in the prompt")
     answerability_probe: str = Field("", description="the answerability probe (P(answerable) from the local model's own "
                                      "hidden state, rag/answer/refuse.py): '' = the one bundled for the default model; a "
-                                     "JSON file made by scripts/train_probe.py for another model")
-    min_score: float = Field(0.79, description="gate for questions not in Chinese: refuse without calling the model when the best passage's cosine is below this (calibrated: docs/refusal.md)")
-    min_score_zh: float | None = Field(0.87, description="the same gate for Chinese questions (e5 cosines run higher between Chinese texts; calibrated: docs/refusal.md); None = min_score")
+                                     "JSON file made by scripts/train_probe.py for another model; 'off' = the rules alone")
+    min_score: float = Field(0.79, description="gate for questions not in Chinese: refuse without calling the model when the best passage's cosine is below this (calibrated: docs/refusal_rules.md)")
+    min_score_zh: float | None = Field(0.87, description="the same gate for Chinese questions (e5 cosines run higher between Chinese texts; calibrated: docs/refusal_rules.md); None = min_score")
     min_support: float = Field(0.50, ge=0.0, le=1.0, description="a sentence of an answer stands when at least this share of what it adds beyond the question is in its passage (rag/answer/cite.py)")
     support_cosine: float = Field(0.85, ge=-1.0, le=1.0, description="the same across languages: the embedder's cosine between answer sentence and passage")
     min_question_overlap: float = Field(0.20, ge=0.0, le=1.0, description="an answer stands only when the passage sentence it cites holds at least this share of the question's words, and its passage every number the question names (rag/answer/refuse.py)")

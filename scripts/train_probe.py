@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".eval-cache" / "probe"
 SHARED = datasets.SHARED
 LAYERS = (8, 12, 14, 16, 18, 20, 22, 24)  # Qwen2.5-1.5B has 28; the final layer comes from the embeddings path
-SQUAD_PER_CLASS = 150
+SQUAD_PER_CLASS = 300
 CMRC_QUESTIONS = 100
 CMRC_GROUP = 32
 RGB_ROWS = (140, 240)
@@ -166,7 +166,7 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print) -> dict[str, 
         return done
     generator = LlamaCppGenerator(None, settings)
     generator.warm_up()
-    generator._llm.watch_layers(layers)
+    generator.watch_layers(layers)
     embedder = make_embedder(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0, n = time.perf_counter(), 0
@@ -297,8 +297,8 @@ def fit_and_write(items: list[dict], rows: dict[str, dict]) -> None:
                               "dev_auroc": auroc(y_dev[ids], p_dev[ids])}
     probe = {
         "about": "Answerability probe: P(answerable | question, passages) = sigmoid(w . h + b), h = the generator's "
-                 "final-layer state named by `feature`. Trained by scripts/train_probe.py (make train-probe); "
-                 "do not edit by hand.",
+                 "hidden state named by `feature` (rag/models/probe.py). Trained by scripts/train_probe.py (make "
+                 "train-probe); do not edit by hand.",
         "model": "llamacpp:qwen2.5-coder-1.5b-instruct-q4_k_m", "feature": chosen, "dim": int(w.shape[0]),
         "weights_f16_b64": b16(w), "bias": b, "C": c, **cut,
         "trained": now(),
@@ -338,7 +338,7 @@ def simulate_rules(items: list[dict], rows: list[dict], scores: dict[str, float]
 
     Retriever.embedder = embedder
     out = []
-    for rules, scored in [(r, True) for r in RULE_SETS] + [(refuse.ALL_RULES, False)]:
+    for rules, scored in [(r, True) for r in RULE_SETS] + [(refuse.ALL_RULES, False)]:  # the model's refusal always counts
         chain = AnswerChain(Retriever(), Named(), settings)
         chain.rules = rules
         good_answer = good_refusal = answerable = unanswerable = hedged = 0

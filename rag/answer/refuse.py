@@ -13,8 +13,8 @@ The small local models neither refuse nor cite reliably by themselves, so the de
      on-topic passage that shares nothing with the question answers something else), and its passage
      every number the question names (asked about 2022, a passage about 2023 does not answer).
      The small models answer the questions the documents lack with such facts (RGB noise 1.0,
-     SQuAD2's unanswerable questions); measured in docs/refusal.md.
-Thresholds are Settings fields, calibrated by `make calibrate` (docs/refusal.md).
+     SQuAD2's unanswerable questions); measured in docs/refusal_rules.md.
+Thresholds are Settings fields, calibrated by `make calibrate` (docs/refusal_rules.md).
 
 The answerability score (issue 31) comes first where the generator exposes its hidden state: a linear
 probe on the model's own hidden state (rag/models/probe.py reads rag/data/answerability_probe.json, trained
@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from rag.models.probe import ALL_RULES, EVIDENCE, GATE, MODEL, NUMBERS, OVERLAP, Probe, load_probe  # noqa: F401
+from rag.models.probe import ALL_RULES, EVIDENCE, GATE, NUMBERS, OVERLAP, Probe, load_probe  # noqa: F401
 
 from rag.answer import prompts
 from rag.settings import Settings

@@ -18,11 +18,10 @@ import numpy as np
 
 BUNDLED_PROBE = Path(__file__).resolve().parents[1] / "data" / "answerability_probe.json"
 
-#: the rules that judge a draft (rag/answer/refuse.py; their names in a probe's `rules`); the support check, the
-#: prompt-leak guard and content safety always apply: an answer must quote what it says, and the last two are not
-#: about answerability
-GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE = "gate", "model said so", "question overlap", "numbers", "evidence"
-ALL_RULES = frozenset({GATE, MODEL, OVERLAP, NUMBERS, EVIDENCE})
+#: the rules that judge a draft (rag/answer/refuse.py; their names in a probe's `rules`). The support check, the
+#: model's own refusal (neither can be cited), the prompt-leak guard and content safety always apply
+GATE, OVERLAP, NUMBERS, EVIDENCE = "gate", "question overlap", "numbers", "evidence"
+ALL_RULES = frozenset({GATE, OVERLAP, NUMBERS, EVIDENCE})
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,9 @@ class Probe:
 
 @lru_cache(maxsize=8)
 def load_probe(path: str = "") -> Probe | None:
-    """The probe in `path` ('' = the bundled one); None when there is none."""
+    """The probe in `path` ('' = the bundled one, 'off' = none); None when there is none."""
+    if path == "off":
+        return None
     file = Path(path) if path else BUNDLED_PROBE
     if not file.exists():
         return None

@@ -32,7 +32,7 @@ def hidden(prompt) -> dict:
     return {"prompt_last/final": np.array([logit, 0.3, -0.7], dtype=np.float32)}
 
 
-def write_probe(path, model="fake", rules=("model said so",), refuse_below=0.3, hedge_below=0.7) -> str:
+def write_probe(path, model="fake", rules=(), refuse_below=0.3, hedge_below=0.7) -> str:
     weights = np.array([1.0, 0.0, 0.0], dtype="<f2")
     path.write_text(json.dumps({"model": model, "feature": "prompt_last/final", "dim": 3,
                                 "weights_f16_b64": base64.b64encode(weights.tobytes()).decode(), "bias": 0.0,
