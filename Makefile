@@ -121,7 +121,7 @@ chunk-sweep: $(STAMP)
 train-probe: eval-deps
 	$(PY) scripts/train_probe.py
 
-# Calibrate the refusal checks with the default models (about 20 minutes; writes docs/refusal.md).
+# Calibrate the fallback refusal rules (generators without an answerability score) with the default models (about 20 minutes; writes docs/refusal_rules.md).
 calibrate: $(STAMP)
 	$(PY) scripts/calibrate_refusal.py
 

@@ -1,4 +1,4 @@
-"""Calibrate the refusal rules of rag/answer/refuse.py on a development slice (writes docs/refusal.md/.json).
+"""Calibrate the refusal rules of rag/answer/refuse.py on a development slice (writes docs/refusal_rules.md/.json).
 
 Items: SQuAD2 dev (answerable + unanswerable, each asked of a knowledge base holding its whole
 article), RGB zh_refine at noise 1.0 (must refuse) and 0.4 (must answer), CMRC2018 dev (one
@@ -218,8 +218,8 @@ def main() -> None:
         sub = [r for r in grid if all(r[k] == best[k] for k in (*RULES, "min_score", "min_score_zh") if k != key)]
         lines += [table(header, [fmt(r) for r in sorted(sub, key=lambda r: r[key])]), ""]
     docs = ROOT / "docs"
-    write_markdown(docs / "refusal.md", lines)
-    write_json(docs / "refusal.json", {"generator": generator.name, "n": args.n, "skip": args.skip, "chosen": best,
+    write_markdown(docs / "refusal_rules.md", lines)
+    write_json(docs / "refusal_rules.json", {"generator": generator.name, "n": args.n, "skip": args.skip, "chosen": best,
                                        "top": grid[:50]})
 
 

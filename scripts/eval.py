@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".eval-cache"
 
+import refusal_page
 from rag import KnowledgeBase, Settings
 from rag.settings import ANSWER_FIELDS
 from rag.answer.chain import AnswerChain
@@ -159,7 +160,11 @@ def answer_items(sets: list[str], n: int) -> dict[str, list[dict]]:
 
 
 def _config_hash(settings: Settings, spec: str) -> str:
-    code = b"".join(p.read_bytes() for p in sorted((ROOT / "rag" / "answer").glob("*.py")) + [ROOT / "rag" / "text.py"])
+    # what decides an answer: the answer code, the text helpers, and the answerability probe with the code reading it
+    decides = sorted((ROOT / "rag" / "answer").glob("*.py")) + [ROOT / "rag" / "text.py", ROOT / "rag" / "models" / "probe.py",
+                                                               ROOT / "rag" / "models" / "llamacpp.py"]
+    probe = ROOT / "rag" / "data" / "answerability_probe.json"
+    code = b"".join(p.read_bytes() for p in decides + ([probe] if probe.exists() else []))
     blob = json.dumps(settings.model_dump(mode="json", exclude={"openai_api_key"}), sort_keys=True).encode() + spec.encode() + code
     return hashlib.sha1(blob).hexdigest()[:10]
 
@@ -171,9 +176,10 @@ def first_of_each_kind(by_set: dict[str, list[dict]], n: int) -> dict[str, list[
 
 
 def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, settings: Settings, systems: list[str],
-                 naive_items: int = 0) -> dict:
+                 naive_items: int = 0, scores: dict | None = None) -> dict:
     """Each system ("chain:<generator>" = ours, "naive:<generator>" = the anchor) on every set; rows cached
-    in .eval-cache/ by configuration, so a re-run only asks what is new."""
+    in .eval-cache/ by configuration, so a re-run only asks what is new. `scores` receives the default chain's
+    answerability scores and outcomes per set (docs/refusal.md)."""
     from rag.eval import answers
     from rag.models.registry import make_generator
 
@@ -181,6 +187,9 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
     generators: dict = {}
     for system in systems:
         kind, _, spec = system.partition(":")
+        # "rules:<generator>" = our chain with the answerability probe off: the rules alone, as before issue 31
+        run_settings = settings.with_(answerability_probe="off") if kind == "rules" else settings
+        kind = "chain" if kind == "rules" else kind
         sets = first_of_each_kind(by_set, naive_items) if kind == "naive" and naive_items else by_set
         items = [i for rows in sets.values() for i in rows]
         spec = spec or settings.generator
@@ -191,17 +200,20 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
         # answer settings changed from their defaults (e.g. RAG_MAX_CONTEXT_TOKENS=640) are part of the row's name
         changed = [f"{k}={getattr(settings, k)}" for k in ANSWER_FIELDS
                    if k != "generator" and getattr(settings, k) != Settings.model_fields[k].default] if kind == "chain" else []
-        name = f"{'ours' if kind == 'chain' else 'naive LangChain'} · {generator.name}" + "".join(f" · {c}" for c in changed)
+        name = (f"{'ours' if kind == 'chain' else 'naive LangChain'} · {generator.name}" + "".join(f" · {c}" for c in changed)
+                + (" · rules alone (no answerability score)" if run_settings is not settings else ""))
         print(f"== answers: {name}, {len(items)} items", flush=True)
         if kind == "chain":
-            cache = CACHE / f"answers2-chain-{_config_hash(settings, spec)}.jsonl"
-            rows = answers.run_chain(items, embedder, settings.with_(generator=spec), generator, cache)
+            cache = CACHE / f"answers2-chain-{_config_hash(run_settings, spec)}.jsonl"
+            rows = answers.run_chain(items, embedder, run_settings.with_(generator=spec), generator, cache)
         else:
             cache = CACHE / f"answers2-naive-{spec.replace(':', '_').replace('/', '_')}.jsonl"
             rows = answers.run_naive(items, embedder, generator, cache, max_tokens=settings.max_new_tokens)
         out[name] = {s: {**answers.metrics(members, rows), "refusals by rule": answers.refusal_reasons(members, rows),
                          "score auroc": answers.score_auroc(members, rows)}
                      for s, members in sets.items()}
+        if scores is not None and kind == "chain" and run_settings is settings and spec == settings.generator:
+            scores.update(system=name, titles=SET_TITLES, sets=refusal_page.distributions(sets, rows))
         rgb = [i for s, members in sets.items() if s.startswith("rgb-") for i in members]
         if rgb:  # answerable (noise 0.4) and unanswerable (noise 1.0) items of RGB together
             out[name]["rgb (0.4 and 1.0)"] = {"score auroc": answers.score_auroc(rgb, rows)}
@@ -404,6 +416,7 @@ def main() -> None:
         results = json.loads((ROOT / "docs" / f"{stem_of('quick' if args.quick else 'full')}.json").read_text(encoding="utf-8"))
         results["plot"] = plot(results)
         write(results, args)
+        refusal_page.write_page(results)
         return
     profile = 0 if args.quick else 1
 
@@ -451,10 +464,14 @@ def main() -> None:
     if "answers" in sets:
         by_set = answer_items([x for x in args.answer_sets.split(",") if x], args.answers or SIZES["answers"][profile])
         systems = [x.strip() for x in args.answer_systems.split(",") if x.strip()]
+        scores: dict = {}
         results["answers"] = {**(results.get("answers") or {}),
-                              **eval_answers(by_set, embedder, settings, systems, args.naive_answers)}
+                              **eval_answers(by_set, embedder, settings, systems, args.naive_answers, scores)}
+        if scores:
+            results["refusal"] = scores
     results["plot"] = plot(results)
     write(results, args)
+    refusal_page.write_page(results)
     print((ROOT / "docs" / f"{stem_of(results['profile'])}.md").read_text(encoding="utf-8"))
 
 

@@ -30,7 +30,7 @@ REFUSAL_VARIANTS = {
 # The English prompt has no refusal clause: with one, the small default model refused 50% of answerable
 # SQuAD2 questions and only 20% of unanswerable ones; without it, and with the refusal decided in code,
 # unanswerable rejection rose to 65% and answerable accuracy from 35% to 40% (scripts/calibrate_refusal.py,
-# docs/refusal.md). The Chinese clause is kept: there the model's refusals were not wrong. (Dropping the
+# docs/refusal_rules.md). The Chinese clause is kept: there the model's refusals were not wrong. (Dropping the
 # file/page labels below together with rewording "[编号]" as "如[1]" made the model copy a passage instead
 # of refusing the sample knowledge base's absent Milvus question: tests/e2e/test_answers.py.)
 SYSTEM = {
