@@ -29,6 +29,7 @@ class LlamaCppGenerator(Generator):
         self.name = (f"llamacpp:{Path(model).name}" if self.model_path
                      else f"llamacpp:{BUNDLED[self.bundled].file_name.removesuffix('.gguf')}")
         self._llm = None
+        self.capture = False  # keep the hidden states the answerability probe reads (set at warm_up)
         self.build = ""  # what llama.cpp was compiled with (its system info), known once loaded
         self._lock = threading.Lock()  # one llama context serves one request at a time
 
@@ -54,7 +55,10 @@ class LlamaCppGenerator(Generator):
             verbose=False,
         )
         probe = load_probe(self.settings.answerability_probe)
-        if probe is not None and probe.model == self.name and (layers := layers_of(probe)):
+        # hidden states are captured only for a probe that reads this model's (the capture splits the prompt's
+        # evaluation at its last token; a watched layer adds a callback): with none, generation runs as plain llama.cpp
+        self.capture = probe is not None and probe.model == self.name
+        if self.capture and (layers := layers_of(probe)):
             self.watch_layers(layers)  # the answerability probe reads these layers' outputs
 
     def watch_layers(self, layers: tuple[int, ...]) -> None:
@@ -63,6 +67,7 @@ class LlamaCppGenerator(Generator):
         self.warm_up()
         with self._lock:
             self._llm.watch_layers(layers)
+            self.capture = True
 
     def count_tokens(self, text: str) -> int:
         self.warm_up()
@@ -72,7 +77,8 @@ class LlamaCppGenerator(Generator):
                signals: dict | None = None) -> Iterator[str]:
         self.warm_up()
         with self._lock:
-            self._llm.captured = [] if signals is not None else None
+            self._llm.captured = [] if signals is not None and self.capture else None
+            self._llm.new_prompt = True
             start = self._llm.n_tokens_evaluated
             pieces = 0
             try:
@@ -119,6 +125,7 @@ def _probed(llama: type) -> type:
     class ProbedLlama(llama):
         captured: list | None = None
         prompt_tokens = 0  # tokens of the last prompt (the part its cache did not hold was evaluated)
+        new_prompt = False  # set before a completion: its first eval() is the prompt
         n_tokens_evaluated = 0
         layer_states: dict | None = None  # "l_out-N" -> the last evaluated token's row, when layers are watched
 
@@ -154,10 +161,14 @@ def _probed(llama: type) -> type:
         def eval(self, tokens):
             tokens = list(tokens)
             self.n_tokens_evaluated += len(tokens)
+            if self.new_prompt and tokens:  # generate()'s first eval() of a completion is its prompt
+                self.prompt_tokens, self.new_prompt = self.n_tokens + len(tokens), False
+                prompt = True
+            else:
+                prompt = False
             if self.captured is None or len(self.captured) >= 2 or not tokens:
                 return super().eval(tokens)
-            if not self.captured:  # the prompt: all but its last token as usual
-                self.prompt_tokens = self.n_tokens + len(tokens)
+            if prompt:  # the prompt: all but its last token as usual
                 if len(tokens) > 1:
                     super().eval(tokens[:-1])
                 tokens = tokens[-1:]
