@@ -406,6 +406,9 @@ def main() -> None:
     parser.add_argument("--cmrc-distractors", type=int, default=None,
                         help="CRUD-RAG distractors in CMRC2018's corpus (default: 300 quick, all 11,576 full)")
     parser.add_argument("--report-only", action="store_true", help="rewrite docs/eval.md and the plot from docs/eval.json")
+    parser.add_argument("--drop-systems", default="",
+                        help="answer rows to remove from docs/eval.json, by the end of their name (e.g. rows measured "
+                             "on items or code that the others no longer share): 'max_context_tokens=320,0.5b-instruct-q4_k_m'")
     args = parser.parse_args()
     args.systems = args.systems.split(",")
     args.compare = parse_settings(args.compare)
@@ -414,6 +417,8 @@ def main() -> None:
             sizes["n_distractors"] = args.cmrc_distractors
     if args.report_only:
         results = json.loads((ROOT / "docs" / f"{stem_of('quick' if args.quick else 'full')}.json").read_text(encoding="utf-8"))
+        drop = [x for x in args.drop_systems.split(",") if x]
+        results["answers"] = {k: v for k, v in results.get("answers", {}).items() if not any(k.endswith(x) for x in drop)}
         results["plot"] = plot(results)
         write(results, args)
         refusal_page.write_page(results)
