@@ -190,9 +190,12 @@ class AppDriver:
         """Scroll so that the last question and the start of its answer are at the top."""
         from selenium.webdriver.common.by import By
 
-        messages = self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
-        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", messages[-2])
-        time.sleep(0.5)
+        # twice: the app's chat container sticks to the bottom while a long answer (a refusal's closest passages)
+        # is still being laid out, and takes the first scroll back
+        for _ in range(2):
+            messages = self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", messages[-2])
+            time.sleep(1.0)
 
     def scroll_to_bottom(self) -> None:
         self.driver.execute_script(

@@ -25,12 +25,24 @@ from rag.eval.report import load_average, write_markdown
 OUT = ROOT / "docs" / "screenshots"
 DOCS = sorted((ROOT / "data" / "docs").glob("*.pdf"))
 SAMPLE = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
-# two sample questions (tests/e2e/test_answers.py asks all of them) and one the documents do not answer
+# sample questions (tests/e2e/test_answers.py asks all of them), one for each outcome a person can see: stated
+# (the answerability score above hedge_below), hedged (its middle band) and refused (not in the documents), and a
+# Chinese one. The outcome each got in docs/eval.md's run: sample-10 answer, sample-11 hedged; docs/screenshots.md
+# records the outcome each one got this time.
 QUESTIONS = {
-    "en": next(q["question"] for q in SAMPLE if q["question"].startswith("From what scheduled flight time")),
+    "en": next(q["question"] for q in SAMPLE if q["question"].startswith("How far in advance must international")),
+    "hedged": next(q["question"] for q in SAMPLE if q["question"].startswith("From what scheduled flight time")),
     "zh": next(q["question"] for q in SAMPLE if q["question"].startswith("一个典型的 RAG 系统")),
     "none": next(q["question"] for q in SAMPLE if q["page"] is None and q["lang"] == "en"),
 }
+
+
+def outcome_of(text: str) -> str:
+    """What a person saw: the refusal sentence, the hedge line of the middle band, or a plain answer."""
+    from rag.answer.prompts import HEDGE, REFUSAL
+
+    return ("refused" if any(r in text for r in REFUSAL.values()) else
+            "hedged" if any(h in text for h in HEDGE.values()) else "answer")
 
 
 def main() -> int:
@@ -56,27 +68,27 @@ def main() -> int:
             try:
                 t0 = time.perf_counter()
                 app.upload(DOCS, timeout=600, during=OUT / "ingesting.png")
-                rows.append(("ingesting.png", "upload in progress", "", None))
-                rows.append(("upload.png", f"upload of {len(DOCS)} sample PDFs, report", "", time.perf_counter() - t0))
+                rows.append(("ingesting.png", "upload in progress", "", None, ""))
+                rows.append(("upload.png", f"upload of {len(DOCS)} sample PDFs, report", "", time.perf_counter() - t0, ""))
                 app.screenshot(OUT / "upload.png")
-                for name, key in (("chat_en.png", "en"), ("refusal.png", "none")):
-                    if key == "none":
+                for name, key in (("chat_en.png", "en"), ("hedged.png", "hedged"), ("refusal.png", "none")):
+                    if key != "en":
                         app.driver.find_element("css selector", ".st-key-new_chat button").click()
                         time.sleep(1.5)
                     text = app.ask(QUESTIONS[key], timeout=600)
-                    rows.append((name, QUESTIONS[key], _first_line(text), _seconds(text)))
+                    rows.append((name, QUESTIONS[key], _first_line(text), _seconds(text), outcome_of(text)))
                     app.scroll_to_last_question()
                     app.screenshot(OUT / name)
                     if key == "en":
                         app.show_page(0)
                         app.screenshot(OUT / "page.png")
-                        rows.append(("page.png", "the cited page, opened from the answer", "", None))
+                        rows.append(("page.png", "the cited page, opened from the answer", "", None, ""))
             finally:
                 app.close()
             app = AppDriver(url, lang="zh-CN", height=1000)  # a Chinese browser gets the Chinese interface
             try:
                 text = app.ask(QUESTIONS["zh"], timeout=600)
-                rows.append(("chat_zh.png", QUESTIONS["zh"], _first_line(text), _seconds(text)))
+                rows.append(("chat_zh.png", QUESTIONS["zh"], _first_line(text), _seconds(text), outcome_of(text)))
                 app.scroll_to_last_question()
                 app.screenshot(OUT / "chat_zh.png")
             finally:
@@ -91,11 +103,12 @@ def main() -> int:
         f"{load_average()[0]:.1f} after (other work was running beside it, so these are not speed measurements; "
         "see answer_speed.md for those).",
         "",
-        "| screenshot | question / step | answer (first line) | seconds |",
-        "|---|---|---|---|",
+        "| screenshot | question / step | answer (first line) | outcome | seconds |",
+        "|---|---|---|---|---|",
     ]
-    for file, step, answer, seconds in rows:
-        lines.append(f"| [{file}](screenshots/{file}) | {step} | {answer.replace('|', '/')} | {'' if seconds is None else f'{seconds:.1f}'} |")
+    for file, step, answer, seconds, outcome in rows:
+        lines.append(f"| [{file}](screenshots/{file}) | {step} | {answer.replace('|', '/')} | {outcome} | "
+                     f"{'' if seconds is None else f'{seconds:.1f}'} |")
     write_markdown(ROOT / "docs" / "screenshots.md", lines)
     print("\n".join(lines))
     return 0
