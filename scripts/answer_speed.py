@@ -8,9 +8,13 @@ Then two comparisons on the same questions, asked in turn (A, B, B, A, ...) so t
 touches both sides alike:
 - the model in its worker process (the default, rag/models/isolated.py) against the same model in the
   process that asks (llm_process="inline"): what isolation costs the stream;
+- the answerability probe on (the default: the worker keeps a middle layer's state at the last prompt
+  token through llama.cpp's eval callback) against off (answerability_probe="off": plain llama.cpp, the
+  rules alone): what the score costs the stream;
 - with --builds NAME=WHEEL,...: llama-cpp-python wheels against each other, each unpacked into a folder
   that the worker imports first (e.g. pip's native build against the runs-everywhere build of
-  rag/models/llama_build.py).
+  rag/models/llama_build.py). Without --builds, the builds' rows of the last run that had them are kept,
+  with their own date and load.
 
     python scripts/answer_speed.py [--passages 2,3,4,5] [--questions 8] [--rounds 2] [--builds native=a.whl,...]
 """
@@ -141,6 +145,11 @@ def main() -> None:
         isolation = compare(sides, questions, args.rounds)
         print(json.dumps(isolation), flush=True)
         sides["in the asking process"].close()
+        sides = {"answerability probe on (default)": kb,
+                 "probe off (rules alone)": open_side(Path(tmp) / "kb", kb.settings.with_(answerability_probe="off"), kb.embedder)}
+        probe = compare(sides, questions, args.rounds)
+        print(json.dumps(probe), flush=True)
+        sides["probe off (rules alone)"].close()
         builds = {}
         if args.builds:
             sides = {n: open_side(Path(tmp) / "kb", kb.settings, kb.embedder, wheel)
@@ -152,9 +161,16 @@ def main() -> None:
                 side.close()
         kb.close()
     ended = load_average()[0]
+    stamp = {"date": now()[:10], "load_average": [started, ended]}
+    out = ROOT / "docs" / "answer_speed.md"
+    if builds:
+        builds_stamp = {**stamp, "command": " --builds " + ",".join(f"{n}=<wheel>" for n in builds)}
+    else:  # kept from the last run that compared builds (a wheel of each is needed to re-run it)
+        old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8")) if out.with_suffix(".json").exists() else {}
+        builds = old.get("builds") or {}
+        builds_stamp = old.get("builds_stamp") or {"date": old.get("date", "in an earlier run"), "load_average": old.get("load_average"),
+                                                   "command": " --builds " + ",".join(f"{n}=<wheel>" for n in builds)}
     command = f"python scripts/answer_speed.py --passages {args.passages} --questions {args.questions} --rounds {args.rounds}"
-    if args.builds:
-        command += " --builds " + ",".join(f"{n}=<wheel>" for n in builds)
     lines = [
         "# Answer speed",
         "",
@@ -176,14 +192,21 @@ def main() -> None:
                         f"{settings.answer_passages} passages, each question asked {args.rounds} times of each side in turn. "
                         "The worker (rag/models/isolated.py) keeps a crash of the model from ending the app; the goal is a "
                         "cost of at most 5% in first token and decode speed.", isolation, cpu_name())
+    lines += side_table("## The answerability probe on or off",
+                        f"{settings.answer_passages} passages, each question asked {args.rounds} times of each side in turn. "
+                        "On, the model's worker keeps one middle layer's output at the last prompt token (llama.cpp's eval "
+                        "callback during the prefill it runs anyway) and the probe scores it; off, the worker runs plain "
+                        "llama.cpp and the rules alone decide. Goal: median first token at most 0.3 s above off.", probe, cpu_name())
     if builds:
-        lines += side_table("## llama-cpp-python builds", "The same questions through each build's worker, asked in turn.",
+        load = builds_stamp.get("load_average") or [float("nan")] * 2
+        lines += side_table("## llama-cpp-python builds",
+                            f"The same questions through each build's worker, asked in turn. Measured {builds_stamp['date']} "
+                            f"(`...{builds_stamp['command']}`), load average {load[0]:.2f} at the start of that run, {load[1]:.2f} at its end.",
                             builds, cpu_name())
         lines += [f"- {n}: `{r['build']}`" for n, r in builds.items()] + [""]
-    out = ROOT / "docs" / "answer_speed.md"
     write_markdown(out, lines)
-    write_json(out.with_suffix(".json"), {"cpu": cpu_name(), "load_average": [started, ended], "rows": rows,
-                                          "isolation": isolation, "builds": builds})
+    write_json(out.with_suffix(".json"), {"cpu": cpu_name(), "date": stamp["date"], "load_average": [started, ended], "rows": rows,
+                                          "isolation": isolation, "probe": probe, "builds": builds, "builds_stamp": builds_stamp})
 
 
 def side_table(title: str, note: str, sides: dict, cpu: str) -> list[str]:
