@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.eval import datasets
+from rag.eval.metrics import auroc, auroc_ci
 from rag.eval.report import cpu_name, now
 from rag.settings import Settings
 
@@ -197,27 +198,6 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print) -> dict[str, 
 
 
 # ------------------------------------------------------------------ 3. fit
-def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (the probability that a positive outscores a negative; ties count half)."""
-    from scipy.stats import rankdata
-
-    pos, neg = y.sum(), len(y) - y.sum()
-    if pos == 0 or neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def auroc_ci(y: np.ndarray, score: np.ndarray, rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(rounds):
-        idx = rng.integers(0, len(y), len(y))
-        if 0 < y[idx].sum() < len(idx):
-            values.append(auroc(y[idx], score[idx]))
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
-
-
 def fit_logistic(X: np.ndarray, y: np.ndarray, groups: list[str], cs=(0.001, 0.003, 0.01, 0.03, 0.1)):
     """Standardised features, L2 logistic regression; C by 5-fold CV grouped by article (mean AUROC)."""
     from sklearn.linear_model import LogisticRegression

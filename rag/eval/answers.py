@@ -209,24 +209,12 @@ def refusal_reasons(items: Iterable[dict], rows: dict[str, dict]) -> dict[str, i
 def score_auroc(items: Iterable[dict], rows: dict[str, dict], rounds: int = 1000, seed: int = 0) -> dict:
     """How well the answerability score tells answerable items from unanswerable ones: AUROC (ties count half)
     with a 95% bootstrap interval, over the items that got a score (a refusal before any model call has none)."""
-    import numpy as np
+    from rag.eval.metrics import auroc, auroc_ci
 
     scored = [(float(r["answerability"]), bool(i["answerable"])) for i in items
               if (r := rows.get(i["id"])) is not None and r.get("answerability") is not None]
     pos = sum(y for _, y in scored)
     if not scored or pos in (0, len(scored)):
         return {"n": len(scored), "auroc": None, "ci95": [None, None]}
-    s = np.array([x for x, _ in scored])
-    y = np.array([y for _, y in scored])
-
-    def auc(s, y) -> float:
-        diff = s[y][:, None] - s[~y][None, :]
-        return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
-
-    rng = np.random.default_rng(seed)
-    boot = []
-    for _ in range(rounds):
-        k = rng.integers(0, len(s), len(s))
-        if 0 < y[k].sum() < len(k):
-            boot.append(auc(s[k], y[k]))
-    return {"n": len(scored), "auroc": auc(s, y), "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+    s, y = [x for x, _ in scored], [y for _, y in scored]
+    return {"n": len(scored), "auroc": auroc(y, s), "ci95": list(auroc_ci(y, s, rounds, seed))}

@@ -57,6 +57,33 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n: int = 2000, seed
     return statistics.fmean(d), means[int(0.025 * n)], means[int(0.975 * n) - 1]
 
 
+def auroc(y, score) -> float:
+    """Area under the ROC curve of `score` for the binary labels `y` (numpy arrays): the probability that a
+    positive outscores a negative, ties counting half; nan when one class is missing."""
+    import numpy as np
+
+    y = np.asarray(y).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    if y.all() or not y.any():
+        return float("nan")
+    diff = score[y][:, None] - score[~y][None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def auroc_ci(y, score, rounds: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of auroc() (resamples that lose a class are skipped)."""
+    import numpy as np
+
+    y, score = np.asarray(y).astype(bool), np.asarray(score, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(rounds):
+        k = rng.integers(0, len(y), len(y))
+        if 0 < y[k].sum() < len(k):
+            values.append(auroc(y[k], score[k]))
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
 def dedupe(ranked: Sequence[str]) -> list[str]:
     """Chunk-level results folded to documents: first occurrence wins (max-score folding)."""
     seen: set[str] = set()

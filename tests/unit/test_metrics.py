@@ -68,3 +68,15 @@ def test_paired_bootstrap_interval():
     assert d == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
     d, lo, hi = paired_bootstrap(a, [1.0 - x for x in a])  # differences 1, -1, 0, 0.5: mean 0.125, wide spread
     assert d == pytest.approx(0.125) and lo < 0.0 < d < hi < 0.4
+
+
+def test_auroc_is_the_share_of_positive_negative_pairs_ranked_right_ties_half():
+    from rag.eval.metrics import auroc, auroc_ci
+
+    assert auroc([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1]) == 1.0
+    assert auroc([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    # pairs: (0.9>0.5) (0.9>0.1) (0.5=0.5: half) (0.5>0.1) -> 3.5 of 4
+    assert auroc([1, 1, 0, 0], [0.9, 0.5, 0.5, 0.1]) == 0.875
+    assert auroc([1, 1], [0.3, 0.4]) != auroc([1, 1], [0.3, 0.4])  # nan: one class only
+    low, high = auroc_ci([1, 0] * 20, [0.6, 0.4] * 10 + [0.4, 0.6] * 10, rounds=200)
+    assert low <= 0.5 <= high and low < high
