@@ -9,7 +9,7 @@ DOCS   ?= data/docs
 KB     ?= data/index/default
 PORT   ?= 8501
 
-.PHONY: llama train-probe gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
+.PHONY: fuzz llama train-probe gpu-pack embed-levers retrieval-levers run test ingest install eval-deps eval bench bench-milvus sample-kb sample-docs chunk-sweep calibrate answer-speed clean browser screenshots robustness injection check first-run
 
 # Built llama-cpp-python wheels, one folder per CPU variant and flag set (rag/models/llama_build.py)
 LLAMA_WHEELS ?= $(HOME)/.cache/rag-kb/llama-wheels
@@ -134,6 +134,11 @@ check: $(STAMP)
 	$(PY) -m ingest --check --kb $(KB)
 
 # Prompt-injection held rate with the fake generator and the default local model (~5-10 min; docs/injection.json).
+# The HTTP API fuzzed from its OpenAPI schema (Schemathesis, every check) with more examples and a random
+# seed than make test's bounded run (tests/unit/test_fuzz.py); RAG_FUZZ_EXAMPLES sets how many per operation.
+fuzz: $(STAMP)
+	RAG_FUZZ_EXAMPLES=$${RAG_FUZZ_EXAMPLES:-200} RAG_FUZZ_SEED= $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py
+
 injection: $(STAMP)
 	$(PY) scripts/injection_eval.py
 

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 PREFS_FILE = "preferences.json"
 FILES_DIR = "files"  # uploaded files are kept here so they can be shown and downloaded later
 _MARKERS = ("kb.sqlite", "manifest.json", "milvus.json")  # milvus.json: a knowledge base in Milvus (rag/index/milvus/store.py)
-_NAME = re.compile(rf"^[\w{HAN_RARE}{HAN_COMMON}][\w{HAN_RARE}{HAN_COMMON} .-]{{0,63}}$")
+# a knowledge base's name (after NFC and strip): the HTTP API's schema states the same pattern
+NAME_PATTERN = rf"^[\w{HAN_RARE}{HAN_COMMON}](?:[\w{HAN_RARE}{HAN_COMMON} .-]{{0,62}}[\w{HAN_RARE}{HAN_COMMON}-])?$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 # ---------------------------------------------------------------------- knowledge bases
@@ -52,7 +54,7 @@ def list_kbs(root: str | Path) -> list[str]:
 def check_name(name: str) -> str:
     """A knowledge-base name is one folder name: letters, digits, CJK, space, '-', '_', '.'; no path."""
     name = unicodedata.normalize("NFC", name).strip()
-    if not _NAME.match(name) or name.endswith("."):
+    if not _NAME.match(name):
         raise RagError(f"{name!r} is not a usable knowledge-base name: use up to 64 letters, digits, "
                        "'-', '_' or spaces, starting with a letter or digit")
     return name

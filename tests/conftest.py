@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def running(cmd: list[str], port: int, log_path: Path, env: dict | None = None, timeout: float = 60):
+    """A server process started from `cmd`, ready once 127.0.0.1:`port` accepts connections (its output in
+    `log_path`); terminated (killed after 10 s) when the block ends."""
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"{' '.join(cmd[1:4])} did not start: {log_path.read_text(errors='replace')}")
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
     """`python -m milvus_lite server` on a free 127.0.0.1 port for the session (the gRPC path a Milvus
@@ -165,23 +193,6 @@ def milvus_server(tmp_path_factory):
     pytest.importorskip("milvus_lite")
     port = free_port()
     data = tmp_path_factory.mktemp("milvus-server")
-    log = open(data / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "db"),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"milvus-lite server did not start: {(data / 'server.log').read_text(errors='replace')}")
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running([sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(data / "db"), "--host", "127.0.0.1",
+                  "--port", str(port)], port, data / "server.log"):
+        yield f"http://127.0.0.1:{port}"

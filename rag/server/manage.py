@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Path as PathParam, Request, UploadFile
 
 from rag import library
 from rag.server.auth import ApiError, authorize, token_of
@@ -56,7 +56,7 @@ def documents(kb: str, request: Request) -> dict:
 
 
 @router.post("/{kb}/documents", summary="Upload PDFs (multipart field `files`, several allowed); the ingest report")
-def upload(kb: str, request: Request, files: list[UploadFile] = File(..., description="PDF files")) -> dict:
+def upload(kb: str, request: Request, files: list[UploadFile] = File(..., min_length=1, description="PDF files")) -> dict:
     authorize(request, kb, "write")
     base = _state(request).kb(kb)
     limit = int(base.settings.max_file_mb * 2**20)
@@ -65,10 +65,9 @@ def upload(kb: str, request: Request, files: list[UploadFile] = File(..., descri
 
 
 @router.delete("/{kb}/documents/{doc}", summary="Delete a document (its id, or a prefix of 8+ characters)")
-def delete_document(kb: str, doc: str, request: Request) -> dict:
+def delete_document(kb: str, request: Request, doc: str = PathParam(
+        pattern="^[0-9a-fA-F]{8,64}$", description="the id (sha256) GET .../documents lists, or its first 8+ characters")) -> dict:
     authorize(request, kb, "write")
-    if len(doc) < 8 or not all(c in "0123456789abcdef" for c in doc.lower()):
-        raise ApiError(400, f"{doc!r} is not a document id: use the id (sha256) GET .../documents lists", code="invalid_id")
     removed = library.remove_document(_state(request).kb(kb), doc.lower())
     if not removed:
         raise NotFound(f"no document {doc!r} in knowledge base {kb!r}")

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.library import NAME_PATTERN
+
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -51,7 +53,8 @@ class EmbeddingRequest(BaseModel):
 
 
 class CreateKnowledgeBase(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                      description="letters, digits, CJK, space, '-', '_', '.'; not ending in '.' or a space")
 
 
 class SearchRequest(BaseModel):
