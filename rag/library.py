@@ -33,9 +33,12 @@ log = logging.getLogger(__name__)
 PREFS_FILE = "preferences.json"
 FILES_DIR = "files"  # uploaded files are kept here so they can be shown and downloaded later
 _MARKERS = ("kb.sqlite", "manifest.json", "milvus.json")  # milvus.json: a knowledge base in Milvus (rag/index/milvus/store.py)
-# a knowledge base's name (after NFC and strip): the HTTP API's schema states the same pattern
-NAME_PATTERN = rf"^[\w{HAN_RARE}{HAN_COMMON}](?:[\w{HAN_RARE}{HAN_COMMON} .-]{{0,62}}[\w{HAN_RARE}{HAN_COMMON}-])?$"
-_NAME = re.compile(NAME_PATTERN)
+_NAME = re.compile(rf"^[\w{HAN_RARE}{HAN_COMMON}](?:[\w{HAN_RARE}{HAN_COMMON} .-]{{0,62}}[\w{HAN_RARE}{HAN_COMMON}-])?$")
+# The HTTP API's names: the same shape, its letters spelled out, because "\w" means ASCII to a JSON-Schema
+# (ECMA) client and every letter to Python; Latin, Greek, Cyrillic, kana, Hangul and CJK (a subset of _NAME's).
+_LETTERS = ("A-Za-z0-9_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9\u0401\u0410-\u044f\u0451"
+            f"\u3041-\u3096\u30a1-\u30fa\uac00-\ud7a3{HAN_RARE}{HAN_COMMON}")
+NAME_PATTERN = rf"^[{_LETTERS}](?:[{_LETTERS} .-]{{0,62}}[{_LETTERS}-])?$"
 
 
 # ---------------------------------------------------------------------- knowledge bases

@@ -53,7 +53,8 @@ def test_schemathesis_finds_nothing(served, scope):
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=served["tmp"], timeout=600)
     tail = out.stdout[-6000:] + out.stderr[-2000:]
     assert out.returncode == 0, tail
-    assert "Tested: 11" in out.stdout or "Tested:" in out.stdout, tail
+    assert "Tested:" in out.stdout, tail
+    print(scope, *(line.strip() for line in out.stdout.splitlines() if "generated" in line or "Tested:" in line))  # make fuzz's counts
 
 
 def operations(url: str) -> list[tuple[str, str]]:

@@ -353,3 +353,16 @@ def test_ingestion_sends_calls_of_the_embedders_size_unless_settings_say(tmp_pat
         kb.add_texts(texts)
         kb.close()
         assert calls == want, (batch, calls)
+
+
+def test_a_document_of_no_terms_is_stored_and_searched(make_kb, tmp_path):
+    """Issue 30, found by the schema fuzzer: an upload whose chunks hold no term at all (symbols only) made
+    the keyword index's build fail (bm25s on an empty vocabulary) and the upload answer 500."""
+    kb = make_kb(tmp_path / "kb")
+    kb.add_texts(["…… —— ！！ ？？ ——", "、、 。。 ~~"], sources=["symbols.txt", "more.txt"])
+    assert isinstance(kb.search("anything at all", k=3, mode="keyword"), list)
+    kb.close()
+    again = make_kb(tmp_path / "kb")
+    assert sorted(d.path for d in again.documents()) == ["more.txt", "symbols.txt"]
+    again.add_texts(["BM25 ranks documents by term frequency."], sources=["bm25.txt"])
+    assert again.search("BM25 term frequency", k=1, mode="keyword")[0].name == "bm25.txt"

@@ -44,7 +44,7 @@ class Bm25Index:
                 docs.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int32, count=len(terms)))
         ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
         model = None
-        if len(ids):
+        if len(ids) and vocab:  # chunks with no term at all (a page of symbols) have nothing to rank by
             import bm25s
             from bm25s.tokenization import Tokenized
 
@@ -91,6 +91,8 @@ class Bm25Index:
         np.save(folder / "alive.npy", self._alive, allow_pickle=False)
         if self._model is not None:
             self._model.save(str(folder), show_progress=False)
+        elif len(self._ids):
+            (folder / "no_terms.json").write_text('{"why": "no chunk holds a term"}\n', encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> "Bm25Index":
@@ -98,7 +100,7 @@ class Bm25Index:
         ids = np.load(folder / "ids.npy", allow_pickle=False)
         alive = np.load(folder / "alive.npy", allow_pickle=False)
         model = None
-        if len(ids):
+        if len(ids) and not (folder / "no_terms.json").exists():
             import bm25s
 
             model = bm25s.BM25.load(str(folder), show_progress=False, allow_pickle=False)
