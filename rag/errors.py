@@ -18,6 +18,14 @@ class KnowledgeBaseLocked(RagError):
     """Another process is writing to this knowledge base."""
 
 
+class KnowledgeBaseExists(RagError):
+    """A knowledge base of that name exists already; `name` is its name (the message also says where)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class GeneratorStopped(RagError):
     """The model's worker process died, hung past its time limit or ran out of memory during an answer.
     The message is the sentence a user sees, `why` its short clause ("it crashed with SIGSEGV"); the cause

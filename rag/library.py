@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from ingest.formats import SUPPORTED
-from rag.errors import RagError
+from rag.errors import KnowledgeBaseExists, RagError
 from rag.text import HAN_COMMON, HAN_RARE
 from rag.fs import atomic_write_bytes, atomic_write_json
 
@@ -39,6 +39,8 @@ _NAME = re.compile(rf"^[\w{HAN_RARE}{HAN_COMMON}](?:[\w{HAN_RARE}{HAN_COMMON} .-
 _LETTERS = ("A-Za-z0-9_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9\u0401\u0410-\u044f\u0451"
             f"\u3041-\u3096\u30a1-\u30fa\uac00-\ud7a3{HAN_RARE}{HAN_COMMON}")
 NAME_PATTERN = rf"^[{_LETTERS}](?:[{_LETTERS} .-]{{0,62}}[{_LETTERS}-])?$"
+NAME_RULE = ("use up to 64 letters, digits, '-', '_', '.' or spaces, starting with a letter or digit and not ending "
+             "in '.' or a space")
 
 
 # ---------------------------------------------------------------------- knowledge bases
@@ -58,8 +60,7 @@ def check_name(name: str) -> str:
     """A knowledge-base name is one folder name: letters, digits, CJK, space, '-', '_', '.'; no path."""
     name = unicodedata.normalize("NFC", name).strip()
     if not _NAME.match(name):
-        raise RagError(f"{name!r} is not a usable knowledge-base name: use up to 64 letters, digits, "
-                       "'-', '_' or spaces, starting with a letter or digit")
+        raise RagError(f"{name!r} is not a usable knowledge-base name: {NAME_RULE}")
     return name
 
 
@@ -70,7 +71,7 @@ def create_kb(root: str | Path, name: str, settings: "Settings") -> Path:
     name = check_name(name)
     path = Path(root) / name
     if path.exists():
-        raise RagError(f"{path} already exists")
+        raise KnowledgeBaseExists(f"{path} already exists", name)
     with KnowledgeBase(path, settings) as kb:
         kb.save()
     return path

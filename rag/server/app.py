@@ -15,10 +15,11 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from rag.errors import GeneratorStopped, KnowledgeBaseLocked, RagError
+from rag import library
+from rag.errors import GeneratorStopped, KnowledgeBaseExists, KnowledgeBaseLocked, RagError
 from rag.server import chat, manage
 from rag.server.auth import ApiError, error_response
-from rag.server.state import Busy, Conflict, NotFound, ServerState
+from rag.server.state import Busy, NotFound, ServerState
 from rag.server.tokens import TokenFileError
 from rag.settings import Settings
 
@@ -81,8 +82,7 @@ def allowed_methods(routes: list, scope) -> set[str]:
     return methods
 
 
-PATTERN_FORMS = {"name": "knowledge-base name: use up to 64 letters, digits, '-', '_', '.' or spaces, starting with a "
-                         "letter or digit and not ending in '.' or a space",
+PATTERN_FORMS = {"name": f"knowledge-base name: {library.NAME_RULE}",
                  "doc": "document id: use the id (sha256) GET .../documents lists, or its first 8 or more characters"}
 
 
@@ -159,9 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def not_found(request: Request, exc: NotFound):
         return error_response(404, str(exc), code="not_found")
 
-    @app.exception_handler(Conflict)
-    async def conflict(request: Request, exc: Conflict):
-        return error_response(409, str(exc), code="already_exists")
+    @app.exception_handler(KnowledgeBaseExists)
+    async def exists(request: Request, exc: KnowledgeBaseExists):  # its name, not the server's folder
+        return error_response(409, f"knowledge base {exc.name!r} already exists", code="already_exists")
 
     @app.exception_handler(Busy)
     async def busy(request: Request, exc: Busy):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.library import NAME_PATTERN
+from rag.library import NAME_PATTERN, NAME_RULE
 
 
 class ContentPart(BaseModel):
@@ -54,7 +54,7 @@ class EmbeddingRequest(BaseModel):
 
 class CreateKnowledgeBase(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
-                      description="letters, digits, CJK, space, '-', '_', '.'; not ending in '.' or a space")
+                      description=NAME_RULE)
 
 
 class SearchRequest(BaseModel):

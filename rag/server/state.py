@@ -105,8 +105,6 @@ class ServerState:
         return library.load_prefs(kb.path, self.settings).model_dump()
 
     def create(self, name: str) -> str:
-        if library.is_kb(Path(self.root) / library.check_name(name)):
-            raise Conflict(f"knowledge base {name!r} already exists")  # its name, not the server's path
         return library.create_kb(self.root, name, self.settings).name
 
     def delete(self, name: str) -> None:
@@ -123,10 +121,6 @@ class ServerState:
         for kb in kbs:
             kb.close()
         self._generators.close()
-
-
-class Conflict(RagError):
-    """A knowledge base that exists already (409)."""
 
 
 class NotFound(RagError):
