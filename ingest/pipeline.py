@@ -23,7 +23,7 @@ import numpy as np
 from ingest.normalize import normalize_text
 from ingest.formats import SUPPORTED
 from ingest.titles import first_line_title, with_leads
-from rag.errors import ParseError
+from rag.errors import DiskFull, ParseError, disk_errors
 from rag.fs import file_sha256
 from rag.index.records import EmbeddedDoc, StoredDoc
 from rag.text import has_text, with_lead
@@ -140,10 +140,24 @@ def _ingest_run(ingestor: "Ingestor", total: int, progress: Callable[[Progress],
     except KeyboardInterrupt:
         report.interrupted = True
         raise IngestInterrupted(report) from None
+    except DiskFull as e:  # the run stops: what was committed stays; the caller fails the files not done
+        report.stopped = str(e)
     finally:
         report.seconds = time.perf_counter() - started
-        ingestor.store.flush()
+        try:
+            with disk_errors():
+                ingestor.store.flush()
+        except DiskFull as e:  # the derived files stay behind the source of truth until space is freed (recover)
+            log.warning("%s: %s", ingestor.store.where, e)
+            report.stopped = report.stopped or str(e)
         notify(Progress("done", total, total, chunks_done=batcher.embedded))
+
+
+def _fail_the_rest(report: IngestReport, keys: list[str]) -> None:
+    """After a run stopped (the disk is full): each file it had not finished is failed with that reason."""
+    if report.stopped:
+        done = {*report.added, *report.replaced, *report.skipped, *(k for k, _ in report.failed)}
+        report.failed += [(k, report.stopped) for k in keys if k not in done]
 
 
 def ingest_paths(ingestor: "Ingestor", paths: list[str | Path], *, prune: bool, passwords: dict[str, str],
@@ -188,16 +202,19 @@ def ingest_paths(ingestor: "Ingestor", paths: list[str | Path], *, prune: bool, 
         batcher.flush()
         if prune:
             _prune(ingestor, folders, set(map(str, files)), report)
+    _fail_the_rest(report, [str(f) for f in files])
     return report
 
 
 def ingest_texts(ingestor: "Ingestor", texts: list[str], sources: list[str] | None,
                  progress: Callable[[Progress], None] | None) -> IngestReport:
+    keys = [sources[n] if sources is not None else f"text:{hashlib.sha256(t.encode('utf-8')).hexdigest()[:16]}"
+            for n, t in enumerate(texts)]
     with _ingest_run(ingestor, len(texts), progress) as (report, notify, batcher):
         for n, text in enumerate(texts, 1):
             data = text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
-            key = sources[n - 1] if sources is not None else f"text:{sha[:16]}"
+            key = keys[n - 1]
             if batcher.waiting(key):  # the same source twice in one call: the later text replaces the earlier
                 batcher.flush()
             existing = ingestor.store.find(key)
@@ -209,6 +226,7 @@ def ingest_texts(ingestor: "Ingestor", texts: list[str], sources: list[str] | No
             pages = with_leads(pages, first_line_title(pages), headings=False)
             report.pages += 1
             batcher.push(_Prepared(key, sha, len(data), pages, ingestor.chunks(pages), existing))
+    _fail_the_rest(report, keys)
     return report
 
 
@@ -327,10 +345,19 @@ class _Batcher:
     def _commit_ready(self) -> None:
         if not self.ready:
             return
-        self.ingestor.store.commit_many([
-            EmbeddedDoc(d.path, d.sha256, d.size, d.pages, d.chunks,
-                        np.stack(d.vectors) if d.vectors else np.zeros((0, 0), dtype=np.float32), d.replace)
-            for d in self.ready])
+        try:
+            with disk_errors():
+                self.ingestor.store.commit_many([
+                    EmbeddedDoc(d.path, d.sha256, d.size, d.pages, d.chunks,
+                                np.stack(d.vectors) if d.vectors else np.zeros((0, 0), dtype=np.float32), d.replace)
+                    for d in self.ready])
+        except DiskFull:  # each document is committed whole or not at all: report those that were
+            self.ready = [d for d in self.ready if (s := self.ingestor.store.find(d.path)) is not None and s.sha256 == d.sha256]
+            self._report_committed()
+            raise
+        self._report_committed()
+
+    def _report_committed(self) -> None:
         for doc in self.ready:
             (self.report.replaced if doc.replace else self.report.added).append(doc.path)
             self.report.chunks += len(doc.chunks)

@@ -6,6 +6,7 @@ and, per answer, the AnswerChain (rag/answer/) with the generator the answer's o
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -85,6 +86,12 @@ class KnowledgeBase:
         characters). Its rows and vectors are deleted. Returns the paths removed ([] if none)."""
         with self.index.writing():
             return self._ingestor().remove(str(path_or_sha))
+
+    def writing(self, wait_s: float = 1.0) -> AbstractContextManager[None]:
+        """Hold the knowledge base's writer lock across several calls (`with kb.writing(): ...`): add, remove
+        and add_texts inside it are one write for other threads (which wait up to their own `wait_s`) and
+        other processes (KnowledgeBaseLocked). `wait_s`: how long to wait for another thread's write."""
+        return self.index.writing(wait_s)
 
     def documents(self) -> list[DocumentInfo]:
         return self.index.documents()

@@ -14,15 +14,16 @@ import os
 import re
 import shutil
 import unicodedata
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from ingest.formats import SUPPORTED
-from rag.errors import KnowledgeBaseExists, RagError
+from rag.errors import DISK_FULL, KnowledgeBaseExists, KnowledgeBaseLocked, RagError, disk_full
 from rag.text import HAN_COMMON, HAN_RARE
-from rag.fs import atomic_write_bytes, atomic_write_json
+from rag.fs import atomic_write_bytes, atomic_write_json, file_sha256
 
 if TYPE_CHECKING:
     from rag.kb import KnowledgeBase
@@ -77,12 +78,61 @@ def create_kb(root: str | Path, name: str, settings: "Settings") -> Path:
     return path
 
 
-def delete_kb(root: str | Path, name: str) -> None:
-    """Delete the knowledge base `root/name` and everything in its folder (its uploaded files too)."""
+TRASH_PREFIX = ".deleting-"  # a knowledge base being deleted: renamed first (at once), then removed
+
+
+def delete_kb(root: str | Path, name: str, settings: "Settings | None" = None, *, kb: "KnowledgeBase | None" = None,
+              wait_s: float = 1.0) -> None:
+    """Delete the knowledge base `root/name`: everything in its folder (its uploaded files too) and what its
+    backend keeps elsewhere (Milvus collections). It is one write: KnowledgeBaseLocked when another process
+    writes it (or another thread, after `wait_s`), and then nothing is deleted. The folder is renamed away
+    before anything is removed, so a crash midway never leaves a half-deleted knowledge base in the list
+    (`sweep` removes the rest). `kb`: the open KnowledgeBase, if the caller has one (else the store is opened)."""
+    from rag.index import open_store
+    from rag.settings import Settings
+
     path = Path(root) / check_name(name)
     if path.resolve().parent != Path(root).resolve() or not is_kb(path):
         raise RagError(f"{path} is not a knowledge base")
-    shutil.rmtree(path)
+    if kb is not None:
+        store = kb.index
+    else:  # the backend its folder shows; dim is unused by a store that is only dropped
+        store = open_store(path, _settings_of(path, settings or Settings()), dim=1)
+    trash = path.with_name(f"{TRASH_PREFIX}{uuid.uuid4().hex[:12]}")
+    try:
+        with store.writing(wait_s):
+            os.replace(path, trash)
+            try:
+                store.drop()
+            except BaseException:
+                os.replace(trash, path)
+                raise
+    finally:
+        if kb is None:
+            store.close()
+    shutil.rmtree(trash, ignore_errors=True)
+    sweep(root)
+
+
+def _settings_of(path: Path, settings: "Settings") -> "Settings":
+    """`settings` with the backend the knowledge base in `path` was written to (its manifest says where)."""
+    if (path / "kb.sqlite").exists() or not (path / "milvus.json").exists():
+        return settings.model_copy(update={"backend": "local"})
+    try:
+        where = json.loads((path / "milvus.json").read_text(encoding="utf-8"))["backend"]
+        update = {"backend": "milvus", "milvus_uri": where["uri"], "milvus_collection": where["collections"][0].removesuffix("_chunks")}
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        update = {"backend": "milvus"}  # a damaged manifest: the settings' own Milvus
+    return settings.model_copy(update=update)
+
+
+def sweep(root: str | Path) -> None:
+    """Remove what deletes interrupted by a crash left (folders renamed to .deleting-*)."""
+    root = Path(root)
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(TRASH_PREFIX) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- saved preferences
@@ -186,24 +236,74 @@ def _previous(path: Path) -> Path:
     return path.with_name(f".{path.name}.previous")
 
 
-def remove_document(kb: "KnowledgeBase", path: str) -> list[str]:
-    """Remove a document from the knowledge base; a file the app stored in `<kb>/files/` goes too."""
-    removed = kb.remove(path)
+def recover(kb: "KnowledgeBase") -> None:
+    """Put right what a writer killed midway (kill -9, a power cut) left in the knowledge base: its derived
+    files brought up to its source of truth (Store.recover), and its folder of uploaded files made to match
+    what it holds again: a file replaced by an upload that never committed gets its earlier version back, a
+    stored upload that never committed is removed. Done when a front end opens the knowledge base, unless
+    another process writes it now (that writer finishes the job)."""
+    try:
+        with kb.writing(0):
+            kb.index.recover()
+            _settle_files(kb)
+    except KnowledgeBaseLocked:
+        pass
+
+
+def _settle_files(kb: "KnowledgeBase") -> None:
     folder = (kb.path / FILES_DIR).resolve()
-    for p in removed:
-        file = Path(p)
-        if file.parent.resolve() == folder and file.is_file():
-            file.unlink()
+    if not folder.is_dir():
+        return
+    for previous in sorted(folder.glob(".*.previous")):
+        path = folder / previous.name[1:].removesuffix(".previous")
+        held = _holds(kb, path)
+        log.warning("%s: an upload of %s did not finish; %s", kb.path, path.name,
+                    "it was stored, its earlier version is removed" if held else "its earlier version is put back")
+        settle_upload(path, ok=held)
+    for tmp in folder.glob(".*.tmp"):  # a file being written (rag.fs.atomic_write) when the writer died
+        tmp.unlink(missing_ok=True)
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and kb.index.find(str(path)) is None:
+            log.warning("%s: removing %s, an upload that did not finish", kb.path, path.name)
+            path.unlink()
+
+
+def remove_document(kb: "KnowledgeBase", path: str, *, wait_s: float = 1.0) -> list[str]:
+    """Remove a document from the knowledge base; a file the app stored in `<kb>/files/` goes too (in one
+    write: `wait_s` is how long to wait for another thread's write of this knowledge base)."""
+    with kb.writing(wait_s):
+        removed = kb.remove(path)
+        folder = (kb.path / FILES_DIR).resolve()
+        for p in removed:
+            file = Path(p)
+            if file.parent.resolve() == folder and file.is_file():
+                file.unlink()
     return removed
 
 
 def ingest_uploads(kb: "KnowledgeBase", uploads: "list[tuple[str, bytes]]", *,
-                   progress: "Callable[..., None] | None" = None) -> dict:
+                   progress: "Callable[..., None] | None" = None, wait_s: float = 1.0) -> dict:
     """Store uploaded files (name, bytes) in the knowledge base's folder with the checks of
     `store_upload`, ingest those that pass in one batch and settle them. Returns the report as plain
     data: rows of {file, outcome (added / replaced / skipped / failed), detail} in upload order, the
     counts per outcome and the batch's pages, chunks and seconds. A refused or failing file is a row;
-    the rest of the batch goes on."""
+    the rest of the batch goes on.
+
+    The whole upload is one write of the knowledge base, its files stored only once the writer lock is
+    held (a second upload of a same-named file must not replace the file the first is reading):
+    another thread's write is waited for up to `wait_s`; KnowledgeBaseLocked (nothing stored) when it
+    does not end by then, or when another process (the app, a server, `make ingest`) writes."""
+    with kb.writing(wait_s):
+        return _ingest_uploads(kb, uploads, progress)
+
+
+def _holds(kb: "KnowledgeBase", path: Path) -> bool:
+    """The knowledge base stores the file at `path` with these very bytes (not an earlier version)."""
+    doc = kb.index.find(str(path))
+    return doc is not None and path.is_file() and doc.sha256 == file_sha256(path)
+
+
+def _ingest_uploads(kb: "KnowledgeBase", uploads: "list[tuple[str, bytes]]", progress) -> dict:
     from rag.types import IngestReport
 
     rows: dict[int, dict] = {}
@@ -216,14 +316,21 @@ def ingest_uploads(kb: "KnowledgeBase", uploads: "list[tuple[str, bytes]]", *,
         names.add(safe_filename(name))
         try:
             stored[str(store_upload(kb.path, name, data, kb.settings.max_file_mb))] = i
-        except (RagError, OSError) as e:
+        except RagError as e:
             rows[i] = {"file": name, "outcome": "failed", "detail": str(e)}
+        except OSError as e:  # the reason, not the server's path
+            rows[i] = {"file": name, "outcome": "failed",
+                       "detail": DISK_FULL if disk_full(e) else f"cannot store the file: {e.strerror or type(e).__name__}"}
     report = IngestReport()
     if stored:
         try:
             report = kb.add(list(stored), progress=progress)
-        except RagError as e:  # e.g. another task is writing: nothing of this batch was ingested
+        except RagError as e:  # e.g. the embedder cannot load: nothing of this batch was ingested
             report.failed += [(p, str(e)) for p in stored]
+        except BaseException:  # interrupted (or a bug): the folder keeps matching the knowledge base
+            for path in stored:
+                settle_upload(Path(path), ok=_holds(kb, Path(path)))
+            raise
     failed = dict(report.failed)
     for path in stored:
         settle_upload(Path(path), ok=path not in failed)

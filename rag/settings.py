@@ -198,6 +198,8 @@ class ServeSettings(BaseModel):
     serve_chat_slots: int = Field(1, ge=1, description="answers written at once (the local model answers one request at a time)")
     serve_chat_queue: int = Field(8, ge=0, description="chat requests that may wait for a slot; more get 429")
     serve_queue_timeout_s: float = Field(120.0, gt=0, description="longest wait for a slot before 503")
+    serve_write_wait_s: float = Field(120.0, ge=0, description="longest wait of an upload or a delete for the writes (and, "
+                                      "to delete a knowledge base, the requests) on the same knowledge base before 409")
     serve_max_tokens: int = Field(1024, ge=1, description="upper limit of a request's max_tokens")
     serve_max_message_chars: int = Field(8000, ge=1, description="longest message a chat request may hold")
     serve_max_body_mb: float = Field(1.0, gt=0, description="largest JSON request body")

@@ -119,6 +119,7 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     interrupted: bool = False
+    stopped: str = ""  # why the run stopped before the end (the disk is full); the files not done are failed with it
 
     @property
     def chunks_per_second(self) -> float:

@@ -55,7 +55,7 @@ def main(lang: str) -> None:
         sidebar.upload(kb, name, lang)
         sidebar.documents(kb, lang)
         sidebar.preferences(kb, name, base, lang)
-        sidebar.delete_kb(root, name, lang)
+        sidebar.delete_kb(root, name, base, lang)
     chat.page(kb, name, lang, sidebar.answer_options(kb, base))  # after the settings form: a save applies at once
 
 

@@ -51,12 +51,16 @@ def choose_kb(root: Path, base: Settings, lang: str) -> str | None:
     return name
 
 
-def delete_kb(root: Path, name: str, lang: str) -> None:
+def delete_kb(root: Path, name: str, settings: Settings, lang: str) -> None:
     with st.expander("🗑️ " + t("delete_kb", lang)):
         sure = st.checkbox(t("delete_kb_confirm", lang, name=name), key=f"confirm_delete_kb:{name}")
         if st.button(t("delete", lang), key="delete_kb", disabled=not sure, type="primary"):
             forget_kb(str(root / name))
-            library.delete_kb(root, name)
+            try:  # its Milvus collections go too; refused while another process (the HTTP API) writes it
+                library.delete_kb(root, name, settings)
+            except RagError as e:
+                st.error(str(e))
+                return
             ss.get("chats", {}).pop(name, None)
             ss["_flash"] = [t("kb_deleted", lang, name=name)]
             st.rerun()
@@ -98,7 +102,11 @@ def ingest(kb: KnowledgeBase, files, lang: str) -> dict:
             elif event.stage == "embed":
                 bar.progress(min(1.0, event.files_done / total), text=t("ingest_embed", lang, chunks=event.chunks_done))
 
-        report = library.ingest_uploads(kb, [(f.name, f.getvalue()) for f in files], progress=progress)
+        try:
+            report = library.ingest_uploads(kb, [(f.name, f.getvalue()) for f in files], progress=progress)
+        except RagError as e:  # another process (the HTTP API, make ingest) writes it: nothing was stored
+            report = {"files": [{"file": f.name, "outcome": "failed", "detail": str(e)} for f in files], "added": 0,
+                      "replaced": 0, "skipped": 0, "failed": len(files), "pages": 0, "chunks": 0, "seconds": 0.0}
         rows = [(r["file"], r["outcome"], r["detail"]) for r in report["files"]]
         for file, outcome, detail in rows:
             if outcome == "failed":
@@ -140,9 +148,13 @@ def documents(kb: KnowledgeBase, lang: str) -> None:
             yes, no = st.columns(2)
             if yes.button(t("yes_delete", lang), key="del_doc_yes", type="primary"):
                 ss.pop("_confirm_doc")
-                library.remove_document(kb, d.path)
-                ss["_flash"] = [t("doc_deleted", lang, name=name)]
-                st.rerun()
+                try:
+                    library.remove_document(kb, d.path)
+                except RagError as e:  # another process writes it
+                    st.error(str(e))
+                else:
+                    ss["_flash"] = [t("doc_deleted", lang, name=name)]
+                    st.rerun()
             if no.button(t("cancel", lang), key="del_doc_no"):
                 ss.pop("_confirm_doc")
                 st.rerun()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rag import library
 from rag.kb import KnowledgeBase
 from rag.pagerender import render_page
 from rag.settings import Settings
@@ -13,7 +14,9 @@ def open_kb(path: str) -> KnowledgeBase:
     """One open KnowledgeBase per folder for the whole server (its models load on first use). Every
     browser session shares it: a session's answer settings and API key go with each answer call
     (sidebar.answer_options), never into it."""
-    return KnowledgeBase(path, Settings())
+    kb = KnowledgeBase(path, Settings())
+    library.recover(kb)  # what a server or app killed mid-write left
+    return kb
 
 
 def forget_kb(path: str) -> None:

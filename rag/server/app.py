@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from rag import library
-from rag.errors import GeneratorStopped, KnowledgeBaseExists, KnowledgeBaseLocked, RagError
+from rag.errors import DiskFull, GeneratorStopped, KnowledgeBaseExists, KnowledgeBaseLocked, RagError
 from rag.server import chat, manage
 from rag.server.auth import ApiError, error_response
 from rag.server.state import Busy, NotFound, ServerState
@@ -125,7 +125,8 @@ def documented_errors(schema: dict) -> dict:
             responses.pop("422", None)
             errors = {**ERRORS, **ERRORS_BY_METHOD.get(method, {}), **ERRORS_BY_PATH.get(path, {})}
             if method == "delete" or (method == "post" and path.startswith("/v1/knowledge_bases")):
-                errors["409"] = "the knowledge base is being written, or already exists (Retry-After)"
+                errors["409"] = "the knowledge base is being written or in use (Retry-After), or already exists"
+                errors["507"] = "no space left on the knowledge base's disk"
             for status, what in errors.items():
                 responses[status] = {"description": what,
                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -171,6 +172,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(KnowledgeBaseLocked)
     async def locked(request: Request, exc: KnowledgeBaseLocked):
         return error_response(409, str(exc), code="knowledge_base_busy", headers={"Retry-After": "5"})
+
+    @app.exception_handler(DiskFull)
+    async def disk_full(request: Request, exc: DiskFull):  # an upload reports it per file instead (200)
+        return error_response(507, str(exc), "server_error", "disk_full")
 
     @app.exception_handler(TokenFileError)
     async def token_file(request: Request, exc: TokenFileError):

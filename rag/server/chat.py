@@ -99,16 +99,21 @@ def content(answer: Answer) -> str:
 def chat_completions(body: ChatRequest, request: Request):
     state = _state(request)
     authorize(request, body.model, "read")
-    kb = state.kb(body.model)
     settings = state.settings
-    question, history = conversation(body, settings.serve_max_message_chars)
-    options = state.options(kb)
-    if body.temperature is not None:
-        options["temperature"] = body.temperature
-    wanted = body.max_completion_tokens or body.max_tokens
-    if wanted is not None:
-        options["max_new_tokens"] = min(wanted, settings.serve_max_tokens)
-    slot = Slot(state.chat_queue)  # 429 / 503 when the model is busy
+    kb = state.hold(body.model)  # until the answer ends (a delete of the knowledge base waits for it); 404 first
+    try:
+        question, history = conversation(body, settings.serve_max_message_chars)
+        options = state.options(kb)
+        if body.temperature is not None:
+            options["temperature"] = body.temperature
+        wanted = body.max_completion_tokens or body.max_tokens
+        if wanted is not None:
+            options["max_new_tokens"] = min(wanted, settings.serve_max_tokens)
+    except BaseException:
+        state.release(body.model)
+        raise
+    # 429 / 503 when the model is busy; the slot lets the knowledge base go with it (at once on 429 / 503)
+    slot = Slot(state.chat_queue, release=lambda: state.release(body.model))
     try:
         pieces = kb.stream(question, history, options=options)
     except BaseException:
@@ -182,11 +187,14 @@ def sse(pieces: Iterator, slot: Slot, meta: dict, include_usage: bool = False) -
 def embeddings(body: EmbeddingRequest, request: Request) -> dict:
     state = _state(request)
     authorize(request, body.model, "read")
-    kb = state.kb(body.model)
+    with state.using(body.model) as kb:
+        return _embeddings(kb, body, state.settings.serve_max_message_chars)
+
+
+def _embeddings(kb, body: EmbeddingRequest, limit: int) -> dict:
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if not texts or len(texts) > MAX_EMBED_INPUTS:
         raise ApiError(400, f"input must hold 1 to {MAX_EMBED_INPUTS} texts, not {len(texts)}", code="invalid_input")
-    limit = state.settings.serve_max_message_chars
     for i, t in enumerate(texts):
         if not t.strip():
             raise ApiError(400, f"input[{i}] is empty", code="empty_input")

@@ -20,7 +20,8 @@ def _state(request: Request) -> ServerState:
 
 
 def _summary(state: ServerState, name: str) -> dict:
-    docs = state.kb(name).documents()
+    with state.using(name) as kb:
+        docs = kb.documents()
     return {"name": name, "documents": len(docs), "chunks": sum(d.chunks for d in docs)}
 
 
@@ -28,7 +29,14 @@ def _summary(state: ServerState, name: str) -> dict:
 def list_kbs(request: Request) -> dict:
     state = _state(request)
     info = token_of(request)
-    return {"data": [_summary(state, n) for n in state.names() if info is None or info.allows(n, "read")]}
+    data = []
+    for name in state.names():
+        if info is None or info.allows(name, "read"):
+            try:
+                data.append(_summary(state, name))
+            except NotFound:  # deleted meanwhile
+                pass
+    return {"data": data}
 
 
 @router.post("", status_code=201, summary="Create an empty knowledge base (admin)")
@@ -50,25 +58,29 @@ def delete_kb(kb: str, request: Request) -> dict:
 @router.get("/{kb}/documents", summary="The documents of a knowledge base")
 def documents(kb: str, request: Request) -> dict:
     authorize(request, kb, "read")
+    with _state(request).using(kb) as base:
+        docs = base.documents()
     return {"data": [{"id": d.sha256, "file": Path(d.path).name, "pages": d.pages, "chunks": d.chunks,
-                      "empty_pages": list(d.empty_pages), "added_at": d.added_at}
-                     for d in _state(request).kb(kb).documents()]}
+                      "empty_pages": list(d.empty_pages), "added_at": d.added_at} for d in docs]}
 
 
 @router.post("/{kb}/documents", summary="Upload PDFs (multipart field `files`, several allowed); the ingest report")
 def upload(kb: str, request: Request, files: list[UploadFile] = File(..., min_length=1, description="PDF files")) -> dict:
     authorize(request, kb, "write")
-    base = _state(request).kb(kb)
-    limit = int(base.settings.max_file_mb * 2**20)
+    state = _state(request)
+    limit = int(state.settings.max_file_mb * 2**20)
     uploads = [(f.filename or "document.pdf", f.file.read(limit + 1)) for f in files]  # one byte over shows "too large"
-    return library.ingest_uploads(base, uploads)
+    with state.using(kb) as base:  # waits in line behind another write of this knowledge base (409 past serve_write_wait_s)
+        return library.ingest_uploads(base, uploads, wait_s=state.settings.serve_write_wait_s)
 
 
 @router.delete("/{kb}/documents/{doc}", summary="Delete a document (its id, or a prefix of 8+ characters)")
 def delete_document(kb: str, request: Request, doc: str = PathParam(
         pattern="^[0-9a-fA-F]{8,64}$", description="the id (sha256) GET .../documents lists, or its first 8+ characters")) -> dict:
     authorize(request, kb, "write")
-    removed = library.remove_document(_state(request).kb(kb), doc.lower())
+    state = _state(request)
+    with state.using(kb) as base:
+        removed = library.remove_document(base, doc.lower(), wait_s=state.settings.serve_write_wait_s)
     if not removed:
         raise NotFound(f"no document {doc!r} in knowledge base {kb!r}")
     return {"deleted": [Path(p).name for p in removed]}
@@ -83,6 +95,7 @@ def search(kb: str, body: SearchRequest, request: Request) -> dict:
         raise ApiError(400, "the query is empty", code="empty_query")
     if len(body.query) > limit:
         raise ApiError(400, f"the query is too long: {len(body.query)} characters (limit {limit})", code="query_too_long")
-    hits = state.kb(kb).search(body.query, k=body.k, mode=body.mode)
+    with state.using(kb) as base:
+        hits = base.search(body.query, k=body.k, mode=body.mode)
     return {"data": [{"text": h.text, "score": h.score, "similarity": h.similarity, "file": h.name, "page": h.page,
                       "page_label": h.page_label, "chunk_id": h.chunk_id} for h in hits]}

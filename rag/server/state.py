@@ -3,10 +3,12 @@ KnowledgeBase per name, shared by every request), the chat queue and the token s
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from rag import library
-from rag.errors import RagError
+from rag.errors import KnowledgeBaseLocked, RagError
 from rag.kb import KnowledgeBase
 from rag.models.base import Embedder
 from rag.models.pool import GeneratorPool
@@ -52,11 +54,16 @@ class ChatQueue:
 
 
 class Slot:
-    """One held chat slot, released once (by the end of an answer, or its stream being dropped)."""
+    """One held chat slot, released once (by the end of an answer, or its stream being dropped); `release`
+    is called then too (the knowledge base the answer held), or at once when no slot is had."""
 
-    def __init__(self, queue: ChatQueue) -> None:
-        queue.acquire()
-        self._queue, self._held = queue, True
+    def __init__(self, queue: ChatQueue, release: Callable[[], None] = lambda: None) -> None:
+        try:
+            queue.acquire()
+        except BaseException:
+            release()
+            raise
+        self._queue, self._held, self._then = queue, True, release
         self._lock = threading.Lock()
 
     def release(self) -> None:
@@ -64,16 +71,29 @@ class Slot:
             if self._held:
                 self._held = False
                 self._queue.release()
+                self._then()
+
+
+class Open:
+    """One open knowledge base and the requests using it (`users`); `deleting` once a delete began."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb, self.users, self.deleting = kb, 0, False
 
 
 class ServerState:
+    """Every request on a knowledge base holds it (`using`, or `hold` ... `release` for a stream that outlives
+    its handler), so that deleting it waits for them: a request either completes or, once the delete began,
+    gets 404; a write (upload, document delete) waits for the one before it on the same knowledge base."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = Path(settings.kb).parent  # the library, as in the app
+        library.sweep(self.root)  # what a delete interrupted by a crash left
         self.tokens = TokenStore(settings.serve_tokens)
         self.chat_queue = ChatQueue(settings.serve_chat_slots, settings.serve_chat_queue, settings.serve_queue_timeout_s)
-        self._kbs: dict[str, KnowledgeBase] = {}
-        self._lock = threading.Lock()
+        self._open: dict[str, Open] = {}
+        self._changed = threading.Condition()  # guards _open and every Open; notified when a request lets go
         # one embedder and one set of generators for every knowledge base (made on first use, models
         # loaded lazily): a second knowledge base does not load the local model again
         self._embedder: Embedder | None = None
@@ -82,11 +102,11 @@ class ServerState:
     def names(self) -> list[str]:
         return library.list_kbs(self.root)
 
-    def kb(self, name: str) -> KnowledgeBase:
-        """The open knowledge base `name` (opened on first use); NotFound when there is none."""
-        with self._lock:
-            if name in self._kbs:
-                return self._kbs[name]
+    def _entry(self, name: str) -> Open:
+        """The open knowledge base `name` (opened on first use); NotFound when there is none or it is
+        being deleted. Called with _changed held."""
+        entry = self._open.get(name)
+        if entry is None:
             try:
                 path = self.root / library.check_name(name)
             except RagError:
@@ -97,8 +117,38 @@ class ServerState:
                 self._embedder = make_embedder(self.settings)
             kb = KnowledgeBase(path, self.settings, embedder=self._embedder)
             kb.generators = self._generators
-            self._kbs[name] = kb
-            return kb
+            library.recover(kb)  # what a server or app killed mid-write left
+            entry = self._open[name] = Open(kb)
+        if entry.deleting:
+            raise NotFound(f"knowledge base {name!r} is being deleted")
+        return entry
+
+    def kb(self, name: str) -> KnowledgeBase:
+        """The open knowledge base `name`, for a look that holds nothing (NotFound when absent)."""
+        with self._changed:
+            return self._entry(name).kb
+
+    def hold(self, name: str) -> KnowledgeBase:
+        """The knowledge base `name`, held until `release(name)`: a delete waits for it."""
+        with self._changed:
+            entry = self._entry(name)
+            entry.users += 1
+            return entry.kb
+
+    def release(self, name: str) -> None:
+        with self._changed:
+            entry = self._open.get(name)
+            if entry is not None:
+                entry.users -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def using(self, name: str) -> Iterator[KnowledgeBase]:
+        kb = self.hold(name)
+        try:
+            yield kb
+        finally:
+            self.release(name)
 
     def options(self, kb: KnowledgeBase) -> dict:
         """The answer settings saved in the knowledge base's folder (as the app uses them)."""
@@ -108,18 +158,32 @@ class ServerState:
         return library.create_kb(self.root, name, self.settings).name
 
     def delete(self, name: str) -> None:
-        self.kb(name)  # NotFound when absent
-        with self._lock:
-            kb = self._kbs.pop(name, None)
-        if kb is not None:
-            kb.close()
-        library.delete_kb(self.root, name)
+        """Delete the knowledge base `name`: new requests on it get 404 from now on; the ones in flight
+        (answers, searches, uploads) end first, for up to `serve_write_wait_s` (else KnowledgeBaseLocked,
+        409, and it stays as it was); another process writing it is KnowledgeBaseLocked too."""
+        wait_s = self.settings.serve_write_wait_s
+        with self._changed:
+            entry = self._entry(name)  # NotFound when absent or being deleted
+            entry.deleting = True
+            if not self._changed.wait_for(lambda: entry.users == 0, timeout=wait_s):
+                entry.deleting = False
+                raise KnowledgeBaseLocked(f"knowledge base {name!r} is in use by {entry.users} request(s) "
+                                          f"after {wait_s:g} s; try again when they finish")
+        try:
+            library.delete_kb(self.root, name, self.settings, kb=entry.kb)
+        except BaseException:
+            with self._changed:
+                entry.deleting = False
+            raise
+        with self._changed:
+            self._open.pop(name, None)
+        entry.kb.close()
 
     def close(self) -> None:
-        with self._lock:
-            kbs, self._kbs = list(self._kbs.values()), {}
-        for kb in kbs:
-            kb.close()
+        with self._changed:
+            entries, self._open = list(self._open.values()), {}
+        for entry in entries:
+            entry.kb.close()
         self._generators.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -163,6 +164,29 @@ def test_search_results_agree_with_the_local_backend(open_kb, backend_settings, 
     local.close()
 
 
+def test_deleting_a_knowledge_base_removes_its_folder_and_its_collections(tmp_path, backend_settings):
+    from rag import library
+
+    root = tmp_path / "library"
+    path = library.create_kb(root, "kb one", backend_settings)
+    with KnowledgeBase(path, backend_settings, embedder=FakeEmbedder()) as kb:
+        kb.add_texts(["Deleted together with its knowledge base."], sources=["doomed.txt"])
+        prefix = kb.index.name if backend_settings.backend == "milvus" else ""  # the Milvus collections' prefix
+    library.delete_kb(root, "kb one", backend_settings)  # opens the store the folder's manifest names
+    assert list(root.iterdir()) == []  # no folder, no renamed leftover
+    if backend_settings.backend == "milvus":
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=backend_settings.milvus_uri)
+        try:
+            assert not [c for c in client.list_collections() if c.startswith(prefix)]
+        finally:
+            client.close()
+    again = library.create_kb(root, "kb one", backend_settings)  # the name is free, and the new one is empty
+    with KnowledgeBase(again, backend_settings, embedder=FakeEmbedder()) as kb:
+        assert kb.documents() == []
+
+
 # ---------------------------------------------------------------------------- Milvus only
 @pytest.fixture
 def milvus_kb(open_kb, backend_settings):
@@ -266,6 +290,31 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lease(milvus_kb, o
         with pytest.raises(KnowledgeBaseLocked, match="being written by another process"):
             other.add_texts(["x"])
     assert other.add_texts(["x"]).added
+
+
+def test_a_dead_writers_lease_is_taken_over_at_once_a_live_ones_is_not(milvus_kb, open_kb):
+    """A writer killed mid-write leaves its lease (until its time runs out). On this machine a writer whose
+    process is gone is provably dead: the next writer takes over at once. One on another machine, or one still
+    running here, keeps it until it runs out."""
+    import json as json_
+
+    from rag.index.milvus import store as milvus_store
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    until = time.time() + milvus_store.LEASE_S
+    lease = {"owner": f"{socket.gethostname()}:{dead.pid}:1:deadbeef", "until": until}
+    milvus_kb.index.set_meta({"writer": json_.dumps(lease)})
+    other = open_kb()
+    assert other.add_texts(["Taken over from a dead writer."]).added  # at once, not after the lease's time
+    for owner in (f"elsewhere.example:{os.getpid()}:1:cafe", f"{socket.gethostname()}:{os.getpid()}:"
+                  f"{milvus_store.process_start(os.getpid())}:cafe"):  # another machine; a live process here
+        milvus_kb.index.set_meta({"writer": json_.dumps({"owner": owner, "until": time.time() + milvus_store.LEASE_S})})
+        with pytest.raises(KnowledgeBaseLocked, match="being written by another process"):
+            other.add_texts(["refused"])
+    milvus_kb.index.set_meta({"writer": json_.dumps({"owner": "elsewhere.example:1:1:cafe", "until": time.time() - 1})})
+    assert other.add_texts(["After the lease ran out."]).added
+    assert milvus_store.LEASE_S <= 60
 
 
 def test_unreachable_server_is_a_clear_error_naming_the_uri(tmp_path):

@@ -246,6 +246,58 @@ def test_flush_writes_the_manifest_and_rebuild_counts_the_vectors(open_, setting
     assert open_().counts() == (2, 4)
 
 
+def test_the_writer_may_nest_writes_and_another_thread_waits_in_line(open_):
+    store, other = open_(), open_()
+    with store.writing():
+        with store.writing():  # the same thread: one write (upload files stored, ingested, settled)
+            store.commit_many([embedded("rivers.txt", TEXTS["rivers.txt"])])
+        with pytest.raises(KnowledgeBaseLocked, match="another process"), other.writing():
+            pass  # still held for other processes after the nested write ended
+        done: list[int] = []
+
+        def wait_then_write() -> None:
+            with store.writing(wait_s=30):
+                done.append(1)
+
+        waiter = threading.Thread(target=wait_then_write)
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and not done  # waits in line for this thread's write
+    waiter.join(30)
+    assert done == [1]
+
+
+def test_recover_brings_what_a_dead_writer_left_up_to_date(open_, settings):
+    store = filled(open_)
+    with store.writing():
+        store.commit_many([embedded("late.txt", ["Written after the last flush, then the writer died."])])
+    store.close()  # no flush: the derived files (local) are behind kb.sqlite, as after kill -9
+    again = open_()
+    with again.writing():
+        again.recover()
+    assert again.counts() == (3, 5)
+    assert again.keyword("writer died flush", 1)[1].tolist() == again.chunk_ids_of(again.find("late.txt").id)
+    if settings.backend == "local":
+        from rag.index.local.check import check_kb
+
+        assert check_kb(store.path, repair=False, settings=settings).problems == []
+
+
+def test_drop_removes_what_lives_outside_the_folder(open_, settings):
+    store = filled(open_)
+    with store.writing():
+        store.drop()
+    store.close()
+    if settings.backend == "milvus":  # the collections are gone from the server
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=settings.milvus_uri)
+        try:
+            assert not [c for c in client.list_collections() if c.startswith(store.name)]
+        finally:
+            client.close()
+
+
 def test_every_store_method_is_exercised_here():
     """The tests above call every public method and property of the contract (so a new one needs a test)."""
     source = Path(__file__).read_text(encoding="utf-8").split("def test_every_store_method_is_exercised_here")[0]

@@ -295,3 +295,26 @@ def test_word_and_excel_uploads_are_cited_by_section_and_rows(library, tmp_path)
     at.toggle(key=toggle.key).set_value(True).run()
     assert not at.exception
     assert "| Tier 2 | Chengdu | 600 |" in texts(last_answer(at).markdown)  # the passage, its table as a table
+
+
+def test_while_another_process_writes_the_app_says_so_and_changes_nothing(library, pdfs):
+    """The app and the HTTP API (or `make ingest`) on one folder: while the other holds the writer lock, the
+    app's upload fails each file with the reason and stores none, and deleting the knowledge base is refused
+    with the reason (issue 30). Another KnowledgeBase on the folder holds the lock as another process would."""
+    at = upload(start(), [("policy.pdf", pdfs["policy"].read_bytes())])
+    other = KnowledgeBase(library / "main", Settings(embedder="fake"))
+    try:
+        with other.writing():
+            upload(at, [("holiday.pdf", pdfs["holiday"].read_bytes())])
+            errors = texts(at.sidebar.error)
+            assert "holiday.pdf** — failed" in errors and "another process" in errors, errors
+            assert sorted(p.name for p in (library / "main" / "files").iterdir()) == ["policy.pdf"]
+            at.checkbox(key="confirm_delete_kb:main").check().run()
+            at.button(key="delete_kb").click().run()
+            assert not at.exception
+            assert "another process" in texts(at.sidebar.error)
+            assert (library / "main" / "kb.sqlite").exists()
+        upload(at, [("holiday.pdf", pdfs["holiday"].read_bytes())])  # once it is done, the same upload goes through
+        assert "holiday.pdf** — added" in texts(at.sidebar.markdown)
+    finally:
+        other.close()

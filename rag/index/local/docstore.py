@@ -102,7 +102,14 @@ class DocStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:  # e.g. SQLITE_FULL: SQLite may or may not have rolled back itself
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # it had: no transaction is active
+                raise
 
     # --- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

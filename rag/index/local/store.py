@@ -223,6 +223,17 @@ class LocalStore(Store):
             self.flush()
             return len(vectors)
 
+    def recover(self) -> None:
+        """vectors.faiss and the keyword index brought up to kb.sqlite's documents (each document there is
+        whole or absent: one SQLite transaction), and saved when they were behind."""
+        with self._lock:
+            self._fresh_vectors()
+            self._fresh_keywords()
+            self.flush()
+
+    def drop(self) -> None:
+        """Nothing to do: every file of a local knowledge base is in its folder."""
+
     def close(self) -> None:
         self.db.close()
 

@@ -71,7 +71,7 @@ BATCH = 1000  # rows per insert / query call
 COMMIT_ROWS = 2000  # chunks of many small documents gathered into one bulk write (MilvusStore.put_many)
 ORIGINAL_PART = 16000  # characters of a whole document's JSON per row of <name>_originals (at most 4 bytes each: < MAX_TEXT)
 MANIFEST = "milvus.json"  # in the knowledge-base folder: where its collections are (rag.library finds it by this)
-LEASE_S = 600.0  # a writer's lease; renewed while it writes
+LEASE_S = 60.0  # a writer's lease, renewed every LEASE_S / 4 while it writes; on this machine a dead writer's is taken over at once
 PENDING, COMMITTED, DELETING = "pending", "committed", "deleting"
 _CHUNK_FIELDS = ["id", "doc_id", "path", "page", "page_label", "start", "end", "text", "place"]
 _DOC_FIELDS = ["id", "path", "sha256", "bytes", "pages", "chunks", "empty_pages", "added_at", "status"]
@@ -113,8 +113,9 @@ class MilvusStore(Store):
         self.originals_c = f"{self.name}_originals"
         self.client = self._connect()
         self._lock = threading.RLock()
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}:{uuid.uuid4().hex[:8]}"
         self._lease_until = 0.0
+        self._dropped = False  # drop() removed the collections
         self._last_doc_id = 0
         self._dim_checked: int | None = None
         self._ensure_small_collections()
@@ -273,7 +274,7 @@ class MilvusStore(Store):
         finally:
             stop.set()
             heartbeat.join()
-            if json.loads(self.get_meta("writer") or "{}").get("owner") == self._owner:  # not one taken over
+            if not self._dropped and json.loads(self.get_meta("writer") or "{}").get("owner") == self._owner:  # not one taken over
                 self.client.delete(self.meta_c, filter=f"key == {quote('writer')}")
             self._lease_until = 0.0
 
@@ -281,7 +282,7 @@ class MilvusStore(Store):
         held = self.get_meta("writer")
         if held:
             lease = json.loads(held)
-            if lease["owner"] != self._owner and lease["until"] > time.time():
+            if lease["owner"] != self._owner and lease["until"] > time.time() and not writer_gone(lease["owner"]):
                 raise KnowledgeBaseLocked(f"{self.where} is being written by another process ({lease['owner']}); "
                                           "try again when it finishes")
         self._renew_lease()
@@ -293,7 +294,7 @@ class MilvusStore(Store):
 
     def _keep_lease(self, stop: threading.Event) -> None:
         """Renew the lease while the writer works (a long parse or embedding between two commits)."""
-        while not stop.wait(LEASE_S / 4):
+        while not stop.wait(LEASE_S / 4) and not self._dropped:
             try:
                 self._renew_lease()
             except Exception as e:  # the next commit renews it, or fails itself with the reason
@@ -660,12 +661,18 @@ class MilvusStore(Store):
         """Nothing is derived outside Milvus; returns the chunk count."""
         return self.counts()[1]
 
+    def recover(self) -> None:
+        """Documents a dead writer left pending or deleting are removed (as taking the writer's lease does)."""
+        self._clean_unfinished()
+
     def drop(self) -> None:
-        """Remove the knowledge base's collections."""
-        for name in (self.chunks_c, self.docs_c, self.meta_c, self.originals_c):
-            if self.client.has_collection(name):
-                self.client.drop_collection(name)
-        self._dim_checked = None
+        """Remove the knowledge base's collections (its meta, holding this writer's lease, last)."""
+        with self._lock:
+            for name in (self.chunks_c, self.originals_c, self.docs_c, self.meta_c):
+                if self.client.has_collection(name):
+                    self.client.drop_collection(name)
+            self._dim_checked = None
+            self._dropped = True
 
     def close(self) -> None:
         """Close the client; for milvus-lite, stop its in-process engine when no other index of this process
@@ -688,6 +695,32 @@ class MilvusStore(Store):
                 from milvus_lite.server_manager import server_manager_instance
 
                 server_manager_instance.release_server(path)
+
+
+def process_start(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22): with the pid, it names one
+    process even after the pid is reused. '' where /proc is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def writer_gone(owner: str) -> bool:
+    """The writer `owner` ("host:pid:start:id") provably stopped: it ran on this machine and no process with its
+    pid and start time runs now. A writer on another machine is never provably gone: its lease runs out."""
+    parts = owner.split(":")
+    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    start = parts[2] if len(parts) >= 4 else ""
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it runs, as another user
+        return False
+    return bool(start) and process_start(int(parts[1])) not in ("", start)
 
 
 #: MilvusStore objects of this process per milvus-lite file (its engine runs in this process, pymilvus shares it)
