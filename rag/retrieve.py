@@ -116,8 +116,8 @@ class Retriever:
         dense_of: dict[int, float] = {}
         keyword_of: dict[int, float] = {}
         if fused_by_store:
-            fused = [(i, x * s.dense_weight) for i, x in self.index.hybrid(qvecs[0], queries[0], n, s.rrf_k)][:depth]
-            return self._hits(queries, qvecs, fused, {}, {}, reranker, k)
+            fused = [(i, x * s.dense_weight) for i, x in self.index.hybrid(qvecs[0], queries[0], n, s.rrf_k)]
+            return self._hits(queries, qvecs, fused, depth, {}, {}, reranker, k)
         if mode in ("hybrid", "dense"):
             scores, ids = self.index.dense(qvecs, n)
             for row in range(len(queries)):
@@ -136,15 +136,22 @@ class Retriever:
             fused = [(int(i), own[int(i)]) for i in rankings[0]]
         else:
             fused = rrf(rankings, weights, s.rrf_k)
-        fused = fused[:depth]
-        return self._hits(queries, qvecs, fused, dense_of, keyword_of, reranker, k)
+        return self._hits(queries, qvecs, fused, depth, dense_of, keyword_of, reranker, k)
 
-    def _hits(self, queries: Sequence[str], qvecs: np.ndarray, fused: list[tuple[int, float]], dense_of: dict[int, float],
-              keyword_of: dict[int, float], reranker: Reranker | None, k: int) -> list[Hit]:
-        """The fused ids as hits with their stored text and dense similarity, reranked if asked, the k best."""
-        ids = [i for i, _ in fused]
-        rows = self.index.chunks(ids)
-        ids = [i for i in ids if i in rows]  # a writer may have removed some since the search
+    def _hits(self, queries: Sequence[str], qvecs: np.ndarray, fused: list[tuple[int, float]], depth: int,
+              dense_of: dict[int, float], keyword_of: dict[int, float], reranker: Reranker | None, k: int) -> list[Hit]:
+        """The first `depth` fused ids still stored, as hits with their stored text and dense similarity, reranked
+        if asked, the k best. A writer may have removed some since the search: the next ones of the ranking
+        take their places (a search during a delete still gives k hits)."""
+        rows: dict = {}
+        ids: list[int] = []
+        start = 0
+        while len(ids) < depth and start < len(fused):
+            batch = [i for i, _ in fused[start:start + depth - len(ids)]]
+            found = self.index.chunks(batch)
+            rows.update(found)
+            ids += [i for i in batch if i in found]
+            start += len(batch)
         missing = [i for i in ids if i not in dense_of]
         if missing:  # the dense similarity of keyword-only hits, from their stored vectors
             dense_of.update(zip(missing, (self.index.vectors(missing) @ qvecs[0]).tolist()))
