@@ -137,7 +137,10 @@ check: $(STAMP)
 # The HTTP API fuzzed from its OpenAPI schema (Schemathesis, every check) with more examples and a random
 # seed than make test's bounded run (tests/unit/test_fuzz.py); RAG_FUZZ_EXAMPLES sets how many per operation.
 fuzz: $(STAMP)
-	RAG_FUZZ_EXAMPLES=$${RAG_FUZZ_EXAMPLES:-200} RAG_FUZZ_SEED= $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py
+	rm -f docs/fuzz.json
+	RAG_FUZZ_OUT=$(CURDIR)/docs/fuzz.json RAG_FUZZ_EXAMPLES=$${RAG_FUZZ_EXAMPLES:-200} RAG_FUZZ_SEED= \
+		$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py
+	$(PY) scripts/robustness_report.py --write
 
 injection: $(STAMP)
 	$(PY) scripts/injection_eval.py
@@ -167,5 +170,9 @@ serve: $(STAMP) llama sample-kb
 
 # Load figures of the HTTP API over loopback (writes docs/serve.md, .json): 50 concurrent searches and 4 chat
 # clients with the fake models, then chat with the default models (a few minutes on 2 cores). LOAD_ARGS passes options.
+# Then 5 minutes of mixed search / chat / upload / delete from 50 clients with a server restart half-way
+# (docs/serve_faults.md, .json; FAULT_ARGS passes options), summed up in docs/robustness.md.
 serve-load: $(STAMP)
 	$(PY) scripts/serve_load.py $(LOAD_ARGS)
+	$(PY) scripts/serve_faults.py $(FAULT_ARGS)
+	$(PY) scripts/robustness_report.py --write

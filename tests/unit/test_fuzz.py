@@ -7,7 +7,9 @@ knowledge base; then one whole sequence of a client's life. `make fuzz` runs mor
 (RAG_FUZZ_EXAMPLES) with a random seed."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +56,29 @@ def test_schemathesis_finds_nothing(served, scope):
     tail = out.stdout[-6000:] + out.stderr[-2000:]
     assert out.returncode == 0, tail
     assert "Tested:" in out.stdout, tail
-    print(scope, *(line.strip() for line in out.stdout.splitlines() if "generated" in line or "Tested:" in line))  # make fuzz's counts
+    counts = [line.strip() for line in out.stdout.splitlines() if "generated" in line or "Tested:" in line]
+    print(scope, *counts)  # make fuzz's counts
+    if os.environ.get("RAG_FUZZ_OUT"):  # make fuzz: the counts for docs/robustness.md (scripts/robustness_report.py)
+        record(Path(os.environ["RAG_FUZZ_OUT"]), scope, out.stdout)
+
+
+def record(path: Path, scope: str, stdout: str) -> None:
+    """Add one token scope's run to the JSON of make fuzz: operations, generated cases, failures (from st's summary)."""
+    def number(pattern: str) -> int | None:
+        found = re.search(pattern, stdout)
+        return int(found.group(1).replace(",", "")) if found else None
+
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update({"examples_per_operation": EXAMPLES, "seed": SEED or "random", "schemathesis": st_version()})
+    data.setdefault("scopes", {})[scope] = {"operations": number(r"Operations:\s+(\d+) selected"),
+                                            "cases": number(r"([\d,]+) generated")}  # written after a run with no failure
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def st_version() -> str:
+    from importlib.metadata import version
+
+    return version("schemathesis")
 
 
 def operations(url: str) -> list[tuple[str, str]]:
