@@ -82,7 +82,7 @@ def allowed_methods(routes: list, scope) -> set[str]:
     return methods
 
 
-PATTERN_FORMS = {"name": f"knowledge-base name: {library.NAME_RULE}",
+PATTERN_FORMS = {"name": f"knowledge-base name: {library.NAME_RULE}", "query": "query: it holds nothing but spaces",
                  "doc": "document id: use the id (sha256) GET .../documents lists, or its first 8 or more characters"}
 
 

@@ -91,11 +91,11 @@ def search(kb: str, body: SearchRequest, request: Request) -> dict:
     state = _state(request)
     authorize(request, kb, "read")
     limit = state.settings.serve_max_message_chars
-    if not body.query.strip():
-        raise ApiError(400, "the query is empty", code="empty_query")
-    if len(body.query) > limit:
-        raise ApiError(400, f"the query is too long: {len(body.query)} characters (limit {limit})", code="query_too_long")
-    with state.using(kb) as base:
+    with state.using(kb) as base:  # an unknown knowledge base is 404 before anything is said of the body
+        if not body.query.strip():
+            raise ApiError(400, "the query is empty", code="empty_query")
+        if len(body.query) > limit:
+            raise ApiError(400, f"the query is too long: {len(body.query)} characters (limit {limit})", code="query_too_long")
         hits = base.search(body.query, k=body.k, mode=body.mode)
     return {"data": [{"text": h.text, "score": h.score, "similarity": h.similarity, "file": h.name, "page": h.page,
                       "page_label": h.page_label, "chunk_id": h.chunk_id} for h in hits]}

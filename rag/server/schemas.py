@@ -58,6 +58,6 @@ class CreateKnowledgeBase(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1)
+    query: str = Field(min_length=1, pattern=r"\S", description="the question or words to look for (not blank)")
     k: int = Field(5, ge=1, le=50)
     mode: Literal["hybrid", "dense", "keyword"] | None = None

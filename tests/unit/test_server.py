@@ -507,3 +507,19 @@ def test_what_the_schema_fuzzer_found_stays_fixed(server):
     assert r.status_code == 409 and error_of(r)["code"] == "already_exists" and "/" not in error_of(r)["message"]
     assert httpx.delete(server.url + "/v1/knowledge_bases/main/documents/xyz").status_code == 400
 
+
+
+def test_an_unknown_knowledge_base_is_404_before_the_body_is_judged_and_a_blank_query_is_in_the_schema(server):
+    """make fuzz (Schemathesis's "schema-valid request rejected" check) found: a search with a blank query and
+    a chat ending in a tool message, both valid by the schema, on an unknown knowledge base answered 400
+    instead of 404; a blank query is now refused by the schema itself (its pattern), with a plain message."""
+    r = httpx.post(server.url + "/v1/knowledge_bases/nowhere/search", json={"query": "BM25", "k": 3})
+    assert r.status_code == 404
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": "nowhere", "messages": [{"role": "tool"}]})
+    assert r.status_code == 404
+    spec = httpx.get(server.url + "/openapi.json").json()
+    assert spec["components"]["schemas"]["SearchRequest"]["properties"]["query"]["pattern"] == r"\S"
+    r = httpx.post(server.url + "/v1/knowledge_bases/main/search", json={"query": "  "})
+    assert r.status_code == 400 and "nothing but spaces" in error_of(r)["message"]
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": "main", "messages": [{"role": "tool"}]})
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_messages"  # a known one: the body is judged
