@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from ingest.formats import SUPPORTED
-from rag.errors import DISK_FULL, KnowledgeBaseExists, KnowledgeBaseLocked, RagError, disk_full
+from rag.errors import DISK_FULL, DiskFull, KnowledgeBaseExists, KnowledgeBaseLocked, RagError, disk_full
 from rag.text import HAN_COMMON, HAN_RARE
 from rag.fs import atomic_write_bytes, atomic_write_json, file_sha256
 
@@ -248,6 +248,8 @@ def recover(kb: "KnowledgeBase") -> None:
             _settle_files(kb)
     except KnowledgeBaseLocked:
         pass
+    except DiskFull as e:  # it still answers: searches bring the in-memory index up to kb.sqlite themselves
+        log.warning("%s: could not put right what a killed writer left: %s", kb.path, e)
 
 
 def _settle_files(kb: "KnowledgeBase") -> None:

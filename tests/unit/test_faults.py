@@ -159,6 +159,9 @@ def test_full_disk_fails_clearly_and_keeps_what_the_knowledge_base_had(small_dis
         on_disk = {p.name for p in (kb_path / "files").iterdir()} if (kb_path / "files").exists() else set()
         assert on_disk <= listed  # no file kept that the knowledge base does not hold
     assert check_kb(kb_path, repair=False, settings=settings).problems == []
+    with BackgroundServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:  # reopened, disk still full
+        hits = client.post("/v1/knowledge_bases/main/search", json={"query": "multi-head attention", "k": 1}).json()["data"]
+        assert hits and hits[0]["file"] == "attention.txt"
     ballast.unlink()  # space freed: the same upload goes through
     with BackgroundServer(settings) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
         r = client.post("/v1/knowledge_bases/main/documents",
@@ -179,3 +182,20 @@ def test_mixed_load_across_a_server_restart_has_no_undesigned_error(tmp_path):
     assert result["tracebacks_in_log"] == 0
     assert [m["run"] for m in result["memory"]] == ["first", "second"]
     assert all(result["ops"][op]["ok"] > 0 for op in ("search", "chat", "upload")), result["ops"]
+
+
+def test_a_knowledge_base_opens_and_answers_when_recovery_finds_the_disk_full(make_kb, monkeypatch):
+    """Opening runs library.recover; when the disk is full it cannot rewrite the derived files, and the knowledge
+    base must still open and answer (searches bring the in-memory index up to kb.sqlite themselves)."""
+    from rag import library
+    from rag.errors import DISK_FULL, DiskFull
+
+    kb = make_kb()
+    kb.add_texts(["Lighthouses guide ships at night."], sources=["light.txt"])
+
+    def full() -> None:
+        raise DiskFull(DISK_FULL)
+
+    monkeypatch.setattr(kb.index, "recover", full)
+    library.recover(kb)
+    assert kb.search("lighthouses ships", k=1)[0].source == "light.txt"
