@@ -26,17 +26,10 @@ import httpx
 import openai
 
 from rag import KnowledgeBase, Settings
-from rag.eval.report import cpu_name, load_average, now, write_json, write_markdown
+from rag.eval.report import cpu_name, load_average, now, percentile, write_json, write_markdown
 from rag.server.background import BackgroundServer
 
 TOPICS = ["retrieval", "ranking", "embedding", "chunking", "citation", "refusal", "ingestion", "reranking"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
 def row(name: str, latencies: list[float], errors: list[str], seconds: float, clients: int, extra: dict | None = None) -> dict:

@@ -49,6 +49,12 @@ def machine(device: str = "cpu") -> str:
     return text
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-quantile of `values` by nearest rank (nan when there are none): p50 / p95 of latencies."""
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))] if values else float("nan")
+
+
 def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
     """Write `data` as JSON (UTF-8, non-ASCII kept), creating the folder; returns the path."""
     path = Path(path)

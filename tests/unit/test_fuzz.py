@@ -25,6 +25,7 @@ pytest.importorskip("schemathesis")
 
 EXAMPLES = int(os.environ.get("RAG_FUZZ_EXAMPLES", "8"))
 SEED = os.environ.get("RAG_FUZZ_SEED", "30")  # fixed in make test (a failure reproduces); make fuzz: random
+OUT = os.environ.get("RAG_FUZZ_OUT", "")  # make fuzz: where its counts go (read here: the tests' own RAG_* are cleared)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,8 @@ def test_schemathesis_finds_nothing(served, scope):
     assert "Tested:" in out.stdout, tail
     counts = [line.strip() for line in out.stdout.splitlines() if "generated" in line or "Tested:" in line]
     print(scope, *counts)  # make fuzz's counts
-    if os.environ.get("RAG_FUZZ_OUT"):  # make fuzz: the counts for docs/robustness.md (scripts/robustness_report.py)
-        record(Path(os.environ["RAG_FUZZ_OUT"]), scope, out.stdout)
+    if OUT:  # make fuzz: the counts for docs/robustness.md (scripts/robustness_report.py)
+        record(Path(OUT), scope, out.stdout)
 
 
 def record(path: Path, scope: str, stdout: str) -> None:
