@@ -36,15 +36,8 @@ SHARED = ROOT.parent / "shared" / "data"
 
 import numpy as np
 
-from rag.eval.report import cpu_name, load_average, machine, now, table, write_json, write_markdown
+from rag.eval.report import cpu_name, load_average, machine, memory_mb, now, table, write_json, write_markdown
 from rag.settings import Settings
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def peak_rss_mb() -> float:
@@ -232,7 +225,7 @@ def child_naive_latency(size: int) -> dict:
     embeddings.embed_query("warm up")
     naive.similarity_search("warm up", k=10)
     return {"size": size, "search": repeated(lambda q: naive.similarity_search("query: " + q, k=10), qs),
-            "rss_mb": rss_mb()}
+            "rss_mb": memory_mb()}
 
 
 def child_app_rss(model: str) -> dict:
@@ -253,9 +246,7 @@ def child_app_rss(model: str) -> dict:
     seconds = time.perf_counter() - t
     worker = 0.0  # the local model runs in its worker process (rag/models/isolated.py): its own peak counts too
     if getattr(kb.generator, "pid", None):
-        for line in Path(f"/proc/{kb.generator.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                worker = int(line.split()[1]) / 1024
+        worker = memory_mb(kb.generator.pid, "VmHWM")
     return {"model": model, "peak_rss_mb": peak_rss_mb(), "worker_peak_rss_mb": worker, "answer_s": seconds,
             "citations": len(answer.citations)}
 
@@ -272,10 +263,10 @@ def child_latency(size: int) -> dict:
     embedder = make_embedder(settings)
     embedder.warm_up()
     embedder.embed_query("warm up")
-    before = rss_mb()  # interpreter + libraries + the question embedder
+    before = memory_mb()  # interpreter + libraries + the question embedder
     kb = KnowledgeBase(folder, settings, embedder=embedder)
     kb.search("warm up the indexes", k=5)  # loads vectors.faiss and the BM25 folder
-    loaded_rss = rss_mb()
+    loaded_rss = memory_mb()
     result = {"size": size, **info, "rss_loaded_mb": loaded_rss, "rss_before_open_mb": before,
               "rss_kb_mb": loaded_rss - before}
     qs = questions(200)

@@ -42,18 +42,11 @@ CACHE = ROOT / ".eval-cache"
 
 import numpy as np
 
-from rag.eval.report import load_average, machine, now, table, write_json, write_markdown
+from rag.eval.report import load_average, machine, memory_mb, now, table, write_json, write_markdown
 from rag.settings import Settings
 
 BACKENDS = ("local", "milvus")
 PER_DOC = 1000
-
-
-def rss_mb_now() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def folder_bytes(path: Path) -> int:
@@ -132,11 +125,11 @@ def child_measure(backend: str, folder: str, n_questions: int) -> dict:
     settings = settings_for(backend, folder)
     embedder = CachingEmbedder(make_embedder(settings), CACHE)
     qs = questions(n_questions)
-    before = rss_mb_now()
+    before = memory_mb()
     kb = KnowledgeBase(folder, settings, embedder=embedder)
     qvecs = np.stack([kb.retriever.embed_query(q) for q in qs])  # embedded before the clock
     kb.search("warm up", k=10)
-    result = {"rss_kb_mb": rss_mb_now() - before}
+    result = {"rss_kb_mb": memory_mb() - before}
     for mode in ("dense", "keyword", "hybrid"):
         result[mode] = latency(lambda q, mode=mode: kb.search(q, k=10, mode=mode), qs)
     _, ids = kb.index.dense(qvecs, 10)

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 
 from rag import KnowledgeBase, Settings
-from rag.eval.report import cpu_name, load_average, now, percentile, write_json, write_markdown
+from rag.eval.report import cpu_name, load_average, memory_mb, now, percentile, write_json, write_markdown
 from rag.server.background import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +48,9 @@ OPS = [("search", 55), ("chat", 20), ("upload", 10), ("delete", 10), ("kb", 5)]
 
 def rss_mb(pid: int) -> float:
     """Resident memory of the process and its children (MB), from /proc."""
-    def one(p: int) -> int:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
     children = Path(f"/proc/{pid}/task/{pid}/children")
     kids = [int(c) for c in children.read_text().split()] if children.exists() else []
-    return (one(pid) + sum(one(k) for k in kids)) / 1024
+    return memory_mb(pid) + sum(memory_mb(k) for k in kids)
 
 
 class Server:

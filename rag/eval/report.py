@@ -49,6 +49,18 @@ def machine(device: str = "cpu") -> str:
     return text
 
 
+def memory_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A memory line of /proc/PID/status in MB (VmRSS: resident now; VmHWM: its peak); 0.0 when the process
+    is gone or the line is absent."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-quantile of `values` by nearest rank (nan when there are none): p50 / p95 of latencies."""
     values = sorted(values)
