@@ -208,13 +208,12 @@ def ingest_paths(ingestor: "Ingestor", paths: list[str | Path], *, prune: bool, 
 
 def ingest_texts(ingestor: "Ingestor", texts: list[str], sources: list[str] | None,
                  progress: Callable[[Progress], None] | None) -> IngestReport:
-    keys = [sources[n] if sources is not None else f"text:{hashlib.sha256(t.encode('utf-8')).hexdigest()[:16]}"
-            for n, t in enumerate(texts)]
+    shas = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+    keys = [sources[n] if sources is not None else f"text:{sha[:16]}" for n, sha in enumerate(shas)]
     with _ingest_run(ingestor, len(texts), progress) as (report, notify, batcher):
         for n, text in enumerate(texts, 1):
             data = text.encode("utf-8")
-            sha = hashlib.sha256(data).hexdigest()
-            key = keys[n - 1]
+            sha, key = shas[n - 1], keys[n - 1]
             if batcher.waiting(key):  # the same source twice in one call: the later text replaces the earlier
                 batcher.flush()
             existing = ingestor.store.find(key)
