@@ -24,6 +24,12 @@ def _bucket(feature: str, dim: int) -> tuple[int, float]:
     return value % dim, 1.0 if (value >> 63) else -1.0
 
 
+def _spec_parts(spec: str) -> tuple[list[str], dict[str, str]]:
+    """A fake's registry spec ('64,delay=0.1'): its plain values and its key=value options, comma-separated."""
+    parts = [p for p in spec.split(",") if p]
+    return [p for p in parts if "=" not in p], dict(p.split("=", 1) for p in parts if "=" in p)
+
+
 class FakeEmbedder(Embedder):
     """Hashes words (Latin) and character uni/bigrams (CJK) into `dim` signed buckets.
 
@@ -43,10 +49,8 @@ class FakeEmbedder(Embedder):
     @classmethod
     def from_spec(cls, spec: str) -> "FakeEmbedder":
         """'' (64 dimensions), 'DIM', and 'delay=SECONDS' (comma-separated): the registry's 'fake:...' names."""
-        parts = [p for p in spec.split(",") if p]
-        options = dict(p.split("=", 1) for p in parts if "=" in p)
-        dims = [p for p in parts if "=" not in p]
-        return cls(dim=int(dims[0]) if dims else 64, delay_s=float(options.get("delay", 0)))
+        values, options = _spec_parts(spec)
+        return cls(dim=int(values[0]) if values else 64, delay_s=float(options.get("delay", 0)))
 
     def _vector(self, text: str) -> np.ndarray:
         tokens = [t.lower() for t in _TOKEN.findall(text)]
@@ -99,7 +103,7 @@ class FakeGenerator(Generator):
     def from_spec(cls, spec: str) -> "FakeGenerator":
         """'' or 'crash-on=WORD' / 'hang-on=WORD' (comma-separated): the registry's 'fake:...' names. Run such
         a fake in a worker (llm_process='worker'): its crash is real and would end any process it runs in."""
-        options = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+        options = _spec_parts(spec)[1]
         return cls(crash_on=options.get("crash-on", ""), hang_on=options.get("hang-on", ""))
 
     def stream(self, prompt: Prompt, *, max_tokens: int = 256, temperature: float = 0.0,
