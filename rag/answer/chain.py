@@ -91,7 +91,7 @@ class AnswerChain:
             pieces.append(piece)
             yield piece
         timings["generate"] = time.perf_counter() - t
-        probe = refuse.probe_for(self.generator.name, self.settings)
+        probe = refuse.probe_for(self.generator.name, self.settings, language)
         score = probe.score(signals.get("hidden", {})) if probe is not None else None
         answer = self.finish("".join(pieces), chosen, question, language, score=score)
         answer.timings = timings
@@ -198,7 +198,7 @@ class AnswerChain:
         or stated) and the rules kept beside it, or by the rules alone where there is no score. A draft
         with nothing grounded, or nothing about the question (or a refusal the evidence contradicts)
         gives way to quoting the best evidence."""
-        probe = refuse.probe_for(self.generator.name, self.settings) if score is not None else None
+        probe = refuse.probe_for(self.generator.name, self.settings, language) if score is not None else None
         verdict = refuse.judge(score, probe)
         rules = self.active_rules(scored=verdict.score is not None)
         if verdict.refuse:

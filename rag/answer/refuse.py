@@ -49,10 +49,13 @@ BY_SCORE = "answerability score"
 BY_RULES = "rules (no answerability score for this generator)"
 BY_GATE = "retrieval gate"
 
-def probe_for(generator_name: str, settings: Settings) -> Probe | None:
-    """The probe that reads this generator's states (None: the rules decide alone)."""
+def probe_for(generator_name: str, settings: Settings, language: str = "") -> Probe | None:
+    """The probe that reads this generator's states (None: the rules decide alone); with a `language`, the one
+    that scores questions in it (a language's own probe where the bundled file has one, docs/probe_en.md)."""
     probe = load_probe(settings.answerability_probe)
-    return probe if probe is not None and probe.model == generator_name else None
+    if probe is None or probe.model != generator_name:
+        return None
+    return probe.for_language(language) if language else probe
 
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -34,7 +35,14 @@ class Probe:
     bias: float
     refuse_below: float
     hedge_below: float
-    rules: frozenset[str]  # the rules kept on top of the score (measured: docs/probe.md)
+    rules: frozenset[str]  # the rules kept beside the score (measured: docs/probe.md)
+    #: language -> the probe that scores questions in it: its own operating point (chosen on its dev items alone),
+    #: and its own weights where they separate its dev items better (docs/probe_<lang>.md); the model and rules shared
+    languages: Mapping[str, "Probe"] = field(default_factory=dict)
+
+    def for_language(self, language: str) -> "Probe":
+        """The probe that scores a question in `language`: its own where there is one, else this (joint) one."""
+        return self.languages.get(language, self) if language else replace(self, languages={})
 
     def score(self, hidden: dict) -> float | None:
         """The probability, or None when the generator did not give the states the probe reads."""
@@ -56,14 +64,23 @@ def load_probe(path: str = "") -> Probe | None:
     if not file.exists():
         return None
     data = json.loads(file.read_text(encoding="utf-8"))
+    rules = frozenset(data.get("rules", ALL_RULES))
+    # a language's part holds its own operating point, and its own weights where they won (else the joint ones)
+    joint = {k: data[k] for k in ("feature", "weights_f16_b64", "bias")}
+    own = {lang: _probe(data["model"], {**joint, **part}, rules) for lang, part in data.get("languages", {}).items()}
+    return _probe(data["model"], data, rules, own)
+
+
+def _probe(model: str, data: dict, rules: frozenset[str], languages: Mapping[str, Probe] | None = None) -> Probe:
     weights = np.frombuffer(base64.b64decode(data["weights_f16_b64"]), dtype="<f2").astype(np.float32)
-    return Probe(model=data["model"], feature=data["feature"], weights=weights, bias=float(data["bias"]),
-                 refuse_below=float(data["refuse_below"]), hedge_below=float(data["hedge_below"]),
-                 rules=frozenset(data.get("rules", ALL_RULES)))
+    return Probe(model=model, feature=data["feature"], weights=weights, bias=float(data["bias"]),
+                 refuse_below=float(data["refuse_below"]), hedge_below=float(data["hedge_below"]), rules=rules,
+                 languages=languages or {})
 
 
 def layers_of(probe: Probe | None) -> tuple[int, ...]:
     """The transformer layers whose outputs the probe reads (none for the final layer)."""
     if probe is None:
         return ()
-    return tuple(sorted({int(name.split("l_out-")[1]) for name in probe.feature.split("+") if "/l_out-" in name}))
+    names = [name for p in (probe, *probe.languages.values()) for name in p.feature.split("+")]
+    return tuple(sorted({int(name.split("l_out-")[1]) for name in names if "/l_out-" in name}))

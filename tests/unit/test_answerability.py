@@ -109,6 +109,52 @@ def test_the_bundled_probe_is_for_the_default_model_and_small():
     assert probe.score({name: np.zeros(1) for name in probe.feature.split("+")}) is None  # wrong size: no score
 
 
+def test_a_language_with_its_own_probe_is_scored_by_it(tmp_path):
+    """A probe file with a `languages.en` part: English questions are scored by that part's weights and decided by
+    its thresholds; Chinese ones by the joint probe; the generator watches the layers of both."""
+    from rag.models.probe import layers_of
+
+    path = tmp_path / "p.json"
+    write_probe(path, refuse_below=0.3, hedge_below=0.7)
+    data = json.loads(path.read_text())
+    own = np.array([0.0, 1.0, 0.0], dtype="<f2")  # reads the second number (0.3): P = sigmoid(0.3 - 2) = 0.15
+    data["languages"] = {"en": {"feature": "prompt_last/l_out-9", "dim": 3, "weights_f16_b64": base64.b64encode(own.tobytes()).decode(),
+                                "bias": -2.0, "refuse_below": 0.1, "hedge_below": 0.2}}
+    path.write_text(json.dumps(data))
+    refuse.load_probe.cache_clear()
+    settings = Settings(embedder="fake", generator="fake", answerability_probe=str(path))
+    joint, english = refuse.probe_for("fake", settings, "zh"), refuse.probe_for("fake", settings, "en")
+    assert joint.feature == "prompt_last/final" and english.feature == "prompt_last/l_out-9"
+    assert layers_of(refuse.probe_for("fake", settings)) == (9,)
+    state = {"prompt_last/final": np.array([2.0, 0.3, -0.7], dtype=np.float32),
+             "prompt_last/l_out-9": np.array([2.0, 0.3, -0.7], dtype=np.float32)}
+    assert joint.score(state) == pytest.approx(1 / (1 + math.exp(-2.0)), abs=1e-3)
+    p_en = english.score(state)
+    assert p_en == pytest.approx(1 / (1 + math.exp(1.7)), abs=1e-3)
+    verdict = refuse.judge(p_en, english)  # 0.15: hedged by the English thresholds, refused by the joint ones
+    assert verdict.hedge and not verdict.refuse and refuse.judge(p_en, joint).refuse
+    with KnowledgeBase(tmp_path / "kb", settings.with_(min_score=-1.0, min_score_zh=-1.0, min_support=0.0),
+                       embedder=FakeEmbedder(), generator=FakeGenerator(hidden=lambda prompt: state)) as kb:
+        kb.add_texts(TEXTS, sources=["policy.txt", "leave.txt"])
+        answer = kb.ask("What is the meal allowance per day?")
+    assert answer.answerability == pytest.approx(p_en, abs=1e-3) and answer.outcome == "hedged"
+
+
+def test_a_language_part_without_weights_is_the_joint_probe_at_its_own_operating_point(tmp_path):
+    path = tmp_path / "p.json"
+    write_probe(path, refuse_below=0.3, hedge_below=0.7)
+    data = json.loads(path.read_text())
+    data["languages"] = {"en": {"refuse_below": 0.05, "hedge_below": 0.99}}
+    path.write_text(json.dumps(data))
+    refuse.load_probe.cache_clear()
+    settings = Settings(embedder="fake", generator="fake", answerability_probe=str(path))
+    joint, english = refuse.probe_for("fake", settings, "zh"), refuse.probe_for("fake", settings, "en")
+    state = {"prompt_last/final": np.array([LOGITS["parking"], 0.3, -0.7], dtype=np.float32)}
+    assert english.feature == joint.feature and english.score(state) == pytest.approx(joint.score(state)) == pytest.approx(0.05, abs=1e-3)
+    assert refuse.judge(0.1, joint).refuse and refuse.judge(0.1, english).hedge  # refused by one, hedged by the other
+    assert refuse.judge(0.8, joint).hedge is False and refuse.judge(0.8, english).hedge
+
+
 def test_http_rag_field_carries_the_outcome_and_a_hedge_line(tmp_path, monkeypatch):
     from rag.server.background import BackgroundServer
 
