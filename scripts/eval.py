@@ -35,6 +35,7 @@ import refusal_page
 from rag import KnowledgeBase, Settings
 from rag.settings import ANSWER_FIELDS
 from rag.answer.chain import AnswerChain
+from rag.eval import answers as answers_eval
 from rag.eval import datasets
 from rag.eval.cache import CachingEmbedder
 from rag.eval.metrics import dedupe, retrieval_metrics
@@ -228,7 +229,7 @@ SET_TITLES = {"sample": "Sample questions on the sample knowledge base (data/sam
               "cmrc-hant": "CMRC2018 dev in Traditional Chinese (OpenCC s2twp: questions, articles and answers)"}
 
 
-def answers_report(by_system: dict) -> list[str]:
+def answers_report(by_system: dict, header_commit: str | None = None) -> list[str]:
     def rate(m: dict) -> str:
         if not m["n"]:
             return "–"
@@ -277,7 +278,12 @@ def answers_report(by_system: dict) -> list[str]:
                          ", ".join(f"{k} {v}" for k, v in m.get("refusals by rule", {}).items()) or "–"])
         if not rows:
             continue
-        lines += [f"**{SET_TITLES.get(s, s)}**", "",
+        runs = {system: per_set[s]["run"] for system, per_set in by_system.items() if s in per_set and per_set[s].get("run")}
+        earlier = {system: r for system, r in runs.items() if r.get("commit") != header_commit}
+        note = (["Rows measured by an earlier run: " + "; ".join(
+            f"{system} ({answers_eval.describe_run(r)})" for system, r in earlier.items())
+            + ".", ""] if earlier else [])
+        lines += [f"**{SET_TITLES.get(s, s)}**", "", *note,
                   table(["system", "items", "correct", "F1", "false refusals", "true refusals", "cited", "gold cited",
                          "evidence quoted", "hedged", "score AUROC", "first token s", "answer s", "refusals by rule"], rows), ""]
     rgb = [(system, per_set["rgb (0.4 and 1.0)"]) for system, per_set in by_system.items() if "rgb (0.4 and 1.0)" in per_set]
@@ -336,7 +342,7 @@ def write(results: dict, args) -> None:
                       + (" — our run used a corpus subset, which scores higher" if "subset" in r["note"] else "") + ":", "",
                       table(["system", "nDCG@10", "R@100"], [list(p) for p in PUBLISHED[r["set"]]]), ""]
     if results.get("answers"):
-        lines += answers_report(results["answers"])
+        lines += answers_report(results["answers"], results.get("commit"))
     if results.get("plot"):
         lines += ["## Overview", "", f"![retrieval quality by system]({results['plot']})", ""]
     lines += ["## Timings", "", table(["set", "documents", "chunks (ours)", "indexing s (ours)", "texts embedded in this run"],
@@ -444,9 +450,15 @@ def main() -> None:
             names = {"scifact": "SciFact", "cmrc": "CMRC2018", "hotpot": "HotpotQA"}
             rerun = {names[s] for s in args.sets.split(",") if s in names}
             results["retrieval"] = [r for r in old.get("retrieval", []) if r["set"] not in rerun]
-            # answer rows of systems not re-run are kept (rows of the earlier per-set format are dropped)
-            results["answers"] = {system: per_set for system, per_set in old.get("answers", {}).items()
-                                  if all(isinstance(m, dict) and "correct" in m for k, m in per_set.items() if k != "rgb (0.4 and 1.0)")}
+            # answer rows of systems and sets not re-run are kept, each stamped with the run that measured it
+            # (rows of the earlier per-set format are dropped)
+            # rows written before runs were stamped: the file's header names its last run, which may not be theirs
+            earlier = dict.fromkeys(("command", "date", "commit", "machine"))
+            kept = {system: per_set for system, per_set in old.get("answers", {}).items()
+                    if all(isinstance(m, dict) and "correct" in m for k, m in per_set.items() if k != "rgb (0.4 and 1.0)")}
+            results["answers"] = answers_eval.merge_answers({}, kept, earlier)
+            if old.get("refusal"):
+                results["refusal"] = answers_eval.merge_refusal(None, old["refusal"], earlier)
     results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                        cwd=ROOT).stdout.strip()
     n_fusion = 0 if args.no_fusion else FUSION_QUERIES[profile]
@@ -470,10 +482,11 @@ def main() -> None:
         by_set = answer_items([x for x in args.answer_sets.split(",") if x], args.answers or SIZES["answers"][profile])
         systems = [x.strip() for x in args.answer_systems.split(",") if x.strip()]
         scores: dict = {}
-        results["answers"] = {**(results.get("answers") or {}),
-                              **eval_answers(by_set, embedder, settings, systems, args.naive_answers, scores)}
+        run = {k: results[k] for k in ("command", "date", "commit", "machine")}
+        new = eval_answers(by_set, embedder, settings, systems, args.naive_answers, scores)
+        results["answers"] = answers_eval.merge_answers(results["answers"], new, run)
         if scores:
-            results["refusal"] = scores
+            results["refusal"] = answers_eval.merge_refusal(results.get("refusal"), scores, run)
     results["plot"] = plot(results)
     write(results, args)
     refusal_page.write_page(results)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.eval.answers import Rate, score_auroc
+from rag.eval.answers import Rate, describe_run, score_auroc
 from rag.eval.report import table, write_markdown
 from rag.models.probe import BUNDLED_PROBE
 
@@ -64,7 +64,19 @@ def write_page(results: dict) -> None:
              f"which {probe.get('hedge_precision', '?')} of the answers are answerable. Questions whose passages all "
              "score below the retrieval gate are refused before any model call and have no score (counted apart). "
              "Rates with 95% Wilson intervals; AUROC with a 95% bootstrap interval.", "",
+             *_own_probes(probe),
              "![the score per set, answerable and unanswerable questions](refusal.png)", ""]
+    missing = [name for name in (results.get("answers") or {}).get(refusal["system"], {})
+               if name in titles and name not in refusal["sets"]]
+    if missing:
+        lines += ["Not on this page: " + "; ".join(titles[name] for name in missing) + ". Their rows in "
+                  "[docs/eval.md](eval.md) come from a run whose per-question scores were not kept; `make eval` with "
+                  "those answer sets adds them here.", ""]
+    earlier = {name: r for name, r in refusal.get("runs", {}).items() if r and r.get("commit") != results.get("commit")}
+    if earlier:
+        lines += ["Sets measured by an earlier run (the header's run re-ran the others): " + "; ".join(
+            f"{titles.get(name, name)} ({describe_run(r)})"
+            for name, r in earlier.items()) + ".", ""]
     rows = []
     for name, items in refusal["sets"].items():
         for label, answerable in (("answerable", True), ("unanswerable", False)):
@@ -82,6 +94,21 @@ def write_page(results: dict) -> None:
               table(["set", "score AUROC"], [row for row in aurocs if row[1] != "–"]), ""]
     write_markdown(ROOT / "docs" / "refusal.md", lines)
     plot(refusal["sets"], probe, titles)
+
+
+#: the language of a set's questions, where one probe of the bundled file's `languages` scores them all
+SET_LANGUAGE = {"squad2": "en", "rgb-1.0": "zh", "rgb-0.4": "zh", "cmrc": "zh", "cmrc-hant": "zh"}
+
+
+def _own_probes(probe: dict) -> list[str]:
+    own = probe.get("languages") or {}
+    return [f"Questions in `{lang}` are scored by a probe of their own (`{p['feature']}`, fitted on that language's "
+            f"training items alone: [docs/probe_{lang}.md](probe_{lang}.md)) and decided by its operating point: refused "
+            f"below {p['refuse_below']}, hedged below {p['hedge_below']}." for lang, p in own.items()] + ([""] if own else [])
+
+
+def _thresholds(probe: dict, name: str) -> dict:
+    return (probe.get("languages") or {}).get(SET_LANGUAGE.get(name, ""), probe)
 
 
 def plot(sets: dict[str, list[list]], probe: dict, titles: dict[str, str]) -> None:
@@ -103,8 +130,8 @@ def plot(sets: dict[str, list[list]], probe: dict, titles: dict[str, str]) -> No
             if scores:
                 ax.hist(scores, bins=bins, alpha=0.55, color=color, label=f"{label} (n={len(scores)})")
         for key, style in (("refuse_below", "-"), ("hedge_below", "--")):
-            if key in probe:
-                ax.axvline(probe[key], color="black", linestyle=style, linewidth=1)
+            if key in (cut := _thresholds(probe, name)):
+                ax.axvline(cut[key], color="black", linestyle=style, linewidth=1)
         ax.set_title(titles.get(name, name)[:90], fontsize=8, loc="left")
         ax.legend(fontsize=7, loc="upper left")
         ax.tick_params(labelsize=7)

@@ -218,3 +218,29 @@ def score_auroc(items: Iterable[dict], rows: dict[str, dict], rounds: int = 1000
         return {"n": len(scored), "auroc": None, "ci95": [None, None]}
     s, y = [x for x, _ in scored], [y for _, y in scored]
     return {"n": len(scored), "auroc": auroc(y, s), "ci95": list(auroc_ci(y, s, rounds, seed))}
+
+
+def merge_answers(kept: dict, new: dict, run: dict) -> dict:
+    """Answer rows by system and set: `new` (measured by `run`: command, date, commit) replaces those sets of each
+    system and keeps the system's other sets and the other systems from `kept`. Every row is stamped with the run
+    that measured it (a row already stamped keeps its stamp), so a report can say which rows are older."""
+    out = {system: dict(per_set) for system, per_set in kept.items()}
+    for system, per_set in new.items():
+        out.setdefault(system, {}).update({name: {"run": run, **m} for name, m in per_set.items()})
+    return out
+
+
+def merge_refusal(kept: dict | None, new: dict, run: dict) -> dict:
+    """docs/refusal.md's scores per set: `new` (of one system) replaces its sets and keeps the other sets of `kept`
+    when `kept` is of the same system; `runs` names the run that measured each set (kept ones keep theirs)."""
+    earlier = kept if kept and kept.get("system") == new.get("system") else {}
+    runs = {name: earlier.get("runs", {}).get(name) for name in earlier.get("sets", {})}
+    runs.update({name: new.get("runs", {}).get(name) or run for name in new.get("sets", {})})
+    return {**new, "sets": {**earlier.get("sets", {}), **new.get("sets", {})}, "runs": runs}
+
+
+def describe_run(run: dict) -> str:
+    """Which run measured a row, for a report ("an earlier run" where the row predates the stamps)."""
+    if not run.get("commit"):
+        return "an earlier run, not recorded in the file: see the history of docs/eval.json"
+    return f"`{run.get('command')}` on {run.get('date')} at commit {run.get('commit')}, {run.get('machine')}"

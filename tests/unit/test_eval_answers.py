@@ -65,3 +65,21 @@ def test_run_chain_asks_each_group_of_one_knowledge_base_and_caches_rows(tmp_pat
     asked = len(generator.prompts)
     again = answers.run_chain(items, FakeEmbedder(), settings, generator, cache, log=lambda _: None)
     assert again == rows and len(generator.prompts) == asked  # answered from the cache
+
+
+def test_a_run_of_some_sets_keeps_the_others_each_stamped_with_its_run():
+    old_run, new_run = {"commit": "aaa"}, {"commit": "bbb"}
+    kept = answers.merge_answers({}, {"ours": {"squad2": {"correct": 1}, "cmrc": {"correct": 2}},
+                                      "naive": {"squad2": {"correct": 3}}}, old_run)
+    merged = answers.merge_answers(kept, {"ours": {"squad2": {"correct": 9}}}, new_run)
+    assert merged["ours"]["squad2"] == {"run": new_run, "correct": 9}
+    assert merged["ours"]["cmrc"] == {"run": old_run, "correct": 2}
+    assert merged["naive"]["squad2"] == {"run": old_run, "correct": 3}
+    assert kept["ours"]["squad2"]["correct"] == 1  # the kept rows are not changed in place
+
+    refusal = answers.merge_refusal(None, {"system": "ours", "sets": {"squad2": [[0.1]], "cmrc": [[0.2]]}}, old_run)
+    again = answers.merge_refusal(refusal, {"system": "ours", "sets": {"squad2": [[0.9]]}}, new_run)
+    assert again["sets"] == {"squad2": [[0.9]], "cmrc": [[0.2]]}
+    assert again["runs"] == {"squad2": new_run, "cmrc": old_run}
+    other = answers.merge_refusal(again, {"system": "another", "sets": {"squad2": [[0.5]]}}, new_run)
+    assert other["sets"] == {"squad2": [[0.5]]} and other["runs"] == {"squad2": new_run}
