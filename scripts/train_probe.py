@@ -7,6 +7,10 @@
      question asked of the same articles with every sentence of its article that holds an answer removed
      (an on-topic question the documents no longer answer; checked: no answer string is left);
    - RGB zh_refine rows 140-239 of the seeded order: noise 1.0 (five negative passages) and noise 0.4;
+   - HotpotQA (IRCoT dev 500), English multi-hop: a question asked of its ten paragraphs, and the same question
+     asked of its eight distractors alone when no answer string stands in them (the distractors were chosen for
+     their likeness to the question: an on-topic question the documents do not answer). Yes/no questions are
+     left out. `make eval` reports HotpotQA for retrieval alone, where the probe plays no part;
    - the same Chinese items (a share) converted to Traditional Chinese with OpenCC (s2twp).
    Each item's provenance (file, article or row, variant) is written to docs/probe_items.jsonl.
 2. For each item the chain's own prompt (hybrid retrieval over its knowledge base, the token budget, the
@@ -19,8 +23,12 @@
    the train groups (80% of groups); AUROC on the dev groups (20%). The feature the product can take for free
    is fitted on all train groups; the two thresholds (refuse below, hedge below) are chosen on dev.
 4. Written: rag/data/answerability_probe.json (the weights as float16, a few KB), docs/probe.md and .json.
+5. English questions get an operating point of their own, chosen on the English dev items alone (and a probe of
+   their own where enough English train items are extracted and it separates them better): its part of the
+   probe file's `languages`, docs/probe_en.md, .json and .png (`--language en` does this step alone).
 
-    python scripts/train_probe.py [--limit N] [--extract-only] [--layers 8,12,...]
+    python scripts/train_probe.py [--limit N] [--extract-only] [--fit-only] [--layers 8,12,...]
+                                  [--language en [--split train|dev]]
 """
 from __future__ import annotations
 
@@ -51,6 +59,7 @@ SQUAD_PER_CLASS = 300
 CMRC_QUESTIONS = 100
 CMRC_GROUP = 32
 RGB_ROWS = (140, 240)
+HOTPOT_QUESTIONS = 150  # each asked twice: of its ten paragraphs and of its distractors alone
 TRADITIONAL_SHARE = 0.3  # of the Chinese items, converted to Traditional Chinese as extra items
 
 
@@ -123,6 +132,35 @@ def rgb() -> list[dict]:
     return items
 
 
+def hotpot() -> list[dict]:
+    rows = [json.loads(line) for line in (SHARED / "hotpotqa_ircot_dev500" / "dev_subsampled.jsonl").open(encoding="utf-8")]
+    rng = random.Random(31)
+    rng.shuffle(rows)
+    items = []
+    for row in rows:
+        answers = [s for a in row["answers_objects"] for s in a.get("spans", []) if s]
+        if not answers or any(a.strip().lower() in ("yes", "no") for a in answers):
+            continue
+        paragraphs = [(f"{c['title']}\n{c['paragraph_text']}".strip(), bool(c.get("is_supporting"))) for c in row["contexts"]]
+        distractors = [t for t, supporting in paragraphs if not supporting]
+        if not distractors or any(a in t for a in answers for t in distractors):
+            continue  # the answer stands in a distractor too: no clean negative from this question
+        qid = row["question_id"]
+        prov = {"file": "shared/data/hotpotqa_ircot_dev500/dev_subsampled.jsonl", "article": qid, "question_id": qid}
+        base = {"set": "hotpot", "question": row["question_text"], "answers": answers, "lang": "en"}
+        texts = [t for t, _ in paragraphs]
+        sources = [f"{qid}#{k}" for k in range(len(texts))]
+        items.append({**base, "id": f"hotpot-{qid}", "passages": texts, "sources": sources, "answerable": True,
+                      "gold": [s for s, (_, supporting) in zip(sources, paragraphs) if supporting], "group": f"hotpot-{qid}",
+                      "provenance": {**prov, "variant": "its ten paragraphs"}})
+        items.append({**base, "id": f"hotpot-{qid}-distractors", "passages": distractors, "answerable": False, "gold": [],
+                      "sources": [f"{qid}#d{k}" for k in range(len(distractors))], "group": f"hotpot-{qid}-distractors",
+                      "provenance": {**prov, "variant": "its distractor paragraphs alone"}})
+        if len(items) >= 2 * HOTPOT_QUESTIONS:
+            break
+    return items
+
+
 def traditional(items: list[dict]) -> list[dict]:
     """A share of the Chinese items in Traditional Chinese (OpenCC s2twp: Taiwan usage and phrases)."""
     rng = random.Random(7)
@@ -133,7 +171,7 @@ def traditional(items: list[dict]) -> list[dict]:
 
 def training_items(limit: int | None = None) -> list[dict]:
     items = squad() + cmrc_trial() + rgb()
-    items += traditional(items)
+    items += traditional(items) + hotpot()
     squad_dev = set(sorted(datasets.squad_articles("train"), key=_hash)[:2])
     for item in items:
         item["split"] = "dev" if is_dev(item, squad_dev) else "train"
@@ -152,8 +190,9 @@ def unb16(s: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
 
 
-def extract(items: list[dict], layers: tuple[int, ...], log=print) -> dict[str, dict]:
-    """Features of every item (cached by id in CACHE/features.jsonl)."""
+def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: bool = True) -> dict[str, dict]:
+    """Features of every item (cached by id in CACHE/features.jsonl); `answer_dev`: the dev items are answered in
+    full (for the rules measured beside the score), else every item stops after its first generated token."""
     from rag.eval.answers import knowledge_bases
     from rag.eval.report import read_rows_by_id
     from rag.models.llamacpp import LlamaCppGenerator
@@ -181,7 +220,7 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print) -> dict[str, 
                 prompt, chosen = chain.prompt_for(item["question"], hits, language)
                 signals: dict = {}
                 # the dev items are answered in full: the rules that judge a whole draft are measured on them
-                tokens = settings.max_new_tokens if item["split"] == "dev" else 2
+                tokens = settings.max_new_tokens if item["split"] == "dev" and answer_dev else 2
                 draft = "".join(generator.stream(prompt, max_tokens=tokens, temperature=0.0, signals=signals))
                 seen = "\n".join(h.text for h in chosen)
                 label = bool(item["answerable"] and any(a and a in seen for a in item["answers"]))
@@ -243,6 +282,79 @@ def thresholds(y: np.ndarray, p: np.ndarray, max_false_refusals: float = 0.10, h
             "hedge_precision": hedge_precision}
 
 
+def choose_feature(results: dict[str, dict]) -> str:
+    """By cross-validation on train alone; the final layer (free: no eval callback) wins a near tie."""
+    best = max(r["cv_auroc"] for r in results.values())
+    free = [f for f in results if all(part.endswith("/final") for part in f.split("+"))]
+    chosen = max(free, key=lambda f: results[f]["cv_auroc"]) if free else max(results, key=lambda f: results[f]["cv_auroc"])
+    if results[chosen]["cv_auroc"] < best - 0.01:
+        chosen = max(results, key=lambda f: results[f]["cv_auroc"])
+    return chosen
+
+
+def fit_features(rows: dict[str, dict], train: list[str], dev: list[str], groups: list[str]) -> dict[str, dict]:
+    """Every state (and both positions of one layer together): C by grouped CV on train, AUROC on dev."""
+    y_train = np.array([rows[i]["label"] for i in train], dtype=int)
+    y_dev = np.array([rows[i]["label"] for i in dev], dtype=int)
+    features = sorted(rows[train[0]]["features"])
+    layers = sorted({f.split("/")[1] for f in features})
+    pairs = [f"prompt_last/{layer}+first_generated/{layer}" for layer in layers  # both positions of one layer
+             if f"prompt_last/{layer}" in features and f"first_generated/{layer}" in features]
+    results = {}
+    for feature in features + pairs:
+        w, b, c, cv = fit_logistic(matrix(rows, train, feature), y_train, groups)
+        score = matrix(rows, dev, feature) @ w + b
+        results[feature] = {"C": c, "cv_auroc": cv, "dev_auroc": auroc(y_dev, score), "dev_ci95": auroc_ci(y_dev, score)}
+        print(feature, json.dumps(results[feature]), flush=True)
+    return results
+
+
+def _group(item: dict) -> str:
+    return json.dumps(item["provenance"].get("article") or item["provenance"].get("row"))
+
+
+#: a language's own probe is fitted only from this many train items (fewer: its operating point alone)
+MIN_OWN_TRAIN = 200
+
+
+def fit_language(items: list[dict], rows: dict[str, dict], lang: str, joint_probe) -> dict:
+    """The operating point of questions in `lang`: the thresholds chosen on that language's dev items alone (the
+    joint probe's are chosen on all languages' dev items together, where the language that separates best sets
+    them). Where at least MIN_OWN_TRAIN train items of the language are extracted, a probe of its own is fitted on
+    them too, and it scores the language's questions when it separates the language's dev items better than the
+    joint probe (`joint_probe`, a rag.models.probe.Probe) does, measured on the same items."""
+    by_id = {i["id"]: i for i in items if i["id"] in rows and i["lang"] == lang}
+    train = [i for i in by_id if by_id[i]["split"] == "train"]
+    dev = [i for i in by_id if by_id[i]["split"] == "dev"]
+    y_train = np.array([rows[i]["label"] for i in train], dtype=int)
+    y_dev = np.array([rows[i]["label"] for i in dev], dtype=int)
+    p_joint = np.array([joint_probe.score({k: unb16(v) for k, v in rows[i]["features"].items()}) for i in dev], dtype=float)
+    out = {"lang": lang, "items": {"train": len(train), "dev": len(dev)}, "joint_feature": joint_probe.feature,
+           "joint_dev_auroc": auroc(y_dev, p_joint), "joint_dev_ci95": auroc_ci(y_dev, p_joint),
+           "joint_thresholds": {"refuse_below": joint_probe.refuse_below, "hedge_below": joint_probe.hedge_below},
+           "own": None, "results": {}, "p_joint": p_joint.tolist(), "y_dev": y_dev.tolist(), "p_own": None}
+    p, weights = p_joint, None
+    if len(train) >= MIN_OWN_TRAIN and len(set(y_train.tolist())) == 2:
+        groups = [_group(by_id[i]) for i in train]
+        out["results"] = fit_features(rows, train, dev, groups)
+        chosen = choose_feature(out["results"])
+        w, b, c, _ = fit_logistic(matrix(rows, train, chosen), y_train, groups)
+        p_own = 1 / (1 + np.exp(-(matrix(rows, dev, chosen) @ w + b)))
+        out["own"] = {"feature": chosen, "C": c, "dev_auroc": auroc(y_dev, p_own), "dev_ci95": auroc_ci(y_dev, p_own)}
+        out["p_own"] = p_own.tolist()
+        if out["own"]["dev_auroc"] > out["joint_dev_auroc"]:
+            p, weights = p_own, {"feature": chosen, "dim": int(w.shape[0]), "weights_f16_b64": b16(w), "bias": b, "C": c}
+    out.update(weights=weights, **thresholds(y_dev, p))
+    sets = sorted({by_id[i]["set"] for i in dev})
+    mask = {s: np.array([by_id[i]["set"] == s for i in dev]) for s in sets}
+    out["per_set"] = {s: {"items": int(m.sum()), "answerable": int(y_dev[m].sum()), "joint": auroc(y_dev[m], p_joint[m]),
+                          "own": auroc(y_dev[m], np.array(out["p_own"])[m]) if out["p_own"] else None} for s, m in mask.items()}
+    out["counts"] = [[s, sp, sum(by_id[i]["set"] == s and by_id[i]["split"] == sp for i in by_id),
+                      sum(int(rows[i]["label"]) for i in by_id if by_id[i]["set"] == s and by_id[i]["split"] == sp)]
+                     for s in sorted({i["set"] for i in by_id.values()}) for sp in ("train", "dev")]
+    return out
+
+
 def fit_and_write(items: list[dict], rows: dict[str, dict]) -> None:
     """Fit every feature (layers measured), pick the product's, choose thresholds on dev, write the probe and docs."""
     by_id = {i["id"]: i for i in items if i["id"] in rows}
@@ -250,22 +362,9 @@ def fit_and_write(items: list[dict], rows: dict[str, dict]) -> None:
     dev = [i for i in by_id if by_id[i]["split"] == "dev"]
     y_train = np.array([rows[i]["label"] for i in train], dtype=int)
     y_dev = np.array([rows[i]["label"] for i in dev], dtype=int)
-    groups = [json.dumps(by_id[i]["provenance"].get("article") or by_id[i]["provenance"].get("row")) for i in train]
-    features = sorted(rows[train[0]]["features"])
-    layers = sorted({f.split("/")[1] for f in features})
-    pairs = [f"prompt_last/{layer}+first_generated/{layer}" for layer in layers]  # both positions of one layer
-    results = {}
-    for feature in features + pairs:
-        w, b, c, cv = fit_logistic(matrix(rows, train, feature), y_train, groups)
-        score = matrix(rows, dev, feature) @ w + b
-        results[feature] = {"C": c, "cv_auroc": cv, "dev_auroc": auroc(y_dev, score), "dev_ci95": auroc_ci(y_dev, score)}
-        print(feature, json.dumps(results[feature]), flush=True)
-    # chosen by cross-validation on train alone; the final layer (free: no eval callback) wins a near tie
-    best = max(r["cv_auroc"] for r in results.values())
-    free = [f for f in results if all(part.endswith("/final") for part in f.split("+"))]
-    chosen = max(free, key=lambda f: results[f]["cv_auroc"])
-    if results[chosen]["cv_auroc"] < best - 0.01:
-        chosen = max(results, key=lambda f: results[f]["cv_auroc"])
+    groups = [_group(by_id[i]) for i in train]
+    results = fit_features(rows, train, dev, groups)
+    chosen = choose_feature(results)
     w, b, c, _ = fit_logistic(matrix(rows, train, chosen), y_train, groups)
     p_dev = 1 / (1 + np.exp(-(matrix(rows, dev, chosen) @ w + b)))
     cut = thresholds(y_dev, p_dev)
@@ -284,12 +383,14 @@ def fit_and_write(items: list[dict], rows: dict[str, dict]) -> None:
         "trained": now(),
         "items": {"train": len(train), "dev": len(dev)}, "dev_auroc": results[chosen]["dev_auroc"],
     }
-    path = ROOT / "rag" / "data" / "answerability_probe.json"
+    path = PROBE_PATH
     path.write_text(json.dumps(probe, indent=1) + "\n", encoding="utf-8")
     policies = simulate_rules([by_id[i] for i in dev], [rows[i] for i in dev], dict(zip(dev, p_dev.tolist())))
     probe["rules"] = sorted(choose_rules(policies))
     path.write_text(json.dumps(probe, indent=1) + "\n", encoding="utf-8")
     write_docs(items, rows, results, chosen, probe, per_lang, y_dev, p_dev, policies)
+    for lang in OWN_PROBE_LANGUAGES:
+        write_language(fit_language(items, rows, lang, _load(path)))
 
 
 RULE_SETS = [frozenset(c) for n in range(5) for c in __import__("itertools").combinations(
@@ -423,12 +524,125 @@ def plot_scores(items, rows, y_dev, p_dev, probe) -> None:
     fig.savefig(ROOT / "docs" / "probe.png", dpi=120)
 
 
+#: languages with an operating point of their own (and a probe of their own where it beats the joint one on their
+#: dev items). English: the joint probe separates the English dev items worst (AUROC 0.74 against 0.97 for Chinese,
+#: docs/probe.md of 2026-12-05), so thresholds chosen on all languages together fit English least
+OWN_PROBE_LANGUAGES = ("en",)
+PROBE_PATH = ROOT / "rag" / "data" / "answerability_probe.json"
+
+
+def _load(path: Path):
+    from rag.models.probe import load_probe
+
+    load_probe.cache_clear()
+    return load_probe(str(path)).for_language("")  # the joint probe itself, whatever languages it carries
+
+
+def write_language(result: dict) -> None:
+    """The language's operating point (and its own weights, where they won) into the bundled probe's `languages`,
+    and docs/probe_<lang>.md, .json and .png."""
+    lang = result["lang"]
+    data = json.loads(PROBE_PATH.read_text(encoding="utf-8"))
+    data.setdefault("languages", {})[lang] = {
+        **(result["weights"] or {}), **{k: result[k] for k in ("refuse_below", "hedge_below", "max_false_refusals",
+                                                               "hedge_precision", "items")}, "trained": now()}
+    PROBE_PATH.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    own = result["own"]
+    weights = "its own probe's" if result["weights"] else "the joint probe's"
+    lines = [f"# The answerability score for questions in `{lang}`", "",
+             f"Generated by `python scripts/train_probe.py --language {lang}` (and by `make train-probe`) on {now()[:10]} "
+             f"({cpu_name()}); do not edit by hand. Every item's provenance: [probe_items.jsonl](probe_items.jsonl); none "
+             "of them is reported by `make eval` (HotpotQA is reported for retrieval alone, where the score plays no part).",
+             "",
+             "The joint probe ([probe.md](probe.md)) has one operating point, chosen on the dev items of all languages "
+             f"together. This page chooses the one for questions in `{lang}` on that language's dev items alone, with the "
+             "same rule: refuse below the score that keeps at most "
+             f"{result['max_false_refusals']:.0%} of the answerable items out, state without a hedge from the score above "
+             f"which {result['hedge_precision']:.0%} of the items are answerable. A probe of the language's own is fitted "
+             f"where at least {MIN_OWN_TRAIN} of its train items are extracted, and used where it separates these dev "
+             "items better than the joint probe.", "",
+             "## Items", "", "| set | split | items extracted | answerable from the passages read |", "|---|---|---:|---:|"]
+    lines += [f"| {s} | {sp} | {n} | {pos} |" for s, sp, n, pos in result["counts"] if n]
+    jlo, jhi = result["joint_dev_ci95"]
+    rows = [f"| the joint probe (`{result['joint_feature']}`) | {result['joint_dev_auroc']:.3f} [{jlo:.3f}, {jhi:.3f}] |"]
+    if own:
+        rows.append(f"| its own probe (`{own['feature']}`, C {own['C']:g}) | {own['dev_auroc']:.3f} "
+                    f"[{own['dev_ci95'][0]:.3f}, {own['dev_ci95'][1]:.3f}] |")
+    lines += ["", f"## How well the score separates the `{lang}` dev items", "",
+              "| probe | dev AUROC [95%] |", "|---|---:|", *rows, "",
+              "| dev set | items | answerable | joint AUROC | own AUROC |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {s} | {r['items']} | {r['answerable']} | {r['joint']:.3f} | "
+              f"{'–' if r['own'] is None else format(r['own'], '.3f')} |" for s, r in result["per_set"].items()]
+    if own is None:
+        lines += ["", f"No probe of its own: {result['items']['train']} train items extracted, fewer than {MIN_OWN_TRAIN}."]
+    if result["results"]:
+        lines += ["", "Its own probe, each state (C by 5-fold cross-validation grouped by article or question on the "
+                  "train items):", "", "| state | C | cross-validated AUROC (train) | dev AUROC [95%] |", "|---|---:|---:|---:|"]
+        for f, r in sorted(result["results"].items(), key=lambda kv: -kv[1]["cv_auroc"]):
+            lines.append(f"| {f} | {r['C']:g} | {r['cv_auroc']:.3f} | {r['dev_auroc']:.3f} "
+                         f"[{r['dev_ci95'][0]:.3f}, {r['dev_ci95'][1]:.3f}] |")
+    jt = result["joint_thresholds"]
+    y = np.array(result["y_dev"])
+    p = np.array(result["p_own"] if result["weights"] else result["p_joint"])
+    p_joint = np.array(result["p_joint"])
+
+    def outcomes(scores: np.ndarray, refuse: float, hedge: float) -> str:
+        """On the dev items: answerable ones refused, unanswerable ones refused, answers given with a hedge."""
+        given = scores >= refuse
+        return (f"{(scores[y == 1] < refuse).mean():.2f} | {(scores[y == 0] < refuse).mean():.2f} | "
+                f"{(scores[given] < hedge).mean() if given.any() else 0:.2f}")
+
+    lines += ["", "## The operating point", "",
+              f"What each would do to the `{lang}` dev items by the score alone (the model's own refusals and the "
+              "rules kept beside the score come on top in the product):", "",
+              "| | refuse below | hedge below | answerable refused | unanswerable refused | answers hedged |",
+              "|---|---:|---:|---:|---:|---:|",
+              f"| the joint probe's (all languages' dev items) | {jt['refuse_below']:.2f} | {jt['hedge_below']:.2f} | "
+              f"{outcomes(p_joint, jt['refuse_below'], jt['hedge_below'])} |",
+              f"| **`{lang}` questions** ({weights} weights, chosen on the `{lang}` dev items) | "
+              f"{result['refuse_below']:.2f} | {result['hedge_below']:.2f} | "
+              f"{outcomes(p, result['refuse_below'], result['hedge_below'])} |", "",
+              f"![the `{lang}` dev items' scores](probe_{lang}.png)"]
+    _plot_language(result)
+    (ROOT / "docs" / f"probe_{lang}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    slim = {k: v for k, v in result.items() if k not in ("weights", "p_own", "p_joint", "y_dev")}
+    slim["own_weights_used"] = bool(result["weights"])
+    (ROOT / "docs" / f"probe_{lang}.json").write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
+
+
+def _plot_language(result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = np.array(result["y_dev"])
+    p = np.array(result["p_own"] if result["weights"] else result["p_joint"])
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bins = np.linspace(0, 1, 26)
+    ax.hist(p[y == 1], bins=bins, alpha=0.6, label="passages hold the answer")
+    ax.hist(p[y == 0], bins=bins, alpha=0.6, label="passages do not")
+    for t, name, style in ((result["refuse_below"], "refuse below", "-"), (result["hedge_below"], "hedge below", "--")):
+        ax.axvline(t, color="k", ls=style, lw=1)
+        ax.text(t, ax.get_ylim()[1] * 0.95, f" {name} {t:.2f}", fontsize=8, va="top")
+    ax.set_xlabel(f"P(answerable), `{result['lang']}` dev items")
+    ax.set_ylabel("items")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / f"probe_{result['lang']}.png", dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, help="only this many items (a quick look)")
     ap.add_argument("--extract-only", action="store_true")
     ap.add_argument("--fit-only", action="store_true", help="fit on the items extracted so far (a look while extraction runs)")
     ap.add_argument("--layers", default=",".join(map(str, LAYERS)))
+    ap.add_argument("--language", choices=OWN_PROBE_LANGUAGES,
+                    help="only this language's items: its operating point (and its own probe, where train items are "
+                         "extracted and it beats the joint one), beside the bundled joint probe (kept as it is)")
+    ap.add_argument("--split", choices=("train", "dev"), help="extract only this split's items (with --language)")
     args = ap.parse_args()
     items = training_items(args.limit)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -436,16 +650,22 @@ def main() -> None:
         for item in items:
             f.write(json.dumps({"id": item["id"], "set": item["set"], "lang": item["lang"], "split": item["split"],
                                 "answerable": item["answerable"], "provenance": item["provenance"]}, ensure_ascii=False) + "\n")
+    if args.language:
+        items = [i for i in items if i["lang"] == args.language and args.split in (None, i["split"])]
     if args.fit_only:
         from rag.eval.report import read_rows_by_id
 
         rows = read_rows_by_id(CACHE / "features.jsonl")
         items = [i for i in items if i["id"] in rows]
     else:
-        rows = extract(items, tuple(int(x) for x in args.layers.split(",") if x))
+        rows = extract(items, tuple(int(x) for x in args.layers.split(",") if x), answer_dev=not args.language)
     if args.extract_only:
         return
-    fit_and_write(items, rows)
+    if args.language:  # every extracted item of the language, whatever --split limited this run to
+        every = [i for i in training_items(args.limit) if i["lang"] == args.language and i["id"] in rows]
+        write_language(fit_language(every, rows, args.language, _load(PROBE_PATH)))
+    else:
+        fit_and_write(items, rows)
 
 
 if __name__ == "__main__":

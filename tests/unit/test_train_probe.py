@@ -1,0 +1,55 @@
+"""scripts/train_probe.py's per-language operating point (issue 31): chosen on that language's dev items alone,
+with the joint probe's weights where too few of its train items are extracted for a probe of its own."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.models.probe import Probe
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("train_probe", ROOT / "scripts" / "train_probe.py")
+train_probe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train_probe)
+
+FEATURE = "prompt_last/l_out-18"
+
+
+def _items_and_rows(lang: str, n: int, shift: float, seed: int, split: str = "dev"):
+    """n items of `lang`, half answerable; the state's first number is the label plus noise (`shift` apart)."""
+    rng = np.random.default_rng(seed)
+    items, rows = [], {}
+    for k in range(n):
+        label = k % 2 == 0
+        h = np.zeros(4, dtype=np.float32)
+        h[0] = (shift if label else 0.0) + rng.normal()
+        item_id = f"{lang}-{split}-{k}"
+        items.append({"id": item_id, "lang": lang, "split": split, "set": f"set-{lang}", "answerable": label,
+                      "provenance": {"article": item_id}})
+        rows[item_id] = {"label": label, "features": {FEATURE: train_probe.b16(h)}}
+    return items, rows
+
+
+def test_a_language_gets_thresholds_chosen_on_its_own_dev_items():
+    # Chinese separates well, English poorly: the joint probe's thresholds suit Chinese
+    zh_items, zh_rows = _items_and_rows("zh", 80, shift=4.0, seed=0)
+    en_items, en_rows = _items_and_rows("en", 80, shift=1.0, seed=1)
+    joint = Probe(model="m", feature=FEATURE, weights=np.array([1.0, 0, 0, 0], dtype=np.float32), bias=-2.0,
+                  refuse_below=0.3, hedge_below=0.8, rules=frozenset())
+    result = train_probe.fit_language(zh_items + en_items, {**zh_rows, **en_rows}, "en", joint)
+
+    assert result["items"] == {"train": 0, "dev": 80}  # the Chinese items play no part
+    assert result["own"] is None and result["weights"] is None  # too few train items: the joint weights
+    y = np.array(result["y_dev"])
+    p = np.array(result["p_joint"])
+    assert len(y) == 80 and y.sum() == 40
+    # the rule of the joint fit, on the English items alone: at most 10% of the answerable ones refused ...
+    assert (p[y == 1] < result["refuse_below"]).mean() <= 0.10
+    # ... and the highest such threshold (the next step up would refuse more than 10%)
+    assert (p[y == 1] < result["refuse_below"] + 0.01).mean() > 0.10 or result["refuse_below"] >= 0.98
+    # the joint thresholds would have refused more English answerable items than that
+    assert (p[y == 1] < joint.refuse_below).mean() > 0.10
+    assert result["refuse_below"] <= result["hedge_below"]
+    assert result["joint_dev_auroc"] == pytest.approx(train_probe.auroc(y, p))
+    assert result["per_set"]["set-en"]["items"] == 80 and result["per_set"]["set-en"]["own"] is None
