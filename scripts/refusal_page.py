@@ -102,9 +102,12 @@ SET_LANGUAGE = {"squad2": "en", "rgb-1.0": "zh", "rgb-0.4": "zh", "cmrc": "zh", 
 
 def _own_probes(probe: dict) -> list[str]:
     own = probe.get("languages") or {}
-    return [f"Questions in `{lang}` are scored by a probe of their own (`{p['feature']}`, fitted on that language's "
-            f"training items alone: [docs/probe_{lang}.md](probe_{lang}.md)) and decided by its operating point: refused "
-            f"below {p['refuse_below']}, hedged below {p['hedge_below']}." for lang, p in own.items()] + ([""] if own else [])
+    return [(f"Questions in `{lang}` are scored by a probe of their own (`{p['feature']}`, fitted on that language's "
+             "training items alone)" if "weights_f16_b64" in p else
+             f"Questions in `{lang}` are scored by the joint probe's weights") +
+            f" at an operating point of their own, chosen on that language's dev items alone "
+            f"([docs/probe_{lang}.md](probe_{lang}.md)): refused below {p['refuse_below']}, hedged below "
+            f"{p['hedge_below']}." for lang, p in own.items()] + ([""] if own else [])
 
 
 def _thresholds(probe: dict, name: str) -> dict:
