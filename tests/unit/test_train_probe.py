@@ -53,3 +53,18 @@ def test_a_language_gets_thresholds_chosen_on_its_own_dev_items():
     assert result["refuse_below"] <= result["hedge_below"]
     assert result["joint_dev_auroc"] == pytest.approx(train_probe.auroc(y, p))
     assert result["per_set"]["set-en"]["items"] == 80 and result["per_set"]["set-en"]["own"] is None
+
+
+def test_the_refusal_page_names_each_language_part_with_or_without_weights_of_its_own():
+    """A part of the probe file's `languages` may be an operating point alone (the joint weights) or carry its own
+    weights; docs/refusal.md says which (a part without its own `feature` once made the page raise KeyError)."""
+    spec_page = importlib.util.spec_from_file_location("refusal_page", ROOT / "scripts" / "refusal_page.py")
+    page = importlib.util.module_from_spec(spec_page)
+    spec_page.loader.exec_module(page)
+    lines = page._own_probes({"languages": {"en": {"refuse_below": 0.14, "hedge_below": 0.99},
+                                            "zh": {"feature": FEATURE, "weights_f16_b64": "", "refuse_below": 0.3,
+                                                   "hedge_below": 0.8}}})
+    assert "joint probe's weights" in lines[0] and "0.14" in lines[0] and "probe_en.md" in lines[0]
+    assert "a probe of their own" in lines[1] and FEATURE in lines[1] and "0.3" in lines[1]
+    assert page._own_probes({}) == []
+    assert page._thresholds({"refuse_below": 0.23, "languages": {"en": {"refuse_below": 0.14}}}, "squad2")["refuse_below"] == 0.14
