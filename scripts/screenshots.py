@@ -20,15 +20,16 @@ import time
 from pathlib import Path
 
 from app_driver import ROOT, AppDriver, browser_missing, running_app
-from rag.eval.report import load_average, write_markdown
+from rag.eval.report import cpu_name, load_average, write_markdown
 
 OUT = ROOT / "docs" / "screenshots"
 DOCS = sorted((ROOT / "data" / "docs").glob("*.pdf"))
 SAMPLE = json.loads((ROOT / "data" / "sample_questions.json").read_text(encoding="utf-8"))
 # sample questions (tests/e2e/test_answers.py asks all of them), one for each outcome a person can see: stated
 # (the answerability score above hedge_below), hedged (its middle band) and refused (not in the documents), and a
-# Chinese one. The outcome each got in docs/eval.md's run: sample-10 answer, sample-11 hedged; docs/screenshots.md
-# records the outcome each one got this time.
+# Chinese one. Since English questions have their own operating point (hedge below 0.99, docs/probe_en.md) English
+# answers are hedged and the plain answer is the Chinese one's (docs/eval.md's run at 55f3ab9: sample-0 answer,
+# sample-10 and sample-11 hedged); docs/screenshots.md records the outcome each one got this time.
 QUESTIONS = {
     "en": next(q["question"] for q in SAMPLE if q["question"].startswith("How far in advance must international")),
     "hedged": next(q["question"] for q in SAMPLE if q["question"].startswith("From what scheduled flight time")),
@@ -99,7 +100,7 @@ def main() -> int:
         f"Taken by `make screenshots` (scripts/screenshots.py) in headless Chromium: embedder `{settings.embedder}`, "
         f"generator `{settings.generator}`, a fresh knowledge base with the sample PDFs of data/docs. "
         "Times are the app's own (question in, final answer out; the first answer includes loading the model) on the "
-        f"machine that took them: {os.cpu_count()} cores, load average {load_before:.1f} before and "
+        f"machine that took them: {cpu_name()}, {os.cpu_count()} cores, load average {load_before:.1f} before and "
         f"{load_average()[0]:.1f} after (other work was running beside it, so these are not speed measurements; "
         "see answer_speed.md for those).",
         "",
