@@ -496,15 +496,16 @@ def write_docs(items, rows, results, chosen, probe, per_lang, y_dev, p_dev, poli
                      f"{p['answerable_correct']:.2f} | {p['unanswerable_refused']:.2f} | {p['mean']:.3f} | {p['hedged']:.2f} |")
     lines += ["", f"Dev items: {policies[0]['answerable']} whose passages hold the answer, {policies[0]['unanswerable']} "
               "whose passages do not. The distributions of the score: [probe.png](probe.png).", "", "![score by set](probe.png)"]
-    plot_scores(items, rows, y_dev, p_dev, probe)
+    plot_scores(y_dev, p_dev, probe["refuse_below"], probe["hedge_below"], "P(answerable) from the probe (dev split)",
+                ROOT / "docs" / "probe.png")
     (ROOT / "docs" / "probe.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (ROOT / "docs" / "probe.json").write_text(json.dumps({"results": results, "chosen": chosen, "per_language": per_lang,
                                                          "thresholds": {k: probe[k] for k in ("refuse_below", "hedge_below")}},
                                                         indent=1) + "\n", encoding="utf-8")
 
 
-def plot_scores(items, rows, y_dev, p_dev, probe) -> None:
-    """The dev split's scores, answerable and not, with the two thresholds."""
+def plot_scores(y: np.ndarray, p: np.ndarray, refuse_below: float, hedge_below: float, xlabel: str, out: Path) -> None:
+    """Dev items' scores, answerable and not, with the two thresholds (docs/probe.png, docs/probe_<lang>.png)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -512,17 +513,17 @@ def plot_scores(items, rows, y_dev, p_dev, probe) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     bins = np.linspace(0, 1, 26)
-    ax.hist(p_dev[y_dev == 1], bins=bins, alpha=0.6, label="passages hold the answer")
-    ax.hist(p_dev[y_dev == 0], bins=bins, alpha=0.6, label="passages do not")
-    for t, name in ((probe["refuse_below"], "refuse below"), (probe["hedge_below"], "hedge below")):
-        ax.axvline(t, color="k", ls="--", lw=1)
+    ax.hist(p[y == 1], bins=bins, alpha=0.6, label="passages hold the answer")
+    ax.hist(p[y == 0], bins=bins, alpha=0.6, label="passages do not")
+    for t, name, style in ((refuse_below, "refuse below", "-"), (hedge_below, "hedge below", "--")):
+        ax.axvline(t, color="k", ls=style, lw=1)
         ax.text(t, ax.get_ylim()[1] * 0.95, f" {name} {t:.2f}", fontsize=8, va="top")
-    ax.set_xlabel("P(answerable) from the probe (dev split)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("items")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "probe.png", dpi=120)
-
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 #: languages with an operating point of their own (and a probe of their own where it beats the joint one on their
 #: dev items). English: the joint probe separates the English dev items worst (AUROC 0.74 against 0.97 for Chinese,
@@ -603,34 +604,12 @@ def write_language(result: dict) -> None:
               f"{result['refuse_below']:.2f} | {result['hedge_below']:.2f} | "
               f"{outcomes(p, result['refuse_below'], result['hedge_below'])} |", "",
               f"![the `{lang}` dev items' scores](probe_{lang}.png)"]
-    _plot_language(result)
+    plot_scores(y, p, result["refuse_below"], result["hedge_below"], f"P(answerable), `{lang}` dev items",
+                ROOT / "docs" / f"probe_{lang}.png")
     (ROOT / "docs" / f"probe_{lang}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     slim = {k: v for k, v in result.items() if k not in ("weights", "p_own", "p_joint", "y_dev")}
     slim["own_weights_used"] = bool(result["weights"])
     (ROOT / "docs" / f"probe_{lang}.json").write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
-
-
-def _plot_language(result: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    y = np.array(result["y_dev"])
-    p = np.array(result["p_own"] if result["weights"] else result["p_joint"])
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bins = np.linspace(0, 1, 26)
-    ax.hist(p[y == 1], bins=bins, alpha=0.6, label="passages hold the answer")
-    ax.hist(p[y == 0], bins=bins, alpha=0.6, label="passages do not")
-    for t, name, style in ((result["refuse_below"], "refuse below", "-"), (result["hedge_below"], "hedge below", "--")):
-        ax.axvline(t, color="k", ls=style, lw=1)
-        ax.text(t, ax.get_ylim()[1] * 0.95, f" {name} {t:.2f}", fontsize=8, va="top")
-    ax.set_xlabel(f"P(answerable), `{result['lang']}` dev items")
-    ax.set_ylabel("items")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ROOT / "docs" / f"probe_{result['lang']}.png", dpi=120)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -644,14 +623,13 @@ def main() -> None:
                          "extracted and it beats the joint one), beside the bundled joint probe (kept as it is)")
     ap.add_argument("--split", choices=("train", "dev"), help="extract only this split's items (with --language)")
     args = ap.parse_args()
-    items = training_items(args.limit)
+    every = training_items(args.limit)
     CACHE.mkdir(parents=True, exist_ok=True)
     with (ROOT / "docs" / "probe_items.jsonl").open("w", encoding="utf-8") as f:
-        for item in items:
+        for item in every:
             f.write(json.dumps({"id": item["id"], "set": item["set"], "lang": item["lang"], "split": item["split"],
                                 "answerable": item["answerable"], "provenance": item["provenance"]}, ensure_ascii=False) + "\n")
-    if args.language:
-        items = [i for i in items if i["lang"] == args.language and args.split in (None, i["split"])]
+    items = [i for i in every if i["lang"] == args.language and args.split in (None, i["split"])] if args.language else every
     if args.fit_only:
         from rag.eval.report import read_rows_by_id
 
@@ -662,8 +640,7 @@ def main() -> None:
     if args.extract_only:
         return
     if args.language:  # every extracted item of the language, whatever --split limited this run to
-        every = [i for i in training_items(args.limit) if i["lang"] == args.language and i["id"] in rows]
-        write_language(fit_language(every, rows, args.language, _load(PROBE_PATH)))
+        write_language(fit_language([i for i in every if i["id"] in rows], rows, args.language, _load(PROBE_PATH)))
     else:
         fit_and_write(items, rows)
 
