@@ -211,7 +211,8 @@ def eval_answers(by_set: dict[str, list[dict]], embedder: CachingEmbedder, setti
             cache = CACHE / f"answers2-naive-{spec.replace(':', '_').replace('/', '_')}.jsonl"
             rows = answers.run_naive(items, embedder, generator, cache, max_tokens=settings.max_new_tokens)
         out[name] = {s: {**answers.metrics(members, rows), "refusals by rule": answers.refusal_reasons(members, rows),
-                         "score auroc": answers.score_auroc(members, rows)}
+                         "score auroc": answers.score_auroc(members, rows),
+                         "score auroc (answer read)": answers.score_auroc(members, rows, label="read")}
                      for s, members in sets.items()}
         if scores is not None and kind == "chain" and run_settings is settings and spec == settings.generator:
             scores.update(system=name, titles=SET_TITLES, sets=refusal_page.distributions(sets, rows))
@@ -258,12 +259,14 @@ def answers_report(by_system: dict, header_commit: str | None = None) -> list[st
              "*hedged*: answers given with the line \"the documents may not state this directly\" (the answerability "
              "score's middle band, rag/answer/refuse.py); *score AUROC*: how well the answerability score (P(answerable) "
              "from the model's hidden state) separates the set's answerable questions from its unanswerable ones, with "
-             "a 95% bootstrap interval, over the items that reached the model. "
+             "a 95% bootstrap interval, over the items that reached the model; *score AUROC, answer read*: the same with "
+             "an answerable question counted as answerable only where a gold answer stands in the passages the model "
+             "read (the label the probe learns: it tells the score's own misses from retrieval's). "
              "Rates with 95% Wilson intervals and counts. Seconds are medians on 2 CPU cores (first token: where a "
              "model was called).", ""]
 
-    def auroc(m: dict | None) -> str:
-        a = (m or {}).get("score auroc") or {}
+    def auroc(m: dict | None, key: str = "score auroc") -> str:
+        a = (m or {}).get(key) or {}
         return "–" if a.get("auroc") is None else f"{a['auroc']:.2f} [{a['ci95'][0]:.2f}, {a['ci95'][1]:.2f}] (n={a['n']})"
 
     for s in dict.fromkeys(s for per_set in by_system.values() for s in per_set):
@@ -273,7 +276,7 @@ def answers_report(by_system: dict, header_commit: str | None = None) -> list[st
                 continue
             rows.append([system, m["items"], rate(m["correct"]), mean(m.get("f1")), rate(m["false refusals"]), rate(m["true refusals"]),
                          rate(m["answers cited"]), rate(m["correct citing gold"]), rate(m["evidence quoted"]),
-                         rate(m["hedged"]) if "hedged" in m else "–", auroc(m),
+                         rate(m["hedged"]) if "hedged" in m else "–", auroc(m), auroc(m, "score auroc (answer read)"),
                          secs(m["median first token s"]), secs(m["median answer s"]),
                          ", ".join(f"{k} {v}" for k, v in m.get("refusals by rule", {}).items()) or "–"])
         if not rows:
@@ -285,7 +288,7 @@ def answers_report(by_system: dict, header_commit: str | None = None) -> list[st
             + ".", ""] if earlier else [])
         lines += [f"**{SET_TITLES.get(s, s)}**", "", *note,
                   table(["system", "items", "correct", "F1", "false refusals", "true refusals", "cited", "gold cited",
-                         "evidence quoted", "hedged", "score AUROC", "first token s", "answer s", "refusals by rule"], rows), ""]
+                         "evidence quoted", "hedged", "score AUROC", "score AUROC, answer read", "first token s", "answer s", "refusals by rule"], rows), ""]
     rgb = [(system, per_set["rgb (0.4 and 1.0)"]) for system, per_set in by_system.items() if "rgb (0.4 and 1.0)" in per_set]
     if any(auroc(m) != "–" for _, m in rgb):
         lines += ["**RGB, noise 0.4 (answerable) and noise 1.0 (unanswerable) together: the score's AUROC**", "",

@@ -102,7 +102,7 @@ def run_chain(items: list[dict], embedder: Embedder, settings: Settings, generat
                        "fallback": answer.fallback, "cited": [[c.name if "files" in item else c.source, c.page] for c in answer.citations],
                        "first_token": answer.timings.get("first_token"), "seconds": time.perf_counter() - t,
                        "generator": generator.name, "outcome": answer.outcome, "answerability": answer.answerability,
-                       "decided_by": answer.decided_by}
+                       "decided_by": answer.decided_by, "answer_read": answer_read(item, answer.hits)}
                 done[item["id"]] = row
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
@@ -206,13 +206,31 @@ def refusal_reasons(items: Iterable[dict], rows: dict[str, dict]) -> dict[str, i
 
 
 
-def score_auroc(items: Iterable[dict], rows: dict[str, dict], rounds: int = 1000, seed: int = 0) -> dict:
+def answer_read(item: dict, hits: list) -> bool | None:
+    """Whether a gold answer stands in the passages the model read (`hits`): the label the answerability probe
+    learns (scripts/train_probe.py); an answerable question whose answer retrieval missed is not answerable from
+    what the model saw. None where the item has no gold answer strings."""
+    if not item["answerable"]:
+        return False
+    if not item.get("answers"):
+        return None
+    seen = "\n".join(h.text for h in hits)
+    return any(a and a in seen for a in item["answers"])
+
+
+def score_auroc(items: Iterable[dict], rows: dict[str, dict], rounds: int = 1000, seed: int = 0,
+                label: str = "answerable") -> dict:
     """How well the answerability score tells answerable items from unanswerable ones: AUROC (ties count half)
-    with a 95% bootstrap interval, over the items that got a score (a refusal before any model call has none)."""
+    with a 95% bootstrap interval, over the items that got a score (a refusal before any model call has none).
+    `label`: "answerable" (the set's own label) or "read" (a gold answer stands in the passages the model read,
+    what the probe was trained to tell; rows from before this was recorded are left out)."""
     from rag.eval.metrics import auroc, auroc_ci
 
-    scored = [(float(r["answerability"]), bool(i["answerable"])) for i in items
-              if (r := rows.get(i["id"])) is not None and r.get("answerability") is not None]
+    def truth(i: dict, r: dict):
+        return bool(i["answerable"]) if label == "answerable" else r.get("answer_read")
+
+    scored = [(float(r["answerability"]), bool(y)) for i in items
+              if (r := rows.get(i["id"])) is not None and r.get("answerability") is not None and (y := truth(i, r)) is not None]
     pos = sum(y for _, y in scored)
     if not scored or pos in (0, len(scored)):
         return {"n": len(scored), "auroc": None, "ci95": [None, None]}

@@ -83,3 +83,30 @@ def test_a_run_of_some_sets_keeps_the_others_each_stamped_with_its_run():
     assert again["runs"] == {"squad2": new_run, "cmrc": old_run}
     other = answers.merge_refusal(again, {"system": "another", "sets": {"squad2": [[0.5]]}}, new_run)
     assert other["sets"] == {"squad2": [[0.5]]} and other["runs"] == {"squad2": new_run}
+
+
+def test_answer_read_is_whether_a_gold_answer_stands_in_the_passages_the_model_read():
+    from rag.types import Hit
+
+    hits = [Hit(text="The tower was finished in 1889.", source="p1", page=1, chunk_id=1, score=1.0)]
+    answerable = {"answerable": True, "answers": ["1889"]}
+    assert answers.answer_read(answerable, hits) is True
+    assert answers.answer_read({**answerable, "answers": ["1887"]}, hits) is False  # retrieval missed it
+    assert answers.answer_read({"answerable": False, "answers": []}, hits) is False
+    assert answers.answer_read({"answerable": True, "answers": []}, hits) is None  # no gold string to look for
+
+
+def test_score_auroc_by_the_answer_read_counts_a_retrieval_miss_as_unanswerable():
+    items = [{"id": f"q{k}", "answerable": k < 3} for k in range(6)]
+    # q2 is answerable, but its answer was not in the passages read: the score is right to put it low
+    scores = [0.9, 0.8, 0.1, 0.3, 0.2, 0.4]
+    read = [True, True, False, False, False, False]
+    rows = {f"q{k}": {"answerability": s, "answer_read": r} for k, (s, r) in enumerate(zip(scores, read))}
+    by_label = answers.score_auroc(items, rows, rounds=50)
+    by_read = answers.score_auroc(items, rows, rounds=50, label="read")
+    assert by_label["n"] == by_read["n"] == 6
+    assert by_label["auroc"] == pytest.approx(6 / 9)  # q2 (0.1) sits below all three unanswerable
+    assert by_read["auroc"] == pytest.approx(1.0)
+    del rows["q5"]["answer_read"]  # a row from before this was recorded: left out of the "read" AUROC only
+    assert answers.score_auroc(items, rows, rounds=50, label="read")["n"] == 5
+    assert answers.score_auroc(items, rows, rounds=50)["n"] == 6
