@@ -43,7 +43,7 @@ from rag.eval import datasets
 from rag.eval.answers import knowledge_bases
 from rag.eval.cache import CachingEmbedder
 from rag.eval.metrics import contains_answer
-from rag.eval.report import machine, read_rows_by_id, table, write_json, write_markdown
+from rag.eval.report import append_rows, machine, read_rows_by_id, table, write_json, write_markdown
 from rag.models.registry import make_embedder
 from rag.models.registry import make_generator
 from rag.text import strip_markers
@@ -63,7 +63,7 @@ RATES = ("squad2 answerable correct", "squad2 unanswerable refused", "rgb-1.0 re
 def trace(items: list[dict], embedder, settings: Settings, generator, cache: Path) -> dict[str, dict]:
     """Per item: the gate's cosine, the passages the model saw and its raw draft (cached by item id)."""
     done = read_rows_by_id(cache)
-    with cache.open("a", encoding="utf-8") as out, tempfile.TemporaryDirectory() as tmp:
+    with append_rows(cache) as out, tempfile.TemporaryDirectory() as tmp:
         for kb, todo in knowledge_bases(items, done, Path(tmp), settings, embedder, generator):
             chain = AnswerChain(kb.retriever, generator, settings)
             for item in todo:

@@ -190,11 +190,24 @@ def unb16(s: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
 
 
+def sample(items: list[dict], n: int) -> list[dict]:
+    """n of `items` (or more, where more are extracted already): every one whose features are cached, then the
+    others by a stable hash of their id. Extraction runs group by group (one knowledge base each), so a run cut
+    short covers a few articles in full; a sample taken up front spreads the same time over all of them."""
+    from rag.eval.report import read_rows_by_id
+
+    done = read_rows_by_id(CACHE / "features.jsonl")
+    have = [i for i in items if i["id"] in done]
+    rest = sorted((i for i in items if i["id"] not in done), key=lambda i: _hash(i["id"]))
+    keep = {i["id"] for i in have + rest[: max(0, n - len(have))]}
+    return [i for i in items if i["id"] in keep]
+
+
 def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: bool = True) -> dict[str, dict]:
     """Features of every item (cached by id in CACHE/features.jsonl); `answer_dev`: the dev items are answered in
     full (for the rules measured beside the score), else every item stops after its first generated token."""
     from rag.eval.answers import knowledge_bases
-    from rag.eval.report import read_rows_by_id
+    from rag.eval.report import append_rows, read_rows_by_id
     from rag.models.llamacpp import LlamaCppGenerator
     from rag.models.registry import make_embedder
 
@@ -210,7 +223,7 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: b
     embedder = make_embedder(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0, n = time.perf_counter(), 0
-    with path.open("a", encoding="utf-8") as out, tempfile.TemporaryDirectory() as tmp:
+    with append_rows(path) as out, tempfile.TemporaryDirectory() as tmp:
         for kb, members in knowledge_bases(todo, {}, Path(tmp), settings, embedder, generator):
             chain = kb.chain()
             for item in members:
@@ -622,6 +635,8 @@ def main() -> None:
                     help="only this language's items: its operating point (and its own probe, where train items are "
                          "extracted and it beats the joint one), beside the bundled joint probe (kept as it is)")
     ap.add_argument("--split", choices=("train", "dev"), help="extract only this split's items (with --language)")
+    ap.add_argument("--sample", type=int, help="extract this many of the chosen items in all: those extracted before, "
+                    "then the others in a stable random order, so an extraction cut short still spans every article and set")
     args = ap.parse_args()
     every = training_items(args.limit)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -630,6 +645,8 @@ def main() -> None:
             f.write(json.dumps({"id": item["id"], "set": item["set"], "lang": item["lang"], "split": item["split"],
                                 "answerable": item["answerable"], "provenance": item["provenance"]}, ensure_ascii=False) + "\n")
     items = [i for i in every if i["lang"] == args.language and args.split in (None, i["split"])] if args.language else every
+    if args.sample:
+        items = sample(items, args.sample)
     if args.fit_only:
         from rag.eval.report import read_rows_by_id
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from rag.eval.metrics import contains_answer, f1
-from rag.eval.report import read_rows_by_id
+from rag.eval.report import append_rows, read_rows_by_id
 from rag.models.base import Embedder
 from rag.models.base import Generator, Prompt
 from rag.settings import Settings
@@ -93,7 +93,7 @@ def run_chain(items: list[dict], embedder: Embedder, settings: Settings, generat
     rows cached by item id in `cache` (JSON lines), so an interrupted run goes on where it stopped."""
     done = read_rows_by_id(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with cache.open("a", encoding="utf-8") as out, tempfile.TemporaryDirectory() as tmp:
+    with append_rows(cache) as out, tempfile.TemporaryDirectory() as tmp:
         for kb, todo in knowledge_bases(items, done, Path(tmp), settings, embedder, generator):
             for item in todo:
                 t = time.perf_counter()
@@ -118,7 +118,7 @@ def run_naive(items: list[dict], embedder: Embedder, generator: Generator, cache
 
     done = read_rows_by_id(cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with cache.open("a", encoding="utf-8") as out:
+    with append_rows(cache) as out:
         for group, members in groups(items).items():
             todo = [i for i in members if i["id"] not in done]
             if not todo:

@@ -92,9 +92,29 @@ def table(header: list[str], rows: list[list], align: str | None = None) -> str:
     return "\n".join(out)
 
 
+def append_rows(path: Path):
+    """`path` opened to append JSON lines, after ending a line torn by a run killed mid-write (so the first new row
+    does not run into it)."""
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            torn = f.read(1) != b"\n"
+        if torn:
+            with path.open("a", encoding="utf-8") as f:
+                f.write("\n")
+    return path.open("a", encoding="utf-8")
+
+
 def read_rows_by_id(path: Path) -> dict[str, dict]:
-    """The rows of a JSON-lines cache of generations, by their "id" (empty when the file is absent)."""
+    """The rows of a JSON-lines cache of generations, by their "id" (empty when the file is absent). A line torn by
+    a run killed mid-write is skipped (its item is simply asked again), not fatal to every later run."""
     if not path.exists():
         return {}
-    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
-    return {row["id"]: row for row in rows}
+    rows = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rows[row["id"]] = row
+    return rows

@@ -110,3 +110,14 @@ def test_score_auroc_by_the_answer_read_counts_a_retrieval_miss_as_unanswerable(
     del rows["q5"]["answer_read"]  # a row from before this was recorded: left out of the "read" AUROC only
     assert answers.score_auroc(items, rows, rounds=50, label="read")["n"] == 5
     assert answers.score_auroc(items, rows, rounds=50)["n"] == 6
+
+
+def test_a_cache_line_torn_by_a_killed_run_is_asked_again_not_fatal(tmp_path):
+    from rag.eval.report import append_rows, read_rows_by_id
+
+    cache = tmp_path / "rows.jsonl"
+    cache.write_text('{"id": "q0", "text": "a"}\n{"id": "q1", "te', encoding="utf-8")  # killed mid-write
+    assert set(read_rows_by_id(cache)) == {"q0"}
+    with append_rows(cache) as out:
+        out.write('{"id": "q1", "text": "b"}\n')
+    assert read_rows_by_id(cache) == {"q0": {"id": "q0", "text": "a"}, "q1": {"id": "q1", "text": "b"}}

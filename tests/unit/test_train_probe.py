@@ -68,3 +68,16 @@ def test_the_refusal_page_names_each_language_part_with_or_without_weights_of_it
     assert "a probe of their own" in lines[1] and FEATURE in lines[1] and "0.3" in lines[1]
     assert page._own_probes({}) == []
     assert page._thresholds({"refuse_below": 0.23, "languages": {"en": {"refuse_below": 0.14}}}, "squad2")["refuse_below"] == 0.14
+
+
+def test_a_sample_keeps_what_is_extracted_and_spreads_the_rest_over_every_group(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_probe, "CACHE", tmp_path)
+    items = [{"id": f"{article}-{k}", "group": article} for article in "abcdefgh" for k in range(20)]
+    (tmp_path / "features.jsonl").write_text("".join(f'{{"id": "a-{k}"}}\n' for k in range(15)), encoding="utf-8")
+    chosen = train_probe.sample(items, 55)
+    ids = [i["id"] for i in chosen]
+    assert len(ids) == 55 and {f"a-{k}" for k in range(15)} <= set(ids)  # what is extracted stays in
+    assert {i["group"] for i in chosen} == set("abcdefgh")  # the other 40 from across the articles, not the next two
+    assert ids == [i["id"] for i in items if i["id"] in set(ids)]  # in the items' order (one knowledge base per group)
+    assert train_probe.sample(items, 55) == chosen  # stable
+    assert len(train_probe.sample(items, 10)) == 15  # never drops an extracted item
