@@ -111,7 +111,8 @@ def read_rows_by_id(path: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
     rows = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # errors="replace": a cut may fall inside a multi-byte character; only the torn line holds it
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:

@@ -118,6 +118,8 @@ def test_a_cache_line_torn_by_a_killed_run_is_asked_again_not_fatal(tmp_path):
     cache = tmp_path / "rows.jsonl"
     cache.write_text('{"id": "q0", "text": "a"}\n{"id": "q1", "te', encoding="utf-8")  # killed mid-write
     assert set(read_rows_by_id(cache)) == {"q0"}
+    cache.write_bytes(cache.read_bytes() + 'xt": "答'.encode()[:-1])  # ... inside a character
+    assert set(read_rows_by_id(cache)) == {"q0"}
     with append_rows(cache) as out:
         out.write('{"id": "q1", "text": "b"}\n')
     assert read_rows_by_id(cache) == {"q0": {"id": "q0", "text": "a"}, "q1": {"id": "q1", "text": "b"}}
