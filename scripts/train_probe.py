@@ -206,7 +206,7 @@ def sample(items: list[dict], n: int) -> list[dict]:
 def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: bool = True) -> dict[str, dict]:
     """Features of every item (cached by id in CACHE/features.jsonl); `answer_dev`: the dev items are answered in
     full (for the rules measured beside the score), else every item stops after its first generated token."""
-    from rag.eval.answers import knowledge_bases
+    from rag.eval.answers import answer_read, knowledge_bases
     from rag.eval.report import append_rows, read_rows_by_id
     from rag.models.llamacpp import LlamaCppGenerator
     from rag.models.registry import make_embedder
@@ -235,8 +235,7 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: b
                 # the dev items are answered in full: the rules that judge a whole draft are measured on them
                 tokens = settings.max_new_tokens if item["split"] == "dev" and answer_dev else 2
                 draft = "".join(generator.stream(prompt, max_tokens=tokens, temperature=0.0, signals=signals))
-                seen = "\n".join(h.text for h in chosen)
-                label = bool(item["answerable"] and any(a and a in seen for a in item["answers"]))
+                label = bool(answer_read(item, chosen))  # the label make eval's "answer read" AUROC uses too
                 row = {"id": item["id"], "label": label, "draft": draft, "question": item["question"], "language": language,
                        "cosine": max((h.similarity for h in chosen), default=0.0), "hits": [asdict(h) for h in chosen],
                        "prompt_tokens": signals["usage"]["prompt_tokens"],
