@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rag.eval.answers import Rate, describe_run, score_auroc
 from rag.eval.report import table, write_markdown
-from rag.models.probe import BUNDLED_PROBE
+from rag.models.probe import BUNDLED_PROBE, operating_rule
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTCOMES = ("answer", "hedged", "refused")
@@ -59,9 +59,8 @@ def write_page(results: dict) -> None:
                     [f"{probe.get('refuse_below', '?')} to {probe.get('hedge_below', '?')}",
                      "the answer with its citations and the line \"the documents may not state this directly\""],
                     [f"{probe.get('hedge_below', '?')} and above", "the answer with its citations"]]), "",
-             "The operating point was chosen on the development split of the training items: refuse below the score "
-             f"that keeps false refusals at most {probe.get('max_false_refusals', '?')}, hedge below the score above "
-             f"which {probe.get('hedge_precision', '?')} of the answers are answerable. Questions whose passages all "
+             f"The operating point was chosen on the development split of the training items: {operating_rule(probe)}. "
+             "Questions whose passages all "
              "score below the retrieval gate are refused before any model call and have no score (counted apart). "
              "Rates with 95% Wilson intervals; AUROC with a 95% bootstrap interval.", "",
              *_own_probes(probe),

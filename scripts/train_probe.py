@@ -48,6 +48,7 @@ import numpy as np
 from rag.eval import datasets
 from rag.eval.metrics import auroc, auroc_ci
 from rag.eval.report import cpu_name, now
+from rag.models.probe import operating_rule
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,22 +277,28 @@ def matrix(rows: dict[str, dict], ids: list[str], feature: str) -> np.ndarray:
     return np.stack([np.concatenate([unb16(rows[i]["features"][p]) for p in parts]) for i in ids])
 
 
-def thresholds(y: np.ndarray, p: np.ndarray, max_false_refusals: float = 0.10, hedge_precision: float = 0.90) -> dict:
+#: the operating point's two limits, each a rate within one class of the dev items: at most this share of the
+#: answerable ones refused, and at most this share of the unanswerable ones stated without a hedge
+MAX_FALSE_REFUSALS = 0.10
+MAX_UNHEDGED_UNANSWERABLE = 0.10
+
+
+def thresholds(y: np.ndarray, p: np.ndarray, max_false_refusals: float = MAX_FALSE_REFUSALS,
+               max_unhedged_unanswerable: float = MAX_UNHEDGED_UNANSWERABLE) -> dict:
     """On the development items: `refuse_below`, the highest threshold whose false refusals (answerable items
-    below it) stay within `max_false_refusals`; `hedge_below`, the lowest threshold from which at least
-    `hedge_precision` of the items are answerable (an answer above it is stated without a hedge)."""
+    below it) stay within `max_false_refusals`; `hedge_below`, the lowest threshold at or above `refuse_below` with
+    at most `max_unhedged_unanswerable` of the unanswerable items at or above it (an answer there is stated without
+    a hedge). Both limits are rates within one class, so neither depends on the dev items' share of answerable
+    questions, which a person's own questions do not share: a precision rule ("90% of the answers above it are
+    answerable", used before 2026-12-07) found no such score on the English dev items (41% answerable) and hedged
+    every English answer, while most questions people ask of their documents are answerable."""
     grid = np.round(np.arange(0.02, 0.99, 0.01), 2)
     refuse = max([t for t in grid if (p[y == 1] < t).mean() <= max_false_refusals], default=0.02)
-    hedge = refuse
-    for t in grid[grid >= refuse]:
-        above = p >= t
-        if above.sum() >= 10 and y[above].mean() >= hedge_precision:
-            hedge = float(t)
-            break
-    else:
-        hedge = 0.99
-    return {"refuse_below": float(refuse), "hedge_below": float(hedge), "max_false_refusals": max_false_refusals,
-            "hedge_precision": hedge_precision}
+    negatives = p[y == 0]
+    hedge = min([float(t) for t in grid[grid >= refuse]
+                 if not len(negatives) or (negatives >= t).mean() <= max_unhedged_unanswerable], default=0.99)
+    return {"refuse_below": float(refuse), "hedge_below": hedge, "max_false_refusals": max_false_refusals,
+            "max_unhedged_unanswerable": max_unhedged_unanswerable}
 
 
 def choose_feature(results: dict[str, dict]) -> str:
@@ -490,9 +497,8 @@ def write_docs(items, rows, results, chosen, probe, per_lang, y_dev, p_dev, poli
         lines.append(f"| {f}{mark} | {r['C']:g} | {r['cv_auroc']:.3f} | {r['dev_auroc']:.3f} [{r['dev_ci95'][0]:.3f}, {r['dev_ci95'][1]:.3f}] |")
     lines += ["", "## The product's probe", "",
               f"State: `{chosen}` ({probe['dim']} numbers, stored as float16). Thresholds chosen on the dev split: "
-              f"refuse below P = {probe['refuse_below']:.2f} (at most {probe['max_false_refusals']:.0%} of the dev "
-              f"split's answerable items below it), state without a hedge from P = {probe['hedge_below']:.2f} (at least "
-              f"{probe['hedge_precision']:.0%} of the dev items from there are answerable); between the two the answer is hedged.",
+              f"refuse below P = {probe['refuse_below']:.2f}, state without a hedge from P = {probe['hedge_below']:.2f} "
+              f"(the rule: {operating_rule(probe)}); between the two the answer is hedged.",
               "", "| dev items | n | answerable | AUROC |", "|---|---:|---:|---:|"]
     lines += [f"| {lang} | {r['items']} | {r['answerable']} | {r['dev_auroc']:.3f} |" for lang, r in per_lang.items()]
     lines += ["", "## Which rules still add something beside the score", "",
@@ -558,7 +564,7 @@ def write_language(result: dict) -> None:
     data = json.loads(PROBE_PATH.read_text(encoding="utf-8"))
     data.setdefault("languages", {})[lang] = {
         **(result["weights"] or {}), **{k: result[k] for k in ("refuse_below", "hedge_below", "max_false_refusals",
-                                                               "hedge_precision", "items")}, "trained": now()}
+                                                               "max_unhedged_unanswerable", "items")}, "trained": now()}
     PROBE_PATH.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     own = result["own"]
     weights = "its own probe's" if result["weights"] else "the joint probe's"
@@ -569,9 +575,7 @@ def write_language(result: dict) -> None:
              "",
              "The joint probe ([probe.md](probe.md)) has one operating point, chosen on the dev items of all languages "
              f"together. This page chooses the one for questions in `{lang}` on that language's dev items alone, with the "
-             "same rule: refuse below the score that keeps at most "
-             f"{result['max_false_refusals']:.0%} of the answerable items out, state without a hedge from the score above "
-             f"which {result['hedge_precision']:.0%} of the items are answerable. A probe of the language's own is fitted "
+             f"rule: {operating_rule(result)}. A probe of the language's own is fitted "
              f"where at least {MIN_OWN_TRAIN} of its train items are extracted, and used where it separates these dev "
              "items better than the joint probe.", "",
              "## Items", "", "| set | split | items extracted | answerable from the passages read |", "|---|---|---:|---:|"]
@@ -600,16 +604,19 @@ def write_language(result: dict) -> None:
     p_joint = np.array(result["p_joint"])
 
     def outcomes(scores: np.ndarray, refuse: float, hedge: float) -> str:
-        """On the dev items: answerable ones refused, unanswerable ones refused, answers given with a hedge."""
-        given = scores >= refuse
+        """On the dev items: answerable ones refused, unanswerable ones refused, answers given with a hedge, and
+        answerable and unanswerable ones stated without a hedge."""
+        given, stated = scores >= refuse, scores >= hedge
         return (f"{(scores[y == 1] < refuse).mean():.2f} | {(scores[y == 0] < refuse).mean():.2f} | "
-                f"{(scores[given] < hedge).mean() if given.any() else 0:.2f}")
+                f"{(scores[given] < hedge).mean() if given.any() else 0:.2f} | {stated[y == 1].mean():.2f} | "
+                f"{stated[y == 0].mean():.2f}")
 
     lines += ["", "## The operating point", "",
               f"What each would do to the `{lang}` dev items by the score alone (the model's own refusals and the "
               "rules kept beside the score come on top in the product):", "",
-              "| | refuse below | hedge below | answerable refused | unanswerable refused | answers hedged |",
-              "|---|---:|---:|---:|---:|---:|",
+              "| | refuse below | hedge below | answerable refused | unanswerable refused | answers hedged | "
+              "answerable stated unhedged | unanswerable stated unhedged |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|",
               f"| the joint probe's (all languages' dev items) | {jt['refuse_below']:.2f} | {jt['hedge_below']:.2f} | "
               f"{outcomes(p_joint, jt['refuse_below'], jt['hedge_below'])} |",
               f"| **`{lang}` questions** ({weights} weights, chosen on the `{lang}` dev items) | "

@@ -55,6 +55,19 @@ class Probe:
         return float(1.0 / (1.0 + np.exp(-(float(h @ self.weights) + self.bias))))
 
 
+def operating_rule(point: Mapping) -> str:
+    """How an operating point of a probe file (the joint one or a language's part) was chosen, in words, from the
+    limits it records: the refusal limit, and the hedge limit (a share of unanswerable items stated unhedged, or,
+    for a point chosen before 2026-12-07, a precision)."""
+    refuse = (f"refuse below the score that keeps at most {point.get('max_false_refusals', 0.1):.0%} of the "
+              "answerable dev items out")
+    if "max_unhedged_unanswerable" in point:
+        return (refuse + f", state without a hedge from the score with at most {point['max_unhedged_unanswerable']:.0%} "
+                "of the unanswerable dev items at or above it")
+    return refuse + (f", state without a hedge from the score above which {point.get('hedge_precision', 0.9):.0%} of "
+                     "the dev items are answerable")
+
+
 @lru_cache(maxsize=8)
 def load_probe(path: str = "") -> Probe | None:
     """The probe in `path` ('' = the bundled one, 'off' = none); None when there is none."""

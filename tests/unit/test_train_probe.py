@@ -81,3 +81,31 @@ def test_a_sample_keeps_what_is_extracted_and_spreads_the_rest_over_every_group(
     assert ids == [i["id"] for i in items if i["id"] in set(ids)]  # in the items' order (one knowledge base per group)
     assert train_probe.sample(items, 55) == chosen  # stable
     assert len(train_probe.sample(items, 10)) == 15  # never drops an extracted item
+
+
+def test_the_hedge_threshold_bounds_unanswerable_items_stated_whatever_the_share_of_answerable_ones():
+    """hedge_below: the lowest score with at most 10% of the unanswerable dev items at or above it. A rate within
+    one class: the dev split's share of answerable questions (41% on the English items) does not move it, where a
+    precision rule found no score at all and hedged every answer."""
+    rng = np.random.default_rng(3)
+    pos, neg = rng.beta(3, 2, 60), rng.beta(2, 3, 90)  # overlapping, as the English dev items' scores are
+    y = np.r_[np.ones(60), np.zeros(90)].astype(int)
+    cut = train_probe.thresholds(y, np.r_[pos, neg])
+    assert (neg >= cut["hedge_below"]).mean() <= 0.10
+    assert (neg >= cut["hedge_below"] - 0.01).mean() > 0.10  # the lowest such score on the grid
+    assert (pos < cut["refuse_below"]).mean() <= 0.10 and cut["refuse_below"] <= cut["hedge_below"]
+    assert 0 < (pos >= cut["hedge_below"]).mean() < 1  # some answers stated, some hedged: the band means something
+    # four times as many answerable items from the same distribution: the same operating point
+    many = np.r_[np.tile(pos, 4), neg]
+    again = train_probe.thresholds(np.r_[np.ones(240), np.zeros(90)].astype(int), many)
+    assert again["hedge_below"] == cut["hedge_below"] and again["refuse_below"] == cut["refuse_below"]
+    assert cut["max_unhedged_unanswerable"] == 0.10 and "hedge_precision" not in cut
+
+
+def test_an_operating_point_says_how_it_was_chosen():
+    from rag.models.probe import operating_rule
+
+    new = operating_rule({"max_false_refusals": 0.1, "max_unhedged_unanswerable": 0.1})
+    assert "10% of the answerable" in new and "10% of the unanswerable" in new
+    old = operating_rule({"max_false_refusals": 0.1, "hedge_precision": 0.9})  # a point chosen before the change
+    assert "90% of the dev items are answerable" in old
