@@ -14,11 +14,13 @@
    - the same Chinese items (a share) converted to Traditional Chinese with OpenCC (s2twp).
    Each item's provenance (file, article or row, variant) is written to docs/probe_items.jsonl.
 2. For each item the chain's own prompt (hybrid retrieval over its knowledge base, the token budget, the
-   prompt template) goes through the default model in this process; the final-layer state of the last prompt
-   token and of the first generated token are kept, and for the measurement of layers the outputs of some
-   middle layers too (llama.cpp's eval callback). Label: the question is answerable and a gold answer string
-   stands in the passages the model read. Features are cached in .eval-cache/probe/ (about 3 s an item on
-   2 cores; an interrupted run goes on where it stopped).
+   prompt template) goes through the default model in this process and is answered in full; the final-layer
+   state of the last prompt token and of the first generated token are kept, and for the measurement of layers
+   the outputs of some middle layers too (llama.cpp's eval callback), also at the answer's last token
+   (`draft_last`). Label: the question is answerable and a gold answer string stands in the passages the model
+   read. Features are cached in .eval-cache/probe/ (about 3 s an item on 2 cores with AVX-512, 14-17 s with AVX2
+   alone; an interrupted run goes on where it stopped; `--refresh draft_last` extracts again the items cached
+   before that state was read).
 3. A logistic regression per feature, its L2 strength chosen by 5-fold cross-validation grouped by article on
    the train groups (80% of groups); AUROC on the dev groups (20%). The feature the product can take for free
    is fitted on all train groups; the two thresholds (refuse below, hedge below) are chosen on dev.
@@ -27,7 +29,7 @@
    their own where enough English train items are extracted and it separates them better): its part of the
    probe file's `languages`, docs/probe_en.md, .json and .png (`--language en` does this step alone).
 
-    python scripts/train_probe.py [--limit N] [--extract-only] [--fit-only] [--layers 8,12,...]
+    python scripts/train_probe.py [--limit N] [--extract-only] [--fit-only] [--layers 8,12,...] [--refresh draft_last]
                                   [--language en [--split train|dev]]
 """
 from __future__ import annotations
@@ -191,22 +193,30 @@ def unb16(s: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(s), dtype="<f2").astype(np.float32)
 
 
-def sample(items: list[dict], n: int) -> list[dict]:
-    """n of `items` (or more, where more are extracted already): every one whose features are cached, then the
-    others by a stable hash of their id. Extraction runs group by group (one knowledge base each), so a run cut
-    short covers a few articles in full; a sample taken up front spreads the same time over all of them."""
+def cached(row: dict | None, refresh: str = "") -> bool:
+    """An item's cached row is all extraction would give: it exists and, with `refresh`, holds that position's states."""
+    return row is not None and (not refresh or any(name.startswith(f"{refresh}/") for name in row["features"]))
+
+
+def sample(items: list[dict], n: int, refresh: str = "") -> list[dict]:
+    """n of `items` (or more, where more are extracted already): every one whose features are cached (with
+    `refresh`: cached with that position's states), then the others by a stable hash of their id. Extraction runs
+    group by group (one knowledge base each), so a run cut short covers a few articles in full; a sample taken up
+    front spreads the same time over all of them."""
     from rag.eval.report import read_rows_by_id
 
     done = read_rows_by_id(CACHE / "features.jsonl")
-    have = [i for i in items if i["id"] in done]
-    rest = sorted((i for i in items if i["id"] not in done), key=lambda i: _hash(i["id"]))
+    have = [i for i in items if cached(done.get(i["id"]), refresh)]
+    rest = sorted((i for i in items if not cached(done.get(i["id"]), refresh)), key=lambda i: _hash(i["id"]))
     keep = {i["id"] for i in have + rest[: max(0, n - len(have))]}
     return [i for i in items if i["id"] in keep]
 
 
-def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: bool = True) -> dict[str, dict]:
-    """Features of every item (cached by id in CACHE/features.jsonl); `answer_dev`: the dev items are answered in
-    full (for the rules measured beside the score), else every item stops after its first generated token."""
+def extract(items: list[dict], layers: tuple[int, ...], log=print, refresh: str = "") -> dict[str, dict]:
+    """Features of every item (cached by id in CACHE/features.jsonl; a later row of an item replaces an earlier
+    one). Every item is answered in full: the rules measured beside the score judge the whole draft, and the
+    `draft_last` states are read at its end. `refresh`: a position (e.g. "draft_last") whose states an item's cached
+    row must hold; items extracted before it existed are extracted again."""
     from rag.eval.answers import answer_read, knowledge_bases
     from rag.eval.report import append_rows, read_rows_by_id
     from rag.models.llamacpp import LlamaCppGenerator
@@ -215,7 +225,7 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: b
     settings = Settings(llm_process="inline")
     path = CACHE / "features.jsonl"
     done = read_rows_by_id(path)
-    todo = [i for i in items if i["id"] not in done]
+    todo = [i for i in items if not cached(done.get(i["id"]), refresh)]
     if not todo:
         return done
     generator = LlamaCppGenerator(None, settings)
@@ -233,9 +243,8 @@ def extract(items: list[dict], layers: tuple[int, ...], log=print, answer_dev: b
                 hits = hits[: settings.answer_passages]
                 prompt, chosen = chain.prompt_for(item["question"], hits, language)
                 signals: dict = {}
-                # the dev items are answered in full: the rules that judge a whole draft are measured on them
-                tokens = settings.max_new_tokens if item["split"] == "dev" and answer_dev else 2
-                draft = "".join(generator.stream(prompt, max_tokens=tokens, temperature=0.0, signals=signals))
+                draft = "".join(generator.stream(prompt, max_tokens=settings.max_new_tokens, temperature=0.0,
+                                                 signals=signals))
                 label = bool(answer_read(item, chosen))  # the label make eval's "answer read" AUROC uses too
                 row = {"id": item["id"], "label": label, "draft": draft, "question": item["question"], "language": language,
                        "cosine": max((h.similarity for h in chosen), default=0.0), "hits": [asdict(h) for h in chosen],
@@ -315,10 +324,11 @@ def fit_features(rows: dict[str, dict], train: list[str], dev: list[str], groups
     """Every state (and both positions of one layer together): C by grouped CV on train, AUROC on dev."""
     y_train = np.array([rows[i]["label"] for i in train], dtype=int)
     y_dev = np.array([rows[i]["label"] for i in dev], dtype=int)
-    features = sorted(rows[train[0]]["features"])
+    # the states every item has (items extracted before a position was read lack it)
+    features = sorted(set.intersection(*(set(rows[i]["features"]) for i in train + dev)))
     layers = sorted({f.split("/")[1] for f in features})
-    pairs = [f"prompt_last/{layer}+first_generated/{layer}" for layer in layers  # both positions of one layer
-             if f"prompt_last/{layer}" in features and f"first_generated/{layer}" in features]
+    pairs = [f"prompt_last/{layer}+{other}/{layer}" for layer in layers for other in ("first_generated", "draft_last")
+             if f"prompt_last/{layer}" in features and f"{other}/{layer}" in features]  # two positions of one layer
     results = {}
     for feature in features + pairs:
         w, b, c, cv = fit_logistic(matrix(rows, train, feature), y_train, groups)
@@ -641,6 +651,8 @@ def main() -> None:
                     help="only this language's items: its operating point (and its own probe, where train items are "
                          "extracted and it beats the joint one), beside the bundled joint probe (kept as it is)")
     ap.add_argument("--split", choices=("train", "dev"), help="extract only this split's items (with --language)")
+    ap.add_argument("--refresh", choices=("draft_last",), default="",
+                    help="extract again the cached items whose row lacks this position's states")
     ap.add_argument("--sample", type=int, help="extract this many of the chosen items in all: those extracted before, "
                     "then the others in a stable random order, so an extraction cut short still spans every article and set")
     args = ap.parse_args()
@@ -652,14 +664,14 @@ def main() -> None:
                                 "answerable": item["answerable"], "provenance": item["provenance"]}, ensure_ascii=False) + "\n")
     items = [i for i in every if i["lang"] == args.language and args.split in (None, i["split"])] if args.language else every
     if args.sample:
-        items = sample(items, args.sample)
+        items = sample(items, args.sample, args.refresh)
     if args.fit_only:
         from rag.eval.report import read_rows_by_id
 
         rows = read_rows_by_id(CACHE / "features.jsonl")
         items = [i for i in items if i["id"] in rows]
     else:
-        rows = extract(items, tuple(int(x) for x in args.layers.split(",") if x), answer_dev=not args.language)
+        rows = extract(items, tuple(int(x) for x in args.layers.split(",") if x), refresh=args.refresh)
     if args.extract_only:
         return
     if args.language:  # every extracted item of the language, whatever --split limited this run to

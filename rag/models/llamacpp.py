@@ -2,7 +2,8 @@
 
 Besides the answer, the model's own final-layer state is taken from the prefill that generation runs anyway
 (for the answerability score, rag/answer/refuse.py): the last prompt token is evaluated on its own with
-embeddings switched on for that one step (llama_set_embeddings), and so is the first generated token. With
+embeddings switched on for that one step (llama_set_embeddings), and so is the first generated token; where
+middle layers are watched, their outputs at the last token of the answer are kept too (`draft_last`). With
 embeddings on llama.cpp outputs every token of a batch, so switching them on for the whole prompt would
 compute the vocabulary logits of all ~700 prompt tokens; for one token it costs one decode step.
 """
@@ -95,6 +96,11 @@ class LlamaCppGenerator(Generator):
                 signals["hidden"] = {f"{position}/{layer}": vector
                                      for position, states in zip(("prompt_last", "first_generated"), captured or [])
                                      for layer, vector in (states.items() if isinstance(states, dict) else [("final", states)])}
+                if captured is not None and len(captured) == 2 and self._llm.layer_states:
+                    # the watched layers at the last token evaluated: the one whose output ended the answer (its
+                    # end-of-turn token is sampled, not evaluated), a state that has read the whole draft
+                    signals["hidden"].update({f"draft_last/{layer}": vector.copy()
+                                              for layer, vector in self._llm.layer_states.items()})
                 signals["usage"] = {"prompt_tokens": self._llm.prompt_tokens, "completion_tokens": pieces,
                                     "evaluated_tokens": self._llm.n_tokens_evaluated - start}
 

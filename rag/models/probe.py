@@ -3,8 +3,9 @@
 A model artifact, like its weights: trained offline for one model by scripts/train_probe.py (`make
 train-probe`, docs/probe.md) and shipped as rag/data/answerability_probe.json (a few KB). The generator reads
 which states it must keep (`layers`); rag/answer/refuse.py decides with the score. States are named
-"<position>/<layer>": position `prompt_last` (the last prompt token) or `first_generated`, layer `final` (the
-final layer, free) or `l_out-N` (the output of layer N, kept through llama.cpp's eval callback).
+"<position>/<layer>": position `prompt_last` (the last prompt token), `first_generated`, or `draft_last` (the
+last token of the answer, middle layers only: known once the draft is written), layer `final` (the final layer,
+free) or `l_out-N` (the output of layer N, kept through llama.cpp's eval callback).
 """
 from __future__ import annotations
 

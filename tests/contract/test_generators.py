@@ -5,6 +5,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
 
 from rag.models.base import Generator, Prompt
@@ -139,6 +140,13 @@ def test_llamacpp_backend_with_the_default_gguf(tmp_path):
         if probe is not None and probe.model == generator.name:
             assert all(f"l_out-{n}" in " ".join(signals["hidden"]) for n in layers_of(probe))
             assert {v.shape for v in signals["hidden"].values()} == {(1536,)}  # Qwen2.5-1.5B's width
+            # and the watched layers at the answer's last evaluated token: past the first one when it is longer
+            counting = Prompt(messages=[{"role": "user", "content": "Count from 1 to 5, separated by spaces."}])
+            more: dict = {}
+            assert "3" in "".join(generator.stream(counting, max_tokens=12, signals=more))
+            for n in layers_of(probe):
+                assert more["hidden"][f"draft_last/l_out-{n}"].shape == (1536,)
+                assert not np.allclose(more["hidden"][f"draft_last/l_out-{n}"], more["hidden"][f"first_generated/l_out-{n}"])
         else:  # no probe reads this model's states: none are captured
             assert not signals.get("hidden")
         assert signals["usage"]["completion_tokens"] >= 1 and signals["usage"]["prompt_tokens"] > 10

@@ -109,3 +109,33 @@ def test_an_operating_point_says_how_it_was_chosen():
     assert "10% of the answerable" in new and "10% of the unanswerable" in new
     old = operating_rule({"max_false_refusals": 0.1, "hedge_precision": 0.9})  # a point chosen before the change
     assert "90% of the dev items are answerable" in old
+
+
+def test_a_refresh_samples_the_items_cached_without_a_position_and_a_fit_skips_a_state_some_items_lack(tmp_path, monkeypatch):
+    """`--refresh draft_last`: items cached before the answer's last state was read are extracted again (spread over
+    the groups like any sample); until every item has it, the fit measures only the states all items share."""
+    monkeypatch.setattr(train_probe, "CACHE", tmp_path)
+    old = {"features": {"prompt_last/l_out-18": ""}}
+    new = {"features": {"prompt_last/l_out-18": "", "draft_last/l_out-18": ""}}
+    assert train_probe.cached(new, "draft_last") and not train_probe.cached(old, "draft_last")
+    assert train_probe.cached(old) and not train_probe.cached(None)
+    items = [{"id": f"{article}-{k}", "group": article} for article in "abcd" for k in range(10)]
+    rows = [{"id": f"a-{k}", **(new if k < 3 else old)} for k in range(10)]
+    (tmp_path / "features.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in rows), encoding="utf-8")
+    chosen = {i["id"] for i in train_probe.sample(items, 12, refresh="draft_last")}
+    assert len(chosen) == 12 and {"a-0", "a-1", "a-2"} <= chosen  # the refreshed ones stay in
+    assert {i.split("-")[0] for i in chosen - {"a-0", "a-1", "a-2"}} == set("abcd")  # the rest spread over groups
+
+    rng = np.random.default_rng(0)
+    feats = {}
+    for k in range(60):
+        label = k % 2 == 0
+        h = np.zeros(4, dtype=np.float32)
+        h[0] = (2.0 if label else 0.0) + rng.normal()
+        states = {FEATURE: train_probe.b16(h)}
+        if k < 30:
+            states["draft_last/l_out-18"] = train_probe.b16(h)
+        feats[f"i{k}"] = {"label": label, "features": states}
+    ids = list(feats)
+    results = train_probe.fit_features(feats, ids[:40], ids[40:], [f"g{k % 5}" for k in range(40)])
+    assert set(results) == {FEATURE}  # draft_last is missing from half the items: not measured yet
