@@ -106,7 +106,7 @@ def _own_probes(probe: dict) -> list[str]:
              f"Questions in `{lang}` are scored by the joint probe's weights") +
             f" at an operating point of their own, chosen on that language's dev items alone "
             f"([docs/probe_{lang}.md](probe_{lang}.md)): refused below {p['refuse_below']}, hedged below "
-            f"{p['hedge_below']}." for lang, p in own.items()] + ([""] if own else [])
+            f"{p['hedge_below']} (the rule: {operating_rule(p)})." for lang, p in own.items()] + ([""] if own else [])
 
 
 def _thresholds(probe: dict, name: str) -> dict:
