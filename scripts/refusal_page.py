@@ -60,8 +60,8 @@ def write_page(results: dict) -> None:
                      "the answer with its citations and the line \"the documents may not state this directly\""],
                     [f"{probe.get('hedge_below', '?')} and above", "the answer with its citations"]]), "",
              f"The operating point was chosen on the development split of the training items: {operating_rule(probe)}. "
-             "Questions whose passages all "
-             "score below the retrieval gate are refused before any model call and have no score (counted apart). "
+             "Questions whose passages all score below the retrieval gate are refused before any model call and have "
+             "no score (counted apart). "
              "Rates with 95% Wilson intervals; AUROC with a 95% bootstrap interval.", "",
              *_own_probes(probe),
              "![the score per set, answerable and unanswerable questions](refusal.png)", ""]

@@ -1,6 +1,7 @@
 """scripts/train_probe.py's per-language operating point (issue 31): chosen on that language's dev items alone,
 with the joint probe's weights where too few of its train items are extracted for a probe of its own."""
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_a_refresh_samples_the_items_cached_without_a_position_and_a_fit_skips_a
     assert train_probe.cached(old) and not train_probe.cached(None)
     items = [{"id": f"{article}-{k}", "group": article} for article in "abcd" for k in range(10)]
     rows = [{"id": f"a-{k}", **(new if k < 3 else old)} for k in range(10)]
-    (tmp_path / "features.jsonl").write_text("".join(__import__("json").dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "features.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     chosen = {i["id"] for i in train_probe.sample(items, 12, refresh="draft_last")}
     assert len(chosen) == 12 and {"a-0", "a-1", "a-2"} <= chosen  # the refreshed ones stay in
     assert {i.split("-")[0] for i in chosen - {"a-0", "a-1", "a-2"}} == set("abcd")  # the rest spread over groups
